@@ -1,0 +1,117 @@
+// C[M, N] = op(A) · op(B), any M, N, K ≥ 1.
+//
+// A is stored [M, K] row-major, or [K, M] when TRANS_A (the kernel reads Aᵀ); B is stored
+// [K, N], or [N, K] when TRANS_B. Backprop's three products are all first-class variants:
+//   forward      Y  = X · W      (TRANS_A = false, TRANS_B = false)
+//   input grad   dX = dY · Wᵀ    (TRANS_B = true)
+//   weight grad  dW = Xᵀ · dY    (TRANS_A = true)
+//
+// Tiling: a workgroup of WG_X × WG_Y threads computes a BM × BN = (WG_Y·TM) × (WG_X·TN) block
+// of C; each thread holds a TM × TN register block. K is walked in steps of BK through two
+// workgroup-memory tiles, loaded cooperatively with the index order that keeps consecutive
+// threads on consecutive addresses for either storage order. Out-of-range elements load as 0,
+// so no shape needs padding.
+
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> c: array<f32>;
+@group(0) @binding(2) var<storage, read> a: array<f32>;
+@group(0) @binding(3) var<storage, read> b: array<f32>;
+
+override TRANS_A: bool = false;
+override TRANS_B: bool = false;
+override WG_X: u32 = 16u;
+override WG_Y: u32 = 16u;
+override BK: u32 = 16u;
+// The register block is a function-scope array, whose size WGSL requires to be a constant.
+const TM: u32 = 4u;
+const TN: u32 = 4u;
+
+var<workgroup> tile_a: array<f32, WG_Y * TM * BK>;
+var<workgroup> tile_b: array<f32, BK * WG_X * TN>;
+
+fn load_a(row: u32, kk: u32) -> f32 {
+    if (row >= p.m || kk >= p.k) {
+        return 0.0;
+    }
+    if (TRANS_A) {
+        return a[kk * p.m + row];
+    }
+    return a[row * p.k + kk];
+}
+
+fn load_b(kk: u32, col: u32) -> f32 {
+    if (kk >= p.k || col >= p.n) {
+        return 0.0;
+    }
+    if (TRANS_B) {
+        return b[col * p.k + kk];
+    }
+    return b[kk * p.n + col];
+}
+
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn matmul(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+) {
+    let bm = WG_Y * TM;
+    let bn = WG_X * TN;
+    let threads = WG_X * WG_Y;
+    let row0 = wid.y * bm;
+    let col0 = wid.x * bn;
+
+    var acc: array<array<f32, TN>, TM>;
+    for (var k0 = 0u; k0 < p.k; k0 += BK) {
+        for (var i = li; i < bm * BK; i += threads) {
+            var r: u32;
+            var kk: u32;
+            if (TRANS_A) { r = i % bm; kk = i / bm; } else { r = i / BK; kk = i % BK; }
+            tile_a[r * BK + kk] = load_a(row0 + r, k0 + kk);
+        }
+        for (var i = li; i < BK * bn; i += threads) {
+            var col: u32;
+            var kk: u32;
+            if (TRANS_B) { col = i / BK; kk = i % BK; } else { kk = i / bn; col = i % bn; }
+            tile_b[kk * bn + col] = load_b(k0 + kk, col0 + col);
+        }
+        workgroupBarrier();
+
+        for (var kk = 0u; kk < BK; kk++) {
+            var av: array<f32, TM>;
+            var bv: array<f32, TN>;
+            for (var i = 0u; i < TM; i++) {
+                av[i] = tile_a[(lid.y * TM + i) * BK + kk];
+            }
+            for (var j = 0u; j < TN; j++) {
+                bv[j] = tile_b[kk * bn + lid.x * TN + j];
+            }
+            for (var i = 0u; i < TM; i++) {
+                for (var j = 0u; j < TN; j++) {
+                    acc[i][j] = fma(av[i], bv[j], acc[i][j]);
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+
+    for (var i = 0u; i < TM; i++) {
+        let row = row0 + lid.y * TM + i;
+        if (row >= p.m) {
+            break;
+        }
+        for (var j = 0u; j < TN; j++) {
+            let col = col0 + lid.x * TN + j;
+            if (col < p.n) {
+                c[row * p.n + col] = acc[i][j];
+            }
+        }
+    }
+}

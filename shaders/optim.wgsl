@@ -1,0 +1,68 @@
+// Optimizer updates, one thread per parameter element. The math matches
+// `cpu::optimizer_step` and is documented on `Optimizer` in src/backend/ops.rs.
+
+struct Params {
+    len: u32,
+    lr: f32,
+    // momentum μ, or Adam's β1
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    weight_decay: f32,
+    // Adam's bias corrections 1 - β1^t and 1 - β2^t, computed in f64 on the host.
+    bias_correction1: f32,
+    bias_correction2: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> param: array<f32>;
+@group(0) @binding(2) var<storage, read> grad: array<f32>;
+@group(0) @binding(3) var<storage, read_write> s1: array<f32>;
+@group(0) @binding(4) var<storage, read_write> s2: array<f32>;
+
+override NESTEROV: bool = false;
+
+// p -= lr g. Bindings: param, grad.
+@compute @workgroup_size(WG_1D)
+fn opt_sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i < p.len) {
+        param[i] -= p.lr * grad[i];
+    }
+}
+
+// Keras momentum: v = μ v - lr g; p += v (or p += μ v - lr g with Nesterov). Bindings: param,
+// grad, v.
+@compute @workgroup_size(WG_1D)
+fn opt_momentum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i >= p.len) {
+        return;
+    }
+    let g = grad[i];
+    let v = p.beta1 * s1[i] - p.lr * g;
+    s1[i] = v;
+    if (NESTEROV) {
+        param[i] += p.beta1 * v - p.lr * g;
+    } else {
+        param[i] += v;
+    }
+}
+
+// Adam / AdamW. Bindings: param, grad, m, v.
+@compute @workgroup_size(WG_1D)
+fn opt_adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i >= p.len) {
+        return;
+    }
+    let g = grad[i];
+    let m = p.beta1 * s1[i] + (1.0 - p.beta1) * g;
+    let v = p.beta2 * s2[i] + (1.0 - p.beta2) * g * g;
+    s1[i] = m;
+    s2[i] = v;
+    let m_hat = m / p.bias_correction1;
+    let v_hat = v / p.bias_correction2;
+    let decayed = param[i] * (1.0 - p.lr * p.weight_decay);
+    param[i] = decayed - p.lr * m_hat / (sqrt(v_hat) + p.eps);
+}

@@ -1,0 +1,334 @@
+//! The GPU context, built once per process: adapter choice, device, queue, and the caches of
+//! shader modules, layouts and pipelines that every [`super::GpuBackend`] shares.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use super::kernels::{Access, Kernel, Module, PARAMS_SIZE};
+use crate::error::{Error, Result};
+
+/// Where the work runs: printed by every test, log and benchmark.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdapterDescription {
+    /// e.g. "llvmpipe (LLVM 15.0.6, 256 bits)" or "NVIDIA H100 80GB HBM3".
+    pub name: String,
+    /// "Vulkan", "Metal", "Dx12", "Gl".
+    pub backend: String,
+    /// "DiscreteGpu", "IntegratedGpu", "VirtualGpu", "Cpu", "Other".
+    pub device_type: String,
+    /// Driver name, e.g. "llvmpipe" or "NVIDIA".
+    pub driver: String,
+    /// Driver version information.
+    pub driver_info: String,
+}
+
+impl AdapterDescription {
+    fn from_info(info: &wgpu::AdapterInfo) -> Self {
+        AdapterDescription {
+            name: info.name.clone(),
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+            driver: info.driver.clone(),
+            driver_info: info.driver_info.clone(),
+        }
+    }
+}
+
+impl fmt::Display for AdapterDescription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} ({}, {}, driver {} {})",
+            self.name, self.backend, self.device_type, self.driver, self.driver_info
+        )
+    }
+}
+
+/// Preference order: discrete > integrated > virtual > software (lavapipe) > other; then the
+/// native APIs before GL, which is a downlevel adapter.
+fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
+    let device = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    };
+    let api = match info.backend {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+        _ => 1,
+    };
+    (device, api)
+}
+
+type PipelineKey = (Kernel, Vec<(&'static str, u64)>);
+
+/// Device, queue and the caches built on them. Shared through an `Arc` by every backend.
+pub struct GpuContext {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    adapter: AdapterDescription,
+    limits: wgpu::Limits,
+    modules: Mutex<HashMap<Module, wgpu::ShaderModule>>,
+    layouts: Mutex<HashMap<&'static [Access], (wgpu::BindGroupLayout, wgpu::PipelineLayout)>>,
+    pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
+    /// Uncaptured wgpu errors, taken by the next flush or read.
+    errors: Arc<Mutex<Vec<String>>>,
+    /// Set by the device-lost callback.
+    lost: Arc<Mutex<Option<String>>>,
+}
+
+impl fmt::Debug for GpuContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GpuContext")
+            .field("adapter", &self.adapter)
+            .finish_non_exhaustive()
+    }
+}
+
+static SHARED: OnceLock<std::result::Result<Arc<GpuContext>, String>> = OnceLock::new();
+
+impl GpuContext {
+    /// The process-wide context on the best adapter (see [`GpuContext::new`]), created on
+    /// first use, so that pipelines compile once per process.
+    pub fn shared() -> Result<Arc<GpuContext>> {
+        SHARED
+            .get_or_init(|| GpuContext::new().map(Arc::new).map_err(|e| e.to_string()))
+            .clone()
+            .map_err(Error::GpuUnavailable)
+    }
+
+    /// A new context on the best adapter: discrete > integrated > virtual > software. Set
+    /// `WGTRAIN_ADAPTER` to part of an adapter's name to pick that one instead, and wgpu's
+    /// `WGPU_BACKEND` (e.g. `vulkan`, `gl`) to restrict the APIs searched.
+    pub fn new() -> Result<GpuContext> {
+        let filter = std::env::var("WGTRAIN_ADAPTER")
+            .ok()
+            .filter(|s| !s.is_empty());
+        Self::with_adapter(filter.as_deref())
+    }
+
+    /// A new context on the best adapter whose name contains `filter` (case-insensitive).
+    pub fn with_adapter(filter: Option<&str>) -> Result<GpuContext> {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+        let found = if adapters.is_empty() {
+            "none".to_string()
+        } else {
+            adapters
+                .iter()
+                .map(|a| AdapterDescription::from_info(&a.get_info()).to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let mut candidates: Vec<_> = adapters
+            .into_iter()
+            .filter(|a| match filter {
+                Some(f) => a.get_info().name.to_lowercase().contains(&f.to_lowercase()),
+                None => true,
+            })
+            .collect();
+        candidates.sort_by_key(|a| rank(&a.get_info()));
+        let Some(adapter) = candidates.into_iter().next() else {
+            return Err(Error::NoAdapter {
+                wanted: filter
+                    .map(|f| format!(" matching WGTRAIN_ADAPTER={f}"))
+                    .unwrap_or_default(),
+                found,
+            });
+        };
+        let info = AdapterDescription::from_info(&adapter.get_info());
+
+        // Ask for what the adapter has, not the WebGPU defaults: larger bindings and workgroups.
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("wgtrain"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| Error::RequestDevice {
+            adapter: info.to_string(),
+            reason: e.to_string(),
+        })?;
+
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            sink.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(e.to_string());
+        }));
+        let lost = Arc::new(Mutex::new(None));
+        let lost_sink = lost.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            *lost_sink.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(format!("{reason:?}: {message}"));
+        });
+
+        Ok(GpuContext {
+            device,
+            queue,
+            adapter: info,
+            limits,
+            modules: Mutex::default(),
+            layouts: Mutex::default(),
+            pipelines: Mutex::default(),
+            errors,
+            lost,
+        })
+    }
+
+    /// The adapter this context runs on.
+    pub fn adapter(&self) -> &AdapterDescription {
+        &self.adapter
+    }
+
+    /// The limits the device was created with (the adapter's own).
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+
+    /// Compiles every kernel's pipeline with default constants, so that start-up cost is paid
+    /// up front and any shader error shows at once.
+    pub fn precompile_all(&self) -> Result<()> {
+        for kernel in super::kernels::ALL {
+            self.pipeline(kernel, &[])?;
+        }
+        self.check_errors("precompile")
+    }
+
+    /// Takes any error wgpu reported since the last check.
+    pub(crate) fn check_errors(&self, op: &str) -> Result<()> {
+        if let Some(reason) = self.lost.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Err(Error::DeviceLost(reason));
+        }
+        let mut errors = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        if errors.is_empty() {
+            return Ok(());
+        }
+        let message = errors.join("\n");
+        errors.clear();
+        Err(Error::Gpu {
+            op: op.to_string(),
+            message,
+        })
+    }
+
+    fn module(&self, module: Module) -> wgpu::ShaderModule {
+        let mut modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
+        modules
+            .entry(module)
+            .or_insert_with(|| {
+                self.device
+                    .create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(module.file()),
+                        source: wgpu::ShaderSource::Wgsl(module.source().into()),
+                    })
+            })
+            .clone()
+    }
+
+    /// The bind-group layout for a kernel: explicit, because wgpu's automatic layout drops
+    /// bindings an entry point does not use and bind-group creation then fails.
+    pub(crate) fn layout(
+        &self,
+        bindings: &'static [Access],
+    ) -> (wgpu::BindGroupLayout, wgpu::PipelineLayout) {
+        let mut layouts = self.layouts.lock().unwrap_or_else(|p| p.into_inner());
+        layouts
+            .entry(bindings)
+            .or_insert_with(|| {
+                let mut entries = vec![wgpu::BindGroupLayoutEntry {
+                    binding: 0,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: true,
+                        min_binding_size: wgpu::BufferSize::new(PARAMS_SIZE as u64),
+                    },
+                    count: None,
+                }];
+                for (i, access) in bindings.iter().enumerate() {
+                    entries.push(wgpu::BindGroupLayoutEntry {
+                        binding: i as u32 + 1,
+                        visibility: wgpu::ShaderStages::COMPUTE,
+                        ty: wgpu::BindingType::Buffer {
+                            ty: wgpu::BufferBindingType::Storage {
+                                read_only: *access == Access::Read,
+                            },
+                            has_dynamic_offset: false,
+                            min_binding_size: None,
+                        },
+                        count: None,
+                    });
+                }
+                let bgl = self
+                    .device
+                    .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                        label: None,
+                        entries: &entries,
+                    });
+                let pl = self
+                    .device
+                    .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                        label: None,
+                        bind_group_layouts: &[Some(&bgl)],
+                        immediate_size: 0,
+                    });
+                (bgl, pl)
+            })
+            .clone()
+    }
+
+    /// The pipeline for `kernel` specialised with WGSL `override` constants, built once per
+    /// (kernel, constants) and cached.
+    pub(crate) fn pipeline(
+        &self,
+        kernel: Kernel,
+        constants: &[(&'static str, f64)],
+    ) -> Result<wgpu::ComputePipeline> {
+        let key: PipelineKey = (
+            kernel,
+            constants.iter().map(|&(n, v)| (n, v.to_bits())).collect(),
+        );
+        if let Some(p) = self
+            .pipelines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return Ok(p.clone());
+        }
+        let module = self.module(kernel.module);
+        let (_, layout) = self.layout(kernel.bindings);
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(kernel.entry),
+                layout: Some(&layout),
+                module: &module,
+                entry_point: Some(kernel.entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants,
+                    // Every kernel writes its workgroup memory before reading it.
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            });
+        self.check_errors(&format!(
+            "building pipeline {}::{}",
+            kernel.module.file(),
+            kernel.entry
+        ))?;
+        self.pipelines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, pipeline.clone());
+        Ok(pipeline)
+    }
+}

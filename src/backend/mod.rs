@@ -1,0 +1,366 @@
+//! The `Backend` trait: every op the training loop needs, written against 2-D f32 tensors.
+//!
+//! The model code is written once against this trait and runs on [`cpu::CpuBackend`] (the
+//! reference, the specification) and [`gpu::GpuBackend`] (wgpu). Ops *record* work: on the GPU
+//! they append a dispatch to the current batch and return at once. Only [`Backend::read`] waits
+//! (and [`Backend::flush`] submits without waiting). Every op writes into a tensor the caller
+//! allocated, so a training step can allocate once and reuse its buffers every step.
+//!
+//! Shapes are `[rows, cols]`, row-major; a bias or a per-column vector is `[1, cols]`.
+
+pub mod cpu;
+pub mod gpu;
+pub mod ops;
+
+pub use ops::{Activation, Loss, Optimizer, BCE_EPSILON};
+
+use crate::error::{Error, Result};
+
+/// A 2-D f32 tensor living on some backend.
+pub trait Tensor {
+    /// Number of rows.
+    fn rows(&self) -> usize;
+    /// Number of columns.
+    fn cols(&self) -> usize;
+    /// `[rows, cols]`.
+    fn shape(&self) -> [usize; 2] {
+        [self.rows(), self.cols()]
+    }
+    /// Number of elements.
+    fn len(&self) -> usize {
+        self.rows() * self.cols()
+    }
+    /// True if the tensor has no elements (never, for tensors a backend made).
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The ops of one training step, on one device.
+///
+/// Outputs are `&mut`: a tensor can never be read and written by the same op, which is also
+/// what the GPU requires of its bindings.
+pub trait Backend {
+    /// This backend's tensor.
+    type Tensor: Tensor + std::fmt::Debug;
+
+    /// Where the work runs, for logs and benchmarks (e.g. `cpu reference` or the adapter).
+    fn describe(&self) -> String;
+
+    /// A new `[rows, cols]` tensor of zeros.
+    fn zeros(&mut self, rows: usize, cols: usize) -> Result<Self::Tensor>;
+
+    /// A new `[rows, cols]` tensor holding `data` (row-major, `rows * cols` values).
+    fn upload(&mut self, rows: usize, cols: usize, data: &[f32]) -> Result<Self::Tensor>;
+
+    /// Overwrites `t` with `data`, ordered after all work recorded so far.
+    fn write(&mut self, t: &mut Self::Tensor, data: &[f32]) -> Result<()>;
+
+    /// Reads `t` back. On the GPU this submits the recorded work and waits for it: the one
+    /// point in the API that waits.
+    fn read(&mut self, t: &Self::Tensor) -> Result<Vec<f32>>;
+
+    /// Submits the recorded work without waiting for it.
+    fn flush(&mut self) -> Result<()>;
+
+    /// Submits the recorded work and waits until the device has finished it (for timing).
+    fn finish(&mut self) -> Result<()>;
+
+    /// `t[:] = value`.
+    fn fill(&mut self, t: &mut Self::Tensor, value: f32) -> Result<()>;
+
+    /// `c = op(a) · op(b)` where `op(x)` is `xᵀ` when the flag is set.
+    /// `op(a)`: `[M, K]`, `op(b)`: `[K, N]`, `c`: `[M, N]`.
+    fn matmul(
+        &mut self,
+        a: &Self::Tensor,
+        trans_a: bool,
+        b: &Self::Tensor,
+        trans_b: bool,
+        c: &mut Self::Tensor,
+    ) -> Result<()>;
+
+    /// `z[r, :] += bias[0, :]`. `z`: `[N, C]`, `bias`: `[1, C]`.
+    fn bias_add(&mut self, z: &mut Self::Tensor, bias: &Self::Tensor) -> Result<()>;
+
+    /// `db[0, c] = Σ_r dy[r, c]`. `dy`: `[N, C]`, `db`: `[1, C]`.
+    fn bias_grad(&mut self, dy: &Self::Tensor, db: &mut Self::Tensor) -> Result<()>;
+
+    /// `a = act(z)`. `z`, `a`: `[N, C]`.
+    fn activation(&mut self, act: Activation, z: &Self::Tensor, a: &mut Self::Tensor)
+        -> Result<()>;
+
+    /// `dz = ∂L/∂z` from `da = ∂L/∂a`, using what forward saved (`z` and `a = act(z)`).
+    /// All four `[N, C]`. For softmax this is the Jacobian-vector product per row.
+    fn activation_backward(
+        &mut self,
+        act: Activation,
+        z: &Self::Tensor,
+        a: &Self::Tensor,
+        da: &Self::Tensor,
+        dz: &mut Self::Tensor,
+    ) -> Result<()>;
+
+    /// The loss of `pred` `[N, C]` against `target` (`[N, 1]` integer labels for the sparse
+    /// loss, else `[N, C]`): writes each sample's loss to `row_loss` `[N, 1]` and the gradient
+    /// of the batch-mean loss with respect to `pred` to `grad` `[N, C]`.
+    ///
+    /// A sparse label outside `[0, C)` or not an integer gives NaN for that row, on both
+    /// backends; the data layer checks labels before they get here.
+    fn loss(
+        &mut self,
+        loss: Loss,
+        pred: &Self::Tensor,
+        target: &Self::Tensor,
+        grad: &mut Self::Tensor,
+        row_loss: &mut Self::Tensor,
+    ) -> Result<()>;
+
+    /// `acc[slot] += Σ x` (acc is `[1, S]`).
+    fn sum_into(&mut self, x: &Self::Tensor, acc: &mut Self::Tensor, slot: usize) -> Result<()>;
+
+    /// `acc[slot] += #rows r with argmax(pred[r]) == label(r)`, where the label is `target[r, 0]`
+    /// for a `[N, 1]` target and `argmax(target[r])` for `[N, C]`. Ties go to the first index.
+    fn argmax_correct_into(
+        &mut self,
+        pred: &Self::Tensor,
+        target: &Self::Tensor,
+        acc: &mut Self::Tensor,
+        slot: usize,
+    ) -> Result<()>;
+
+    /// `acc[slot] += #elements with (pred > threshold ? 1 : 0) == target` (`[N, C]` both),
+    /// Keras' `binary_accuracy`.
+    fn threshold_correct_into(
+        &mut self,
+        pred: &Self::Tensor,
+        target: &Self::Tensor,
+        threshold: f32,
+        acc: &mut Self::Tensor,
+        slot: usize,
+    ) -> Result<()>;
+
+    /// One update of `param` from `grad` with step count `t` (1 for the first step), keeping
+    /// `opt.state_tensors()` state tensors shaped like `param` (zeros at the start).
+    fn optimizer_step(
+        &mut self,
+        opt: Optimizer,
+        t: u64,
+        param: &mut Self::Tensor,
+        grad: &Self::Tensor,
+        state: &mut [Self::Tensor],
+    ) -> Result<()>;
+}
+
+/// Shape checks, shared by every backend so that both reject the same calls the same way.
+pub mod check {
+    use super::*;
+
+    fn shape_err(op: &'static str, detail: String) -> Error {
+        Error::Shape { op, detail }
+    }
+
+    fn fmt(s: [usize; 2]) -> String {
+        format!("[{}, {}]", s[0], s[1])
+    }
+
+    /// A new tensor's dimensions: both ≥ 1 and the data (if any) of the right length.
+    pub fn new_tensor(rows: usize, cols: usize, data: Option<&[f32]>) -> Result<()> {
+        if rows == 0 || cols == 0 {
+            return Err(Error::Invalid {
+                op: "tensor",
+                detail: format!(
+                    "a tensor needs at least one row and one column, got [{rows}, {cols}]"
+                ),
+            });
+        }
+        if let Some(d) = data {
+            if d.len() != rows * cols {
+                return Err(shape_err(
+                    "tensor",
+                    format!(
+                        "[{rows}, {cols}] needs {} values, got {}",
+                        rows * cols,
+                        d.len()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `data` fits `t` exactly.
+    pub fn write<T: Tensor>(t: &T, data: &[f32]) -> Result<()> {
+        if data.len() != t.len() {
+            return Err(shape_err(
+                "write",
+                format!(
+                    "tensor {} holds {} values, got {}",
+                    fmt(t.shape()),
+                    t.len(),
+                    data.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Returns `(m, n, k)`.
+    pub fn matmul<T: Tensor>(
+        a: &T,
+        ta: bool,
+        b: &T,
+        tb: bool,
+        c: &T,
+    ) -> Result<(usize, usize, usize)> {
+        let (m, k) = if ta {
+            (a.cols(), a.rows())
+        } else {
+            (a.rows(), a.cols())
+        };
+        let (k2, n) = if tb {
+            (b.cols(), b.rows())
+        } else {
+            (b.rows(), b.cols())
+        };
+        let name = |t: bool, x: &str| if t { format!("{x}ᵀ") } else { x.to_string() };
+        if k != k2 {
+            return Err(shape_err(
+                "matmul",
+                format!(
+                    "inner dimensions differ: {} is [{m}, {k}], {} is [{k2}, {n}]",
+                    name(ta, "a"),
+                    name(tb, "b")
+                ),
+            ));
+        }
+        if c.shape() != [m, n] {
+            return Err(shape_err(
+                "matmul",
+                format!(
+                    "output is {} but {}·{} is [{m}, {n}]",
+                    fmt(c.shape()),
+                    name(ta, "a"),
+                    name(tb, "b")
+                ),
+            ));
+        }
+        Ok((m, n, k))
+    }
+
+    /// `x` is `[1, cols]` for a `[N, cols]` `z`.
+    pub fn row_vector<T: Tensor>(op: &'static str, z: &T, v: &T) -> Result<()> {
+        if v.shape() != [1, z.cols()] {
+            return Err(shape_err(
+                op,
+                format!(
+                    "bias must be [1, {}] for a {} tensor, got {}",
+                    z.cols(),
+                    fmt(z.shape()),
+                    fmt(v.shape())
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// All tensors have the shape of the first.
+    pub fn same<T: Tensor>(op: &'static str, ts: &[(&str, &T)]) -> Result<()> {
+        let (n0, t0) = ts[0];
+        for (n, t) in &ts[1..] {
+            if t.shape() != t0.shape() {
+                return Err(shape_err(
+                    op,
+                    format!(
+                        "`{n}` is {} but `{n0}` is {}",
+                        fmt(t.shape()),
+                        fmt(t0.shape())
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The loss's target, grad and row-loss shapes fit `pred`.
+    pub fn loss<T: Tensor>(loss: Loss, pred: &T, target: &T, grad: &T, row_loss: &T) -> Result<()> {
+        let [n, c] = pred.shape();
+        let tc = loss.target_cols(c);
+        if target.shape() != [n, tc] {
+            return Err(shape_err(
+                "loss",
+                format!(
+                    "{} expects a [{n}, {tc}] target for a {} prediction, got {}",
+                    loss.name(),
+                    fmt(pred.shape()),
+                    fmt(target.shape())
+                ),
+            ));
+        }
+        same("loss", &[("pred", pred), ("grad", grad)])?;
+        if row_loss.shape() != [n, 1] {
+            return Err(shape_err(
+                "loss",
+                format!("row_loss must be [{n}, 1], got {}", fmt(row_loss.shape())),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `slot` is inside the `[1, S]` accumulator.
+    pub fn slot<T: Tensor>(op: &'static str, acc: &T, slot: usize) -> Result<()> {
+        if acc.rows() != 1 || slot >= acc.cols() {
+            return Err(shape_err(
+                op,
+                format!(
+                    "accumulator is {}, slot {slot} is not in a [1, S] row",
+                    fmt(acc.shape())
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Target of an argmax count: `[N, 1]` labels or `[N, C]`.
+    pub fn argmax<T: Tensor>(pred: &T, target: &T) -> Result<()> {
+        if target.rows() != pred.rows() || (target.cols() != 1 && target.cols() != pred.cols()) {
+            return Err(shape_err(
+                "argmax_correct_into",
+                format!(
+                    "target must be [{0}, 1] or [{0}, {1}], got {2}",
+                    pred.rows(),
+                    pred.cols(),
+                    fmt(target.shape())
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Parameter, gradient and state agree, and the hyper-parameters are valid.
+    pub fn optimizer<T: Tensor>(
+        opt: Optimizer,
+        t: u64,
+        param: &T,
+        grad: &T,
+        state: &[T],
+    ) -> Result<()> {
+        opt.validate(t)?;
+        same("optimizer_step", &[("param", param), ("grad", grad)])?;
+        if state.len() != opt.state_tensors() {
+            return Err(Error::Invalid {
+                op: "optimizer_step",
+                detail: format!(
+                    "{} keeps {} state tensors, got {}",
+                    opt.spec().1,
+                    opt.state_tensors(),
+                    state.len()
+                ),
+            });
+        }
+        for s in state {
+            same("optimizer_step", &[("param", param), ("state", s)])?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,31 @@
+//! # wgtrain
+//!
+//! Neural-network training on any GPU that wgpu reaches (Vulkan, Metal, DX12), with every
+//! kernel written in WGSL and held to a plain CPU reference.
+//!
+//! The layers, from the bottom up:
+//! - [`backend::ops`]: one definition per op (activations, losses, optimizers);
+//! - [`backend::cpu`]: the reference implementation, the specification;
+//! - [`backend::gpu`]: the wgpu backend, which records a step's work and submits it at once;
+//! - [`backend::Backend`]: the trait the training code is written against, once.
+//!
+//! ```
+//! use wgtrain::backend::{cpu::CpuBackend, Backend, Activation};
+//!
+//! # fn main() -> wgtrain::Result<()> {
+//! let mut b = CpuBackend::new();
+//! let x = b.upload(1, 3, &[-1.0, 0.0, 2.0])?;
+//! let mut y = b.zeros(1, 3)?;
+//! b.activation(Activation::Relu, &x, &mut y)?;
+//! assert_eq!(b.read(&y)?, vec![0.0, 0.0, 2.0]);
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod error;
+pub mod tolerance;
+
+pub use error::{Error, Result};

@@ -1,0 +1,135 @@
+//! Shared by the test binaries: the GPU-or-skip rule, the one-body-every-backend macro,
+//! seeded inputs, and the named shapes that break tiling.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::sync::Once;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use wgtrain::backend::gpu::GpuBackend;
+use wgtrain::backend::Backend;
+use wgtrain::tolerance::Tolerance;
+
+/// True when CI asked for GPU tests to fail rather than skip without an adapter.
+pub fn gpu_required() -> bool {
+    std::env::var("WGTRAIN_REQUIRE_GPU").is_ok_and(|v| v == "1")
+}
+
+/// A GPU backend on the process-wide context, or `None` (test skipped) when there is no
+/// adapter and `WGTRAIN_REQUIRE_GPU=1` is not set. Names the adapter once per test binary,
+/// on stderr directly so that the test harness does not capture it and the CI log shows it.
+pub fn gpu() -> Option<GpuBackend> {
+    static ANNOUNCE: Once = Once::new();
+    match GpuBackend::new() {
+        Ok(b) => {
+            ANNOUNCE.call_once(|| {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "wgtrain GPU tests run on: {}",
+                    b.describe()
+                );
+            });
+            Some(b)
+        }
+        Err(e) if gpu_required() => panic!("WGTRAIN_REQUIRE_GPU=1 but no GPU backend: {e}"),
+        Err(e) => {
+            ANNOUNCE.call_once(|| {
+                let _ = writeln!(std::io::stderr(), "wgtrain GPU tests SKIPPED: {e}");
+            });
+            None
+        }
+    }
+}
+
+/// One test body, every backend: `backend_test!(name, body)` makes `name::cpu` and `name::gpu`,
+/// each calling `body(&mut backend)`.
+#[macro_export]
+macro_rules! backend_test {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[test]
+            fn cpu() {
+                super::$body(&mut wgtrain::backend::cpu::CpuBackend::new());
+            }
+            #[test]
+            fn gpu() {
+                if let Some(mut b) = $crate::common::gpu() {
+                    super::$body(&mut b);
+                }
+            }
+        }
+    };
+}
+
+/// A seeded generator, so every failure reproduces.
+pub fn rng(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed)
+}
+
+/// `n` values uniform on `[lo, hi)`.
+pub fn uniform(rng: &mut StdRng, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(lo..hi)).collect()
+}
+
+/// Compares and panics with the full report (index, both values, max errors, first mismatches).
+pub fn assert_close(what: &str, tol: Tolerance, got: &[f32], want: &[f32]) {
+    if let Err(m) = tol.compare(got, want) {
+        panic!("{what}: {m}");
+    }
+}
+
+/// Uploads, runs nothing, reads back: the backend's `[rows, cols]` copy of `data`.
+pub fn upload<B: Backend>(b: &mut B, rows: usize, cols: usize, data: &[f32]) -> B::Tensor {
+    b.upload(rows, cols, data).expect("upload")
+}
+
+/// Matmul shapes `(M, N, K)` chosen to break tiling. The kernel's defaults: 4 × 4 outputs per
+/// thread, a 64 × 64 block per 16 × 16 workgroup, K in steps of 16.
+pub const MATMUL_SHAPES: &[(usize, usize, usize, &str)] = &[
+    (1, 1, 1, "1×1×1: every tile is almost all padding"),
+    (1, 17, 1, "k = 1: one partial K step"),
+    (3, 5, 3, "k = 3, everything smaller than a register block"),
+    (
+        4,
+        4,
+        4,
+        "exactly one register block, a partial workgroup block",
+    ),
+    (17, 13, 17, "k = 17: one full K step plus one element"),
+    (64, 64, 64, "exactly one workgroup block: the no-edge path"),
+    (63, 65, 63, "k = 63, one under and one over a 64 block"),
+    (65, 63, 65, "k = 65, one over and one under a 64 block"),
+    (33, 31, 127, "k = 127: many K steps with a remainder of 15"),
+    (31, 33, 129, "k = 129: many K steps with a remainder of 1"),
+    (7, 11, 257, "k = 257, primes for M and N"),
+    (67, 71, 13, "primes, non-multiples of every tile size"),
+    (
+        300,
+        3,
+        31,
+        "M ≫ N: a tall, thin output (a 3-class layer on a batch)",
+    ),
+    (2, 300, 29, "N ≫ M: a short, wide output (a batch of 2)"),
+    (129, 1, 17, "one output column (a 1-unit layer)"),
+    (1, 130, 66, "one output row (a batch of 1)"),
+];
+
+/// Element-wise and row-wise shapes `(rows, cols)`.
+pub const ROW_SHAPES: &[(usize, usize, &str)] = &[
+    (1, 1, "a single element"),
+    (1, 10, "a single row"),
+    (3, 17, "not a multiple of anything"),
+    (65, 3, "65 rows: one past a 64-row workgroup"),
+    (129, 10, "two and a bit row workgroups, 10 classes"),
+    (
+        2,
+        257,
+        "wide rows: 257 columns, one past a 256-thread workgroup",
+    ),
+    (
+        37,
+        300,
+        "11100 elements: many 1-D workgroups, a partial last one",
+    ),
+];

@@ -1,0 +1,203 @@
+//! What the GPU backend promises beyond parity: adapter choice and its errors, the binding
+//! limit, and that a repeated step records into one submit and allocates nothing after the
+//! first.
+
+mod common;
+
+use wgtrain::backend::gpu::GpuContext;
+use wgtrain::backend::{Activation, Backend, Loss, Optimizer};
+use wgtrain::tolerance::Tolerance;
+use wgtrain::Error;
+
+#[test]
+fn every_kernel_compiles() {
+    let Some(g) = common::gpu() else { return };
+    g.context().precompile_all().unwrap();
+}
+
+#[test]
+fn an_adapter_filter_that_matches_nothing_lists_what_was_found() {
+    let Some(g) = common::gpu() else { return };
+    let err = GpuContext::with_adapter(Some("no-such-adapter-xyz")).unwrap_err();
+    assert!(matches!(err, Error::NoAdapter { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("WGTRAIN_ADAPTER=no-such-adapter-xyz"), "{msg}");
+    assert!(msg.contains(&g.context().adapter().name), "{msg}");
+    assert!(msg.contains("mesa-vulkan-drivers"), "{msg}");
+}
+
+#[test]
+fn an_adapter_filter_picks_by_part_of_the_name() {
+    let Some(g) = common::gpu() else { return };
+    let name = g.context().adapter().name.clone();
+    let part = &name[..name.len().min(5)].to_uppercase();
+    let ctx = GpuContext::with_adapter(Some(part)).unwrap();
+    assert_eq!(ctx.adapter().name, name);
+}
+
+#[test]
+fn a_tensor_over_the_binding_limit_names_the_limit() {
+    let Some(mut g) = common::gpu() else { return };
+    let limit = g.context().limits().max_storage_buffer_binding_size as usize;
+    let rows = limit / 4 / 8 + 1;
+    let err = g.zeros(rows, 8).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::TensorTooLarge { .. }), "{msg}");
+    assert!(
+        msg.contains("max_storage_buffer_binding_size") && msg.contains(&format!("[{rows}, 8]")),
+        "{msg}"
+    );
+}
+
+/// One layer's forward, backward and Adam update: what a training step records.
+fn step<B: Backend>(b: &mut B, t: &mut Tensors<B::Tensor>, step: u64) {
+    b.matmul(&t.x, false, &t.w, false, &mut t.z).unwrap();
+    b.bias_add(&mut t.z, &t.bias).unwrap();
+    b.activation(Activation::Linear, &t.z, &mut t.a).unwrap();
+    b.loss(
+        Loss::SparseSoftmaxCrossEntropy,
+        &t.a,
+        &t.y,
+        &mut t.da,
+        &mut t.row_loss,
+    )
+    .unwrap();
+    b.sum_into(&t.row_loss, &mut t.acc, 0).unwrap();
+    b.argmax_correct_into(&t.a, &t.y, &mut t.acc, 1).unwrap();
+    b.activation_backward(Activation::Linear, &t.z, &t.a, &t.da, &mut t.dz)
+        .unwrap();
+    b.matmul(&t.x, true, &t.dz, false, &mut t.dw).unwrap();
+    b.bias_grad(&t.dz, &mut t.db).unwrap();
+    b.optimizer_step(Optimizer::adam(0.1), step, &mut t.w, &t.dw, &mut t.w_state)
+        .unwrap();
+    b.optimizer_step(
+        Optimizer::adam(0.1),
+        step,
+        &mut t.bias,
+        &t.db,
+        &mut t.b_state,
+    )
+    .unwrap();
+}
+
+struct Tensors<T> {
+    x: T,
+    y: T,
+    w: T,
+    bias: T,
+    z: T,
+    a: T,
+    da: T,
+    dz: T,
+    dw: T,
+    db: T,
+    row_loss: T,
+    acc: T,
+    w_state: Vec<T>,
+    b_state: Vec<T>,
+}
+
+fn tensors<B: Backend>(b: &mut B) -> Tensors<B::Tensor> {
+    let (n, d, c) = (32, 6, 3);
+    let x: Vec<f32> = (0..n * d)
+        .map(|i| ((i * 37 % 11) as f32 - 5.0) / 5.0)
+        .collect();
+    // Labels from a linear rule of the inputs, so the layer can learn them.
+    let y: Vec<f32> = (0..n)
+        .map(|r| {
+            let s: f32 = x[r * d..(r + 1) * d]
+                .iter()
+                .enumerate()
+                .map(|(j, v)| v * (j as f32 - 2.5))
+                .sum();
+            if s > 0.5 {
+                2.0
+            } else if s < -0.5 {
+                0.0
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    Tensors {
+        x: b.upload(n, d, &x).unwrap(),
+        y: b.upload(n, 1, &y).unwrap(),
+        w: b.upload(d, c, &vec![0.01; d * c]).unwrap(),
+        bias: b.zeros(1, c).unwrap(),
+        z: b.zeros(n, c).unwrap(),
+        a: b.zeros(n, c).unwrap(),
+        da: b.zeros(n, c).unwrap(),
+        dz: b.zeros(n, c).unwrap(),
+        dw: b.zeros(d, c).unwrap(),
+        db: b.zeros(1, c).unwrap(),
+        row_loss: b.zeros(n, 1).unwrap(),
+        acc: b.zeros(1, 2).unwrap(),
+        w_state: vec![b.zeros(d, c).unwrap(), b.zeros(d, c).unwrap()],
+        b_state: vec![b.zeros(1, c).unwrap(), b.zeros(1, c).unwrap()],
+    }
+}
+
+#[test]
+fn a_repeated_step_is_one_submit_and_allocates_nothing_after_the_first() {
+    let Some(mut g) = common::gpu() else { return };
+    let mut t = tensors(&mut g);
+    step(&mut g, &mut t, 1);
+    g.flush().unwrap();
+    let warm = g.stats();
+    for s in 2..=20 {
+        step(&mut g, &mut t, s);
+        g.flush().unwrap();
+    }
+    let after = g.stats();
+    assert_eq!(
+        after.buffers_created, warm.buffers_created,
+        "{warm:?} -> {after:?}"
+    );
+    assert_eq!(
+        after.bind_groups_created, warm.bind_groups_created,
+        "{warm:?} -> {after:?}"
+    );
+    assert_eq!(after.submits - warm.submits, 19, "one submit per step");
+    assert_eq!(
+        after.dispatches - warm.dispatches,
+        19 * 11,
+        "eleven dispatches per step"
+    );
+}
+
+/// The same 20 steps on both backends give the same loss sums and weights, and they learn.
+#[test]
+fn twenty_steps_agree_with_the_reference_and_learn() {
+    let Some(mut g) = common::gpu() else { return };
+    let mut c = wgtrain::backend::cpu::CpuBackend::new();
+    let mut tg = tensors(&mut g);
+    let mut tc = tensors(&mut c);
+    let mut first = None;
+    for s in 1..=20 {
+        g.fill(&mut tg.acc, 0.0).unwrap();
+        c.fill(&mut tc.acc, 0.0).unwrap();
+        step(&mut g, &mut tg, s);
+        step(&mut c, &mut tc, s);
+        let (lg, lc) = (g.read(&tg.acc).unwrap(), c.read(&tc.acc).unwrap());
+        common::assert_close(
+            &format!("step {s} loss sum, correct count"),
+            Tolerance::new(1e-4, 1e-4),
+            &lg,
+            &lc,
+        );
+        first.get_or_insert(lc[0]);
+    }
+    let w_tol = Tolerance::new(1e-5, 1e-4);
+    common::assert_close(
+        "weights after 20 steps",
+        w_tol,
+        &g.read(&tg.w).unwrap(),
+        &c.read(&tc.w).unwrap(),
+    );
+    let last = c.read(&tc.acc).unwrap()[0];
+    assert!(
+        last < 0.5 * first.unwrap(),
+        "loss sum went {} -> {last}",
+        first.unwrap()
+    );
+}

@@ -1,0 +1,445 @@
+//! The parity suite: one body per op, run on the CPU reference and on the GPU, each compared
+//! with the reference functions of `wgtrain::backend::cpu` on seeded random inputs and on the
+//! named shapes that break tiling (tests/common). On the CPU backend this checks the trait's
+//! plumbing around the reference; the reference itself is proven in tests/gradcheck.rs and
+//! tests/reference.rs.
+
+mod common;
+
+use common::{assert_close, rng, uniform, upload, MATMUL_SHAPES, ROW_SHAPES};
+use rand::Rng;
+use wgtrain::backend::{cpu, Activation, Backend, Loss, Optimizer};
+use wgtrain::tolerance::Tolerance;
+
+/// f32 accumulation over K against the reference's f64: the error grows like √K.
+fn matmul_tolerance(k: usize) -> Tolerance {
+    Tolerance::new(2e-6 * (k as f32).sqrt() + 1e-6, 1e-5)
+}
+
+/// Element-wise transcendental math: GPU `exp`/`log` are allowed a few ulp.
+const ELEMENTWISE: Tolerance = Tolerance::new(2e-6, 2e-5);
+
+fn check_matmul<B: Backend>(b: &mut B) {
+    let mut r = rng(1);
+    for &(m, n, k, why) in MATMUL_SHAPES {
+        for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+            let a_data = uniform(&mut r, m * k, -1.0, 1.0);
+            let b_data = uniform(&mut r, k * n, -1.0, 1.0);
+            let (ar, ac) = if ta { (k, m) } else { (m, k) };
+            let (br, bc) = if tb { (n, k) } else { (k, n) };
+            let a = upload(b, ar, ac, &a_data);
+            let bt = upload(b, br, bc, &b_data);
+            let mut c = b.zeros(m, n).unwrap();
+            b.matmul(&a, ta, &bt, tb, &mut c).unwrap();
+            let mut want = vec![0.0; m * n];
+            cpu::matmul_forward(&a_data, ta, &b_data, tb, &mut want, m, n, k);
+            let got = b.read(&c).unwrap();
+            assert_close(
+                &format!("matmul M={m} N={n} K={k} ta={ta} tb={tb} ({why})"),
+                matmul_tolerance(k),
+                &got,
+                &want,
+            );
+        }
+    }
+}
+backend_test!(matmul, check_matmul);
+
+fn check_bias<B: Backend>(b: &mut B) {
+    let mut r = rng(2);
+    for &(rows, cols, why) in ROW_SHAPES {
+        let z_data = uniform(&mut r, rows * cols, -2.0, 2.0);
+        let bias_data = uniform(&mut r, cols, -2.0, 2.0);
+        let mut z = upload(b, rows, cols, &z_data);
+        let bias = upload(b, 1, cols, &bias_data);
+        b.bias_add(&mut z, &bias).unwrap();
+        let mut want = z_data.clone();
+        cpu::bias_forward(&mut want, &bias_data, cols);
+        assert_close(
+            &format!("bias_add {rows}×{cols} ({why})"),
+            Tolerance::EXACT,
+            &b.read(&z).unwrap(),
+            &want,
+        );
+
+        let mut db = b.zeros(1, cols).unwrap();
+        b.bias_grad(&z, &mut db).unwrap();
+        let mut want_db = vec![0.0; cols];
+        cpu::bias_backward(&want, &mut want_db, cols);
+        let tol = Tolerance::new(1e-6 * rows as f32, 1e-5);
+        assert_close(
+            &format!("bias_grad {rows}×{cols} ({why})"),
+            tol,
+            &b.read(&db).unwrap(),
+            &want_db,
+        );
+    }
+}
+backend_test!(bias, check_bias);
+
+/// Pre-activations: random values plus the awkward ones (0, the kinks, large magnitudes).
+fn activation_inputs(r: &mut rand::rngs::StdRng, n: usize) -> Vec<f32> {
+    const SPECIAL: [f32; 11] = [
+        0.0, -0.0, 1e-7, -1e-7, 1.0, -1.0, 20.0, -20.0, 88.0, -1e4, 1e4,
+    ];
+    (0..n)
+        .map(|i| {
+            if i % 5 == 0 {
+                SPECIAL[(i / 5) % SPECIAL.len()]
+            } else {
+                r.random_range(-6.0..6.0)
+            }
+        })
+        .collect()
+}
+
+fn check_activations<B: Backend>(b: &mut B) {
+    let mut r = rng(3);
+    for act in Activation::ALL {
+        for &(rows, cols, why) in ROW_SHAPES {
+            let n = rows * cols;
+            let mut z_data = activation_inputs(&mut r, n);
+            if act.is_row_wise() {
+                // Softmax: also rows of huge logits, which must not overflow.
+                z_data.iter_mut().for_each(|v| *v = v.clamp(-1e4, 1e4));
+            }
+            let da_data = uniform(&mut r, n, -1.0, 1.0);
+            let z = upload(b, rows, cols, &z_data);
+            let mut a = b.zeros(rows, cols).unwrap();
+            b.activation(act, &z, &mut a).unwrap();
+            let mut want_a = vec![0.0; n];
+            cpu::activation_forward(act, &z_data, &mut want_a, cols);
+            let got_a = b.read(&a).unwrap();
+            let what = format!("{} forward {rows}×{cols} ({why})", act.name());
+            assert_close(&what, ELEMENTWISE, &got_a, &want_a);
+
+            // Backward from the reference's saved output, so only backward is compared.
+            let a_ref = upload(b, rows, cols, &want_a);
+            let da = upload(b, rows, cols, &da_data);
+            let mut dz = b.zeros(rows, cols).unwrap();
+            b.activation_backward(act, &z, &a_ref, &da, &mut dz)
+                .unwrap();
+            let mut want_dz = vec![0.0; n];
+            cpu::activation_backward(act, &z_data, &want_a, &da_data, &mut want_dz, cols);
+            let what = format!("{} backward {rows}×{cols} ({why})", act.name());
+            assert_close(&what, ELEMENTWISE, &b.read(&dz).unwrap(), &want_dz);
+        }
+    }
+}
+backend_test!(activations, check_activations);
+
+/// Targets that make sense for each loss, for a `[rows, cols]` prediction.
+fn loss_inputs(
+    loss: Loss,
+    r: &mut rand::rngs::StdRng,
+    rows: usize,
+    cols: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let n = rows * cols;
+    match loss {
+        Loss::SparseSoftmaxCrossEntropy => {
+            let pred = uniform(r, n, -8.0, 8.0);
+            let labels = (0..rows).map(|_| r.random_range(0..cols) as f32).collect();
+            (pred, labels)
+        }
+        Loss::SoftmaxCrossEntropy => {
+            let pred = uniform(r, n, -8.0, 8.0);
+            let mut t = uniform(r, n, 0.0, 1.0);
+            for row in t.chunks_mut(cols) {
+                let s: f32 = row.iter().sum();
+                row.iter_mut().for_each(|v| *v /= s);
+            }
+            (pred, t)
+        }
+        Loss::BinaryCrossEntropyFromLogits => {
+            let pred = uniform(r, n, -30.0, 30.0);
+            let t = (0..n)
+                .map(|i| {
+                    if i % 3 == 0 {
+                        r.random_range(0.0..1.0)
+                    } else {
+                        (i % 2) as f32
+                    }
+                })
+                .collect();
+            (pred, t)
+        }
+        Loss::BinaryCrossEntropy => {
+            // Probabilities, some past the clip at both ends (gradient 0 there).
+            let pred = (0..n)
+                .map(|i| match i % 7 {
+                    0 => 0.0,
+                    1 => 1.0,
+                    2 => 1e-9,
+                    _ => r.random_range(0.001..0.999),
+                })
+                .collect();
+            let t = (0..n).map(|i| (i % 2) as f32).collect();
+            (pred, t)
+        }
+        _ => {
+            let pred = uniform(r, n, -3.0, 3.0);
+            // Every fourth target equals the prediction: MAE's derivative at 0.
+            let t = pred
+                .iter()
+                .enumerate()
+                .map(|(i, &p)| {
+                    if i % 4 == 0 {
+                        p
+                    } else {
+                        r.random_range(-3.0..3.0)
+                    }
+                })
+                .collect();
+            (pred, t)
+        }
+    }
+}
+
+fn check_losses<B: Backend>(b: &mut B) {
+    let mut r = rng(4);
+    for loss in Loss::ALL.into_iter().chain([Loss::Huber { delta: 0.5 }]) {
+        for &(rows, cols, why) in ROW_SHAPES {
+            let (p_data, t_data) = loss_inputs(loss, &mut r, rows, cols);
+            let tc = loss.target_cols(cols);
+            let pred = upload(b, rows, cols, &p_data);
+            let target = upload(b, rows, tc, &t_data);
+            let mut grad = b.zeros(rows, cols).unwrap();
+            let mut row_loss = b.zeros(rows, 1).unwrap();
+            b.loss(loss, &pred, &target, &mut grad, &mut row_loss)
+                .unwrap();
+            let mut want_g = vec![0.0; rows * cols];
+            let mut want_l = vec![0.0; rows];
+            cpu::loss_forward_backward(loss, &p_data, &t_data, &mut want_g, &mut want_l, cols);
+            let what = format!("{} {rows}×{cols} ({why})", loss.name());
+            let tol = Tolerance::new(1e-5, 1e-4);
+            assert_close(
+                &format!("{what}: row loss"),
+                tol,
+                &b.read(&row_loss).unwrap(),
+                &want_l,
+            );
+            assert_close(
+                &format!("{what}: gradient"),
+                Tolerance::new(1e-7, 1e-4),
+                &b.read(&grad).unwrap(),
+                &want_g,
+            );
+        }
+    }
+}
+backend_test!(losses, check_losses);
+
+/// Logits of ±1e4 give finite cross-entropies and gradients (log-sum-exp with the max taken
+/// out), and they match the reference.
+fn check_cross_entropy_extreme_logits<B: Backend>(b: &mut B) {
+    let p_data = [1e4, -1e4, 0.0, -1e4, 1e4, 1e4, 0.0, 0.0, -1e4];
+    let cases = [
+        (Loss::SparseSoftmaxCrossEntropy, vec![0.0, 0.0, 2.0]),
+        (
+            Loss::SoftmaxCrossEntropy,
+            vec![0.0, 1.0, 0.0, 0.0, 0.5, 0.5, 0.0, 0.0, 1.0],
+        ),
+        (
+            Loss::BinaryCrossEntropyFromLogits,
+            vec![1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0],
+        ),
+    ];
+    for (loss, t_data) in cases {
+        let pred = upload(b, 3, 3, &p_data);
+        let target = upload(b, 3, loss.target_cols(3), &t_data);
+        let mut grad = b.zeros(3, 3).unwrap();
+        let mut row_loss = b.zeros(3, 1).unwrap();
+        b.loss(loss, &pred, &target, &mut grad, &mut row_loss)
+            .unwrap();
+        let (l, g) = (b.read(&row_loss).unwrap(), b.read(&grad).unwrap());
+        assert!(
+            l.iter().chain(&g).all(|v| v.is_finite()),
+            "{}: {l:?} {g:?}",
+            loss.name()
+        );
+        let mut want_g = vec![0.0; 9];
+        let mut want_l = vec![0.0; 3];
+        cpu::loss_forward_backward(loss, &p_data, &t_data, &mut want_g, &mut want_l, 3);
+        assert_close(loss.name(), Tolerance::new(1e-3, 1e-6), &l, &want_l);
+        assert_close(loss.name(), Tolerance::new(1e-7, 1e-5), &g, &want_g);
+    }
+}
+backend_test!(
+    cross_entropy_extreme_logits,
+    check_cross_entropy_extreme_logits
+);
+
+/// A sparse label outside [0, C) or not an integer poisons its row with NaN on both backends,
+/// and leaves the other rows alone.
+fn check_bad_labels_give_nan<B: Backend>(b: &mut B) {
+    let pred = upload(b, 4, 3, &[0.5; 12]);
+    let labels = upload(b, 4, 1, &[1.0, 3.0, -1.0, 0.5]);
+    let mut grad = b.zeros(4, 3).unwrap();
+    let mut row_loss = b.zeros(4, 1).unwrap();
+    b.loss(
+        Loss::SparseSoftmaxCrossEntropy,
+        &pred,
+        &labels,
+        &mut grad,
+        &mut row_loss,
+    )
+    .unwrap();
+    let l = b.read(&row_loss).unwrap();
+    assert!((l[0] - 3f32.ln()).abs() < 1e-6, "{l:?}");
+    assert!(l[1..].iter().all(|v| v.is_nan()), "{l:?}");
+}
+backend_test!(bad_labels_give_nan, check_bad_labels_give_nan);
+
+fn check_reductions<B: Backend>(b: &mut B) {
+    let mut r = rng(5);
+    for &(rows, cols, why) in ROW_SHAPES {
+        let n = rows * cols;
+        let mut acc = b.zeros(1, 4).unwrap();
+        b.fill(&mut acc, 0.5).unwrap();
+
+        let x_data = uniform(&mut r, n, -1.0, 1.0);
+        let x = upload(b, rows, cols, &x_data);
+        b.sum_into(&x, &mut acc, 1).unwrap();
+        b.sum_into(&x, &mut acc, 1).unwrap();
+        let sum: f64 = x_data.iter().map(|&v| v as f64).sum();
+
+        // Small integers, so that rows have ties (argmax takes the first).
+        let p_data: Vec<f32> = (0..n).map(|_| r.random_range(0..4) as f32).collect();
+        let labels: Vec<f32> = (0..rows).map(|_| r.random_range(0..cols) as f32).collect();
+        let pred = upload(b, rows, cols, &p_data);
+        let label_t = upload(b, rows, 1, &labels);
+        b.argmax_correct_into(&pred, &label_t, &mut acc, 2).unwrap();
+        let onehot_data: Vec<f32> = (0..n).map(|_| r.random_range(0..2) as f32).collect();
+        let onehot = upload(b, rows, cols, &onehot_data);
+        b.argmax_correct_into(&pred, &onehot, &mut acc, 2).unwrap();
+        let want_argmax = cpu::argmax_correct(&p_data, &labels, cols, 1)
+            + cpu::argmax_correct(&p_data, &onehot_data, cols, cols);
+
+        let probs = uniform(&mut r, n, 0.0, 1.0);
+        let probs_t = upload(b, rows, cols, &probs);
+        b.threshold_correct_into(&probs_t, &onehot, 0.5, &mut acc, 3)
+            .unwrap();
+        let want_thr = cpu::threshold_correct(&probs, &onehot_data, 0.5);
+
+        let got = b.read(&acc).unwrap();
+        let want = [
+            0.5,
+            (0.5 + 2.0 * sum) as f32,
+            0.5 + want_argmax as f32,
+            0.5 + want_thr as f32,
+        ];
+        assert_close(
+            &format!("reductions {rows}×{cols} ({why})"),
+            Tolerance::new(1e-5, 1e-5),
+            &got,
+            &want,
+        );
+    }
+}
+backend_test!(reductions, check_reductions);
+
+fn check_optimizers<B: Backend>(b: &mut B) {
+    let mut r = rng(6);
+    let opts = [
+        Optimizer::Sgd { lr: 0.1 },
+        Optimizer::Momentum {
+            lr: 0.05,
+            momentum: 0.9,
+            nesterov: false,
+        },
+        Optimizer::Momentum {
+            lr: 0.05,
+            momentum: 0.9,
+            nesterov: true,
+        },
+        Optimizer::adam(1e-3),
+        Optimizer::Adam {
+            lr: 0.01,
+            beta1: 0.8,
+            beta2: 0.99,
+            eps: 1e-8,
+            weight_decay: 0.01,
+        },
+    ];
+    for opt in opts {
+        for &(rows, cols, why) in ROW_SHAPES {
+            let n = rows * cols;
+            let mut p_ref = uniform(&mut r, n, -1.0, 1.0);
+            let mut state_ref = vec![vec![0.0f32; n]; opt.state_tensors()];
+            let mut param = upload(b, rows, cols, &p_ref);
+            let mut state: Vec<B::Tensor> = (0..opt.state_tensors())
+                .map(|_| b.zeros(rows, cols).unwrap())
+                .collect();
+            for t in 1..=3 {
+                let g_data = uniform(&mut r, n, -1.0, 1.0);
+                let grad = upload(b, rows, cols, &g_data);
+                b.optimizer_step(opt, t, &mut param, &grad, &mut state)
+                    .unwrap();
+                let mut views: Vec<&mut [f32]> =
+                    state_ref.iter_mut().map(|s| s.as_mut_slice()).collect();
+                cpu::optimizer_step(opt, t, &mut p_ref, &g_data, &mut views);
+            }
+            let what = format!("{opt:?} {rows}×{cols} ({why})");
+            let tol = Tolerance::new(1e-6, 1e-5);
+            assert_close(
+                &format!("{what}: param"),
+                tol,
+                &b.read(&param).unwrap(),
+                &p_ref,
+            );
+            for (s, want) in state.iter().zip(&state_ref) {
+                assert_close(&format!("{what}: state"), tol, &b.read(s).unwrap(), want);
+            }
+        }
+    }
+}
+backend_test!(optimizers, check_optimizers);
+
+/// Work recorded before a `write` must see the old contents; work after it, the new.
+fn check_write_orders_after_recorded_work<B: Backend>(b: &mut B) {
+    let mut x = upload(b, 1, 4, &[1.0, 2.0, 3.0, 4.0]);
+    let mut acc = b.zeros(1, 2).unwrap();
+    b.sum_into(&x, &mut acc, 0).unwrap();
+    b.write(&mut x, &[10.0, 20.0, 30.0, 40.0]).unwrap();
+    b.sum_into(&x, &mut acc, 1).unwrap();
+    assert_eq!(b.read(&acc).unwrap(), vec![10.0, 100.0]);
+}
+backend_test!(
+    write_orders_after_recorded_work,
+    check_write_orders_after_recorded_work
+);
+
+/// Bad calls are errors that name the op and the shapes, on every backend.
+fn check_shape_errors<B: Backend>(b: &mut B) {
+    let a = b.zeros(2, 3).unwrap();
+    let w = b.zeros(4, 5).unwrap();
+    let mut c = b.zeros(2, 5).unwrap();
+    let err = b
+        .matmul(&a, false, &w, false, &mut c)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("matmul") && err.contains("[2, 3]") && err.contains("[4, 5]"),
+        "{err}"
+    );
+
+    let bias = b.zeros(1, 4).unwrap();
+    let mut z = b.zeros(2, 3).unwrap();
+    let err = b.bias_add(&mut z, &bias).unwrap_err().to_string();
+    assert!(err.contains("[1, 3]") && err.contains("[1, 4]"), "{err}");
+
+    let err = b.zeros(0, 3).unwrap_err().to_string();
+    assert!(err.contains("[0, 3]"), "{err}");
+    let err = b.upload(2, 2, &[1.0; 3]).unwrap_err().to_string();
+    assert!(err.contains("4 values, got 3"), "{err}");
+
+    let mut p = b.zeros(2, 3).unwrap();
+    let g = b.zeros(2, 3).unwrap();
+    let err = b
+        .optimizer_step(Optimizer::adam(1e-3), 1, &mut p, &g, &mut [])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("2 state tensors, got 0"), "{err}");
+}
+backend_test!(shape_errors, check_shape_errors);

@@ -1,0 +1,68 @@
+//! Property-based shapes: random M, N, K and transposes, random row counts and widths, the GPU
+//! held to the reference. Few cases each, so the suite stays fast on a software adapter.
+
+mod common;
+
+use proptest::prelude::*;
+use wgtrain::backend::{cpu, Activation, Backend, Loss};
+use wgtrain::tolerance::Tolerance;
+
+fn cfg() -> ProptestConfig {
+    ProptestConfig {
+        cases: 24,
+        ..ProptestConfig::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(cfg())]
+
+    #[test]
+    fn matmul_random_shapes(m in 1usize..150, n in 1usize..150, k in 1usize..300,
+                            ta in any::<bool>(), tb in any::<bool>(), seed in any::<u64>()) {
+        let Some(mut g) = common::gpu() else { return Ok(()) };
+        let mut r = common::rng(seed);
+        let a_data = common::uniform(&mut r, m * k, -1.0, 1.0);
+        let b_data = common::uniform(&mut r, k * n, -1.0, 1.0);
+        let a = if ta { g.upload(k, m, &a_data) } else { g.upload(m, k, &a_data) }.unwrap();
+        let b = if tb { g.upload(n, k, &b_data) } else { g.upload(k, n, &b_data) }.unwrap();
+        let mut c = g.zeros(m, n).unwrap();
+        g.matmul(&a, ta, &b, tb, &mut c).unwrap();
+        let mut want = vec![0.0; m * n];
+        cpu::matmul_forward(&a_data, ta, &b_data, tb, &mut want, m, n, k);
+        let tol = Tolerance::new(2e-6 * (k as f32).sqrt() + 1e-6, 1e-5);
+        if let Err(e) = tol.compare(&g.read(&c).unwrap(), &want) {
+            return Err(TestCaseError::fail(format!("M={m} N={n} K={k} ta={ta} tb={tb}: {e}")));
+        }
+    }
+
+    #[test]
+    fn softmax_cross_entropy_random_shapes(rows in 1usize..300, cols in 1usize..70, seed in any::<u64>()) {
+        let Some(mut g) = common::gpu() else { return Ok(()) };
+        let mut r = common::rng(seed);
+        let z_data = common::uniform(&mut r, rows * cols, -20.0, 20.0);
+        let labels: Vec<f32> = (0..rows).map(|i| (i * 7 % cols) as f32).collect();
+        let z = g.upload(rows, cols, &z_data).unwrap();
+        let y = g.upload(rows, 1, &labels).unwrap();
+        let mut grad = g.zeros(rows, cols).unwrap();
+        let mut row_loss = g.zeros(rows, 1).unwrap();
+        g.loss(Loss::SparseSoftmaxCrossEntropy, &z, &y, &mut grad, &mut row_loss).unwrap();
+        let mut a = g.zeros(rows, cols).unwrap();
+        g.activation(Activation::Softmax, &z, &mut a).unwrap();
+
+        let mut want_g = vec![0.0; rows * cols];
+        let mut want_l = vec![0.0; rows];
+        cpu::loss_forward_backward(Loss::SparseSoftmaxCrossEntropy, &z_data, &labels, &mut want_g, &mut want_l, cols);
+        let mut want_a = vec![0.0; rows * cols];
+        cpu::activation_forward(Activation::Softmax, &z_data, &mut want_a, cols);
+        for (what, tol, got, want) in [
+            ("row loss", Tolerance::new(1e-5, 1e-5), g.read(&row_loss).unwrap(), want_l),
+            ("gradient", Tolerance::new(1e-7, 1e-4), g.read(&grad).unwrap(), want_g),
+            ("softmax", Tolerance::new(1e-7, 1e-4), g.read(&a).unwrap(), want_a),
+        ] {
+            if let Err(e) = tol.compare(&got, &want) {
+                return Err(TestCaseError::fail(format!("{what} {rows}×{cols}: {e}")));
+            }
+        }
+    }
+}
