@@ -117,3 +117,49 @@ impl fmt::Display for Mismatch {
 }
 
 impl std::error::Error for Mismatch {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nan_never_passes_even_against_nan() {
+        let loose = Tolerance::new(f32::MAX, f32::MAX);
+        assert!(!loose.accepts(f32::NAN, 1.0));
+        assert!(!loose.accepts(1.0, f32::NAN));
+        assert!(!loose.accepts(f32::NAN, f32::NAN));
+    }
+
+    #[test]
+    fn infinities_pass_only_against_the_same_infinity() {
+        let tol = Tolerance::new(1.0, 1.0);
+        assert!(tol.accepts(f32::INFINITY, f32::INFINITY));
+        assert!(!tol.accepts(f32::INFINITY, f32::NEG_INFINITY));
+        assert!(!tol.accepts(f32::MAX, f32::INFINITY));
+    }
+
+    #[test]
+    fn the_report_names_indices_values_and_maxima() {
+        let tol = Tolerance::new(1e-3, 0.0);
+        let err = tol
+            .compare(&[1.0, 2.5, 3.0, f32::NAN], &[1.0, 2.0, 3.0, 4.0])
+            .unwrap_err();
+        assert_eq!(err.mismatches, 2);
+        assert_eq!(
+            err.first.iter().map(|m| m.0).collect::<Vec<_>>(),
+            vec![1, 3]
+        );
+        assert!(err.max_abs.is_infinite());
+        let text = err.to_string();
+        assert!(
+            text.contains("2 of 4 values") && text.contains("[1] got 2.5e0, want 2e0"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn lengths_must_agree() {
+        let err = Tolerance::EXACT.compare(&[1.0], &[1.0, 2.0]).unwrap_err();
+        assert_eq!(err.to_string(), "length mismatch: got 1 values, want 2");
+    }
+}

@@ -201,3 +201,85 @@ fn twenty_steps_agree_with_the_reference_and_learn() {
         first.unwrap()
     );
 }
+
+/// The tile sizes are WGSL `override` constants set from the host: other tilings must give the
+/// same products on the shapes that break tiling, and impossible ones are refused.
+#[test]
+fn other_matmul_tilings_agree_with_the_reference() {
+    use wgtrain::backend::gpu::MatmulTiles;
+    let Some(mut g) = common::gpu() else { return };
+    let tilings = [
+        MatmulTiles {
+            wg_x: 8,
+            wg_y: 8,
+            bk: 8,
+        },
+        MatmulTiles {
+            wg_x: 32,
+            wg_y: 4,
+            bk: 4,
+        },
+        MatmulTiles {
+            wg_x: 4,
+            wg_y: 16,
+            bk: 32,
+        },
+        MatmulTiles {
+            wg_x: 1,
+            wg_y: 1,
+            bk: 1,
+        },
+    ];
+    let mut r = common::rng(20);
+    for tiles in tilings {
+        g.set_matmul_tiles(tiles).unwrap();
+        for &(m, n, k, why) in common::MATMUL_SHAPES {
+            for (ta, tb) in [(false, false), (false, true), (true, false)] {
+                let a_data = common::uniform(&mut r, m * k, -1.0, 1.0);
+                let b_data = common::uniform(&mut r, k * n, -1.0, 1.0);
+                let a = if ta {
+                    g.upload(k, m, &a_data)
+                } else {
+                    g.upload(m, k, &a_data)
+                }
+                .unwrap();
+                let b = if tb {
+                    g.upload(n, k, &b_data)
+                } else {
+                    g.upload(k, n, &b_data)
+                }
+                .unwrap();
+                let mut c = g.zeros(m, n).unwrap();
+                g.matmul(&a, ta, &b, tb, &mut c).unwrap();
+                let mut want = vec![0.0; m * n];
+                wgtrain::backend::cpu::matmul_forward(&a_data, ta, &b_data, tb, &mut want, m, n, k);
+                let tol = Tolerance::new(2e-6 * (k as f32).sqrt() + 1e-6, 1e-5);
+                common::assert_close(
+                    &format!("{tiles:?} M={m} N={n} K={k} ta={ta} tb={tb} ({why})"),
+                    tol,
+                    &g.read(&c).unwrap(),
+                    &want,
+                );
+            }
+        }
+    }
+    let too_big = MatmulTiles {
+        wg_x: 64,
+        wg_y: 64,
+        bk: 16,
+    };
+    let err = g.set_matmul_tiles(too_big).unwrap_err().to_string();
+    assert!(
+        err.contains("max_compute_invocations_per_workgroup"),
+        "{err}"
+    );
+    let err = g
+        .set_matmul_tiles(MatmulTiles {
+            wg_x: 0,
+            wg_y: 8,
+            bk: 8,
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("at least 1"), "{err}");
+}

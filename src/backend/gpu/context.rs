@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use super::kernels::{Access, Kernel, Module, PARAMS_SIZE};
+use super::kernels::{Access, Constants, Kernel, Module, PARAMS_SIZE};
 use crate::error::{Error, Result};
 
 /// Where the work runs: printed by every test, log and benchmark.
@@ -62,8 +62,6 @@ fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
     (device, api)
 }
 
-type PipelineKey = (Kernel, Vec<(&'static str, u64)>);
-
 /// Device, queue and the caches built on them. Shared through an `Arc` by every backend.
 pub struct GpuContext {
     pub(crate) device: wgpu::Device,
@@ -72,7 +70,7 @@ pub struct GpuContext {
     limits: wgpu::Limits,
     modules: Mutex<HashMap<Module, wgpu::ShaderModule>>,
     layouts: Mutex<HashMap<&'static [Access], (wgpu::BindGroupLayout, wgpu::PipelineLayout)>>,
-    pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
+    pipelines: Mutex<HashMap<(Kernel, Constants), wgpu::ComputePipeline>>,
     /// Uncaptured wgpu errors, taken by the next flush or read.
     errors: Arc<Mutex<Vec<String>>>,
     /// Set by the device-lost callback.
@@ -197,7 +195,7 @@ impl GpuContext {
     /// up front and any shader error shows at once.
     pub fn precompile_all(&self) -> Result<()> {
         for kernel in super::kernels::ALL {
-            self.pipeline(kernel, &[])?;
+            self.pipeline(kernel, Constants::default())?;
         }
         self.check_errors("precompile")
     }
@@ -290,12 +288,9 @@ impl GpuContext {
     pub(crate) fn pipeline(
         &self,
         kernel: Kernel,
-        constants: &[(&'static str, f64)],
+        constants: Constants,
     ) -> Result<wgpu::ComputePipeline> {
-        let key: PipelineKey = (
-            kernel,
-            constants.iter().map(|&(n, v)| (n, v.to_bits())).collect(),
-        );
+        let key = (kernel, constants);
         if let Some(p) = self
             .pipelines
             .lock()
@@ -314,7 +309,7 @@ impl GpuContext {
                 module: &module,
                 entry_point: Some(kernel.entry),
                 compilation_options: wgpu::PipelineCompilationOptions {
-                    constants,
+                    constants: &constants.to_wgpu(),
                     // Every kernel writes its workgroup memory before reading it.
                     zero_initialize_workgroup_memory: false,
                 },

@@ -142,6 +142,95 @@ pub const ALL: [Kernel; 15] = [
     OPT_ADAM,
 ];
 
+/// The most storage bindings any kernel has.
+pub const MAX_BINDINGS: usize = 4;
+
+/// The most `override` constants any pipeline is specialised with.
+pub const MAX_CONSTANTS: usize = 6;
+
+/// A pipeline's `override` constants as a fixed-size value, so that looking a pipeline up in
+/// the cache allocates nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Constants {
+    len: usize,
+    items: [(&'static str, u64); MAX_CONSTANTS],
+}
+
+impl Constants {
+    /// `list` as (name, value) pairs; at most [`MAX_CONSTANTS`].
+    pub fn new(list: &[(&'static str, f64)]) -> Self {
+        assert!(
+            list.len() <= MAX_CONSTANTS,
+            "raise MAX_CONSTANTS to {}",
+            list.len()
+        );
+        let mut c = Constants {
+            len: list.len(),
+            ..Constants::default()
+        };
+        for (slot, &(name, value)) in c.items.iter_mut().zip(list) {
+            *slot = (name, value.to_bits());
+        }
+        c
+    }
+
+    /// In the form `PipelineCompilationOptions::constants` takes.
+    pub fn to_wgpu(self) -> Vec<(&'static str, f64)> {
+        self.items[..self.len]
+            .iter()
+            .map(|&(n, v)| (n, f64::from_bits(v)))
+            .collect()
+    }
+}
+
+/// Matmul tiling. The WGSL `override`s of the same names are set from these at pipeline
+/// creation, and the host sizes the dispatch grid from them, so the two cannot disagree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatmulTiles {
+    /// Threads per workgroup along N.
+    pub wg_x: u32,
+    /// Threads per workgroup along M.
+    pub wg_y: u32,
+    /// K step per workgroup-memory tile.
+    pub bk: u32,
+}
+
+/// Each thread's register block, `TM × TN` in matmul.wgsl (WGSL needs these as constants).
+pub const MATMUL_TM: u32 = 4;
+/// See [`MATMUL_TM`].
+pub const MATMUL_TN: u32 = 4;
+
+impl MatmulTiles {
+    /// 16 × 16 threads, a 64 × 64 block of C per workgroup, K in steps of 16: 8 KiB of
+    /// workgroup memory and 256 invocations, inside WebGPU's default limits.
+    pub const DEFAULT: MatmulTiles = MatmulTiles {
+        wg_x: 16,
+        wg_y: 16,
+        bk: 16,
+    };
+
+    /// Rows of C per workgroup.
+    pub fn block_m(self) -> u32 {
+        self.wg_y * MATMUL_TM
+    }
+
+    /// Columns of C per workgroup.
+    pub fn block_n(self) -> u32 {
+        self.wg_x * MATMUL_TN
+    }
+
+    /// The pipeline constants for a product with these transposes.
+    pub fn constants(self, trans_a: bool, trans_b: bool) -> Constants {
+        Constants::new(&[
+            ("TRANS_A", trans_a as u8 as f64),
+            ("TRANS_B", trans_b as u8 as f64),
+            ("WG_X", self.wg_x as f64),
+            ("WG_Y", self.wg_y as f64),
+            ("BK", self.bk as f64),
+        ])
+    }
+}
+
 /// The size every `Params` is padded to and bound with: one uniform window per dispatch.
 pub const PARAMS_SIZE: usize = 64;
 

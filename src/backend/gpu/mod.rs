@@ -21,7 +21,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub use context::{AdapterDescription, GpuContext};
-use kernels::{Access, Kernel, PARAMS_SIZE};
+pub use kernels::MatmulTiles;
+use kernels::{Access, Constants, Kernel, MAX_BINDINGS, PARAMS_SIZE};
 
 use super::{check, Activation, Backend, Loss, Optimizer, Tensor};
 use crate::error::{Error, Result};
@@ -79,10 +80,12 @@ pub struct GpuBackend {
     arena: Vec<u8>,
     arena_buffer: wgpu::Buffer,
     params_stride: usize,
-    bind_groups: HashMap<(&'static [Access], Vec<u64>), wgpu::BindGroup>,
+    /// Keyed by layout and the bound tensors' ids (0 for unused slots; ids start at 1).
+    bind_groups: HashMap<(&'static [Access], [u64; MAX_BINDINGS]), wgpu::BindGroup>,
     staging: Option<wgpu::Buffer>,
     stats: GpuStats,
     last_op: &'static str,
+    matmul_tiles: MatmulTiles,
 }
 
 impl std::fmt::Debug for GpuBackend {
@@ -151,12 +154,62 @@ impl GpuBackend {
                 ..GpuStats::default()
             },
             last_op: "none",
+            matmul_tiles: MatmulTiles::DEFAULT,
         }
     }
 
     /// The shared context (adapter, limits).
     pub fn context(&self) -> &Arc<GpuContext> {
         &self.ctx
+    }
+
+    /// The matmul tiling in use.
+    pub fn matmul_tiles(&self) -> MatmulTiles {
+        self.matmul_tiles
+    }
+
+    /// Uses another matmul tiling from now on (the pipeline is built on first use). Rejected
+    /// when the adapter cannot run it: too many threads per workgroup, a workgroup dimension
+    /// or workgroup memory over its limits, or a zero size.
+    pub fn set_matmul_tiles(&mut self, tiles: MatmulTiles) -> Result<()> {
+        let l = self.ctx.limits();
+        let threads = tiles.wg_x as u64 * tiles.wg_y as u64;
+        let shared_bytes = 4 * tiles.bk as u64 * (tiles.block_m() as u64 + tiles.block_n() as u64);
+        let problem = if tiles.wg_x == 0 || tiles.wg_y == 0 || tiles.bk == 0 {
+            Some("every size must be at least 1".to_string())
+        } else if threads > l.max_compute_invocations_per_workgroup as u64 {
+            Some(format!(
+                "{threads} threads per workgroup, over max_compute_invocations_per_workgroup = {}",
+                l.max_compute_invocations_per_workgroup
+            ))
+        } else if tiles.wg_x > l.max_compute_workgroup_size_x
+            || tiles.wg_y > l.max_compute_workgroup_size_y
+        {
+            Some(format!(
+                "workgroup {}×{} over max_compute_workgroup_size_x/y = {}×{}",
+                tiles.wg_x,
+                tiles.wg_y,
+                l.max_compute_workgroup_size_x,
+                l.max_compute_workgroup_size_y
+            ))
+        } else if shared_bytes > l.max_compute_workgroup_storage_size as u64 {
+            Some(format!(
+                "{shared_bytes} bytes of workgroup memory, over max_compute_workgroup_storage_size = {}",
+                l.max_compute_workgroup_storage_size
+            ))
+        } else {
+            None
+        };
+        match problem {
+            Some(detail) => Err(Error::Invalid {
+                op: "set_matmul_tiles",
+                detail: format!("{tiles:?} does not fit this adapter: {detail}"),
+            }),
+            None => {
+                self.matmul_tiles = tiles;
+                Ok(())
+            }
+        }
     }
 
     /// Counters of allocations and work so far.
@@ -168,7 +221,7 @@ impl GpuBackend {
     fn record<P: bytemuck::Pod>(
         &mut self,
         kernel: Kernel,
-        constants: &[(&'static str, f64)],
+        constants: Constants,
         params: P,
         buffers: &[&GpuTensor],
         groups: [u32; 3],
@@ -179,41 +232,44 @@ impl GpuBackend {
         }
         let pipeline = self.ctx.pipeline(kernel, constants)?;
 
-        let key = (
-            kernel.bindings,
-            buffers.iter().map(|t| t.id).collect::<Vec<_>>(),
-        );
-        if !self.bind_groups.contains_key(&key) {
-            if self.bind_groups.len() >= BIND_GROUP_CACHE_MAX {
-                self.bind_groups.clear();
-            }
-            let (layout, _) = self.ctx.layout(kernel.bindings);
-            let mut entries = vec![wgpu::BindGroupEntry {
-                binding: 0,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: &self.arena_buffer,
-                    offset: 0,
-                    size: wgpu::BufferSize::new(PARAMS_SIZE as u64),
-                }),
-            }];
-            for (i, t) in buffers.iter().enumerate() {
-                entries.push(wgpu::BindGroupEntry {
-                    binding: i as u32 + 1,
-                    resource: t.buffer.as_entire_binding(),
-                });
-            }
-            let bg = self
-                .ctx
-                .device
-                .create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some(kernel.entry),
-                    layout: &layout,
-                    entries: &entries,
-                });
-            self.stats.bind_groups_created += 1;
-            self.bind_groups.insert(key.clone(), bg);
+        let mut ids = [0u64; MAX_BINDINGS];
+        for (slot, t) in ids.iter_mut().zip(buffers) {
+            *slot = t.id;
         }
-        let bind_group = self.bind_groups[&key].clone();
+        let key = (kernel.bindings, ids);
+        if self.bind_groups.len() >= BIND_GROUP_CACHE_MAX && !self.bind_groups.contains_key(&key) {
+            self.bind_groups.clear();
+        }
+        let bind_group = match self.bind_groups.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) => e.get().clone(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let (layout, _) = self.ctx.layout(kernel.bindings);
+                let mut entries = vec![wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &self.arena_buffer,
+                        offset: 0,
+                        size: wgpu::BufferSize::new(PARAMS_SIZE as u64),
+                    }),
+                }];
+                for (i, t) in buffers.iter().enumerate() {
+                    entries.push(wgpu::BindGroupEntry {
+                        binding: i as u32 + 1,
+                        resource: t.buffer.as_entire_binding(),
+                    });
+                }
+                let bg = self
+                    .ctx
+                    .device
+                    .create_bind_group(&wgpu::BindGroupDescriptor {
+                        label: Some(kernel.entry),
+                        layout: &layout,
+                        entries: &entries,
+                    });
+                self.stats.bind_groups_created += 1;
+                e.insert(bg).clone()
+            }
+        };
 
         let offset = self.recorded.len() * self.params_stride;
         self.arena.resize(offset + self.params_stride, 0);
@@ -267,10 +323,6 @@ impl GpuBackend {
                     limit,
                 });
             }
-        }
-        // Ops' pending reads of a tensor must see the old contents: write after them.
-        if data.is_some() && !self.recorded.is_empty() {
-            self.flush()?;
         }
         let buffer = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: None,
@@ -387,7 +439,7 @@ impl Backend for GpuBackend {
             _pad: [0; 2],
         };
         let groups = self.grid_1d(t.len())?;
-        self.record(kernels::FILL, &[], params, &[t], groups)
+        self.record(kernels::FILL, Constants::default(), params, &[t], groups)
     }
 
     fn matmul(
@@ -399,14 +451,18 @@ impl Backend for GpuBackend {
         c: &mut GpuTensor,
     ) -> Result<()> {
         let (m, n, k) = check::matmul(a, ta, b, tb, c)?;
-        // Must agree with the defaults in matmul.wgsl: a 64 × 64 block per workgroup.
-        const BLOCK: usize = 64;
+        let tiles = self.matmul_tiles;
         let max = self.ctx.limits().max_compute_workgroups_per_dimension as usize;
-        let groups = [n.div_ceil(BLOCK), m.div_ceil(BLOCK)];
+        let groups = [
+            n.div_ceil(tiles.block_n() as usize),
+            m.div_ceil(tiles.block_m() as usize),
+        ];
         if groups.iter().any(|&g| g > max) {
             return Err(Error::Invalid {
                 op: "matmul",
-                detail: format!("[{m}, {n}] output needs {groups:?} workgroups; this adapter allows {max} per dimension"),
+                detail: format!(
+                    "a [{m}, {n}] output needs {groups:?} workgroups; this adapter allows {max} per dimension"
+                ),
             });
         }
         let params = kernels::MatmulParams {
@@ -415,10 +471,9 @@ impl Backend for GpuBackend {
             k: u32_dim("matmul", k)?,
             _pad: 0,
         };
-        let constants = [("TRANS_A", ta as u8 as f64), ("TRANS_B", tb as u8 as f64)];
         self.record(
             kernels::MATMUL,
-            &constants,
+            tiles.constants(ta, tb),
             params,
             &[c, a, b],
             [groups[0] as u32, groups[1] as u32, 1],
@@ -433,7 +488,13 @@ impl Backend for GpuBackend {
             _pad: [0; 2],
         };
         let groups = self.grid_1d(z.len())?;
-        self.record(kernels::BIAS_ADD, &[], params, &[z, bias], groups)
+        self.record(
+            kernels::BIAS_ADD,
+            Constants::default(),
+            params,
+            &[z, bias],
+            groups,
+        )
     }
 
     fn bias_grad(&mut self, dy: &GpuTensor, db: &mut GpuTensor) -> Result<()> {
@@ -444,19 +505,31 @@ impl Backend for GpuBackend {
             _pad: [0; 2],
         };
         let groups = self.grid_1d(dy.cols)?;
-        self.record(kernels::BIAS_GRAD, &[], params, &[db, dy], groups)
+        self.record(
+            kernels::BIAS_GRAD,
+            Constants::default(),
+            params,
+            &[db, dy],
+            groups,
+        )
     }
 
     fn activation(&mut self, act: Activation, z: &GpuTensor, a: &mut GpuTensor) -> Result<()> {
         check::same("activation", &[("z", z), ("a", &*a)])?;
         let params = act_params(act, z)?;
-        let constants = [("ACT", act.code() as f64)];
+        let constants = Constants::new(&[("ACT", act.code() as f64)]);
         if act.is_row_wise() {
             let groups = self.grid_rows(z.rows)?;
-            self.record(kernels::SOFTMAX_FORWARD, &[], params, &[a, z], groups)
+            self.record(
+                kernels::SOFTMAX_FORWARD,
+                Constants::default(),
+                params,
+                &[a, z],
+                groups,
+            )
         } else {
             let groups = self.grid_1d(z.len())?;
-            self.record(kernels::ACT_FORWARD, &constants, params, &[a, z], groups)
+            self.record(kernels::ACT_FORWARD, constants, params, &[a, z], groups)
         }
     }
 
@@ -473,12 +546,12 @@ impl Backend for GpuBackend {
             &[("z", z), ("a", a), ("da", da), ("dz", &*dz)],
         )?;
         let params = act_params(act, z)?;
-        let constants = [("ACT", act.code() as f64)];
+        let constants = Constants::new(&[("ACT", act.code() as f64)]);
         if act.is_row_wise() {
             let groups = self.grid_rows(z.rows)?;
             self.record(
                 kernels::SOFTMAX_BACKWARD,
-                &[],
+                Constants::default(),
                 params,
                 &[dz, z, a, da],
                 groups,
@@ -487,7 +560,7 @@ impl Backend for GpuBackend {
             let groups = self.grid_1d(z.len())?;
             self.record(
                 kernels::ACT_BACKWARD,
-                &constants,
+                constants,
                 params,
                 &[dz, z, a, da],
                 groups,
@@ -513,7 +586,7 @@ impl Backend for GpuBackend {
         let groups = self.grid_rows(pred.rows)?;
         self.record(
             kernels::LOSS,
-            &[("LOSS", loss.code() as f64)],
+            Constants::new(&[("LOSS", loss.code() as f64)]),
             params,
             &[grad, row_loss, pred, target],
             groups,
@@ -523,7 +596,13 @@ impl Backend for GpuBackend {
     fn sum_into(&mut self, x: &GpuTensor, acc: &mut GpuTensor, slot: usize) -> Result<()> {
         check::slot("sum_into", acc, slot)?;
         let params = reduce_params(x, x.cols, slot, 0.0)?;
-        self.record(kernels::SUM_INTO, &[], params, &[acc, x], [1, 1, 1])
+        self.record(
+            kernels::SUM_INTO,
+            Constants::default(),
+            params,
+            &[acc, x],
+            [1, 1, 1],
+        )
     }
 
     fn argmax_correct_into(
@@ -538,7 +617,7 @@ impl Backend for GpuBackend {
         let params = reduce_params(pred, target.cols, slot, 0.0)?;
         self.record(
             kernels::ARGMAX_CORRECT,
-            &[],
+            Constants::default(),
             params,
             &[acc, pred, target],
             [1, 1, 1],
@@ -561,7 +640,7 @@ impl Backend for GpuBackend {
         let params = reduce_params(pred, target.cols, slot, threshold)?;
         self.record(
             kernels::THRESHOLD_CORRECT,
-            &[],
+            Constants::default(),
             params,
             &[acc, pred, target],
             [1, 1, 1],
@@ -589,9 +668,13 @@ impl Backend for GpuBackend {
         };
         let groups = self.grid_1d(param.len())?;
         match (opt, state) {
-            (Optimizer::Sgd { .. }, []) => {
-                self.record(kernels::OPT_SGD, &[], params, &[param, grad], groups)
-            }
+            (Optimizer::Sgd { .. }, []) => self.record(
+                kernels::OPT_SGD,
+                Constants::default(),
+                params,
+                &[param, grad],
+                groups,
+            ),
             (
                 Optimizer::Momentum {
                     momentum, nesterov, ..
@@ -599,10 +682,10 @@ impl Backend for GpuBackend {
                 [v],
             ) => {
                 params.beta1 = momentum;
-                let constants = [("NESTEROV", nesterov as u8 as f64)];
+                let constants = Constants::new(&[("NESTEROV", nesterov as u8 as f64)]);
                 self.record(
                     kernels::OPT_MOMENTUM,
-                    &constants,
+                    constants,
                     params,
                     &[param, grad, v],
                     groups,
@@ -625,7 +708,13 @@ impl Backend for GpuBackend {
                 params.weight_decay = weight_decay;
                 params.bias_correction1 = bc1;
                 params.bias_correction2 = bc2;
-                self.record(kernels::OPT_ADAM, &[], params, &[param, grad, m, v], groups)
+                self.record(
+                    kernels::OPT_ADAM,
+                    Constants::default(),
+                    params,
+                    &[param, grad, m, v],
+                    groups,
+                )
             }
             _ => unreachable!("check::optimizer verified the state count"),
         }
