@@ -10,7 +10,8 @@ struct Params {
     // Width of `target`: 1 for integer labels, otherwise equal to cols.
     target_cols: u32,
     threshold: f32,
-    _pad0: u32,
+    // top-k's k
+    k: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -23,6 +24,12 @@ struct Params {
 var<workgroup> partial: array<f32, WG_1D>;
 
 fn add_to_slot(li: u32, v: f32) {
+    add_to(li, v, p.slot);
+}
+
+// acc[slot] += Σ over the workgroup of v. Ends with every thread past the last barrier, so it
+// may be called again at once.
+fn add_to(li: u32, v: f32, slot: u32) {
     partial[li] = v;
     workgroupBarrier();
     for (var stride = WG_1D / 2u; stride > 0u; stride >>= 1u) {
@@ -32,8 +39,9 @@ fn add_to_slot(li: u32, v: f32) {
         workgroupBarrier();
     }
     if (li == 0u) {
-        acc[p.slot] += partial[0];
+        acc[slot] += partial[0];
     }
+    workgroupBarrier();
 }
 
 // First index of the largest value in row r of a [rows, width] array (Keras' argmax).
@@ -73,13 +81,130 @@ fn sum_into(@builtin(local_invocation_index) li: u32) {
 fn argmax_correct(@builtin(local_invocation_index) li: u32) {
     var v = 0.0;
     for (var r = li; r < p.rows; r += WG_1D) {
-        var label: u32;
-        if (p.target_cols == 1u) {
-            label = u32(targets[r]);
-        } else {
-            label = argmax_target(r);
+        v += select(0.0, 1.0, argmax_x(r) == label_of(r));
+    }
+    add_to_slot(li, v);
+}
+
+// The true class of row r: the label (target [N, 1]) or argmax(target) ([N, C]).
+fn label_of(r: u32) -> u32 {
+    if (p.target_cols == 1u) {
+        return u32(targets[r]);
+    }
+    return argmax_target(r);
+}
+
+// acc[slot] += #rows whose true class has fewer than k classes scoring strictly higher
+// (ties count as in the top k, as in_top_k does). Bindings: acc, x, target.
+@compute @workgroup_size(WG_1D)
+fn topk_correct(@builtin(local_invocation_index) li: u32) {
+    var v = 0.0;
+    for (var r = li; r < p.rows; r += WG_1D) {
+        let label = label_of(r);
+        if (label >= p.cols) {
+            continue;
         }
-        v += select(0.0, 1.0, argmax_x(r) == label);
+        let score = x[r * p.cols + label];
+        var higher = 0u;
+        for (var c = 0u; c < p.cols; c++) {
+            higher += select(0u, 1u, x[r * p.cols + c] > score);
+        }
+        v += select(0.0, 1.0, higher < p.k);
+    }
+    add_to_slot(li, v);
+}
+
+// acc[slot..slot+4] += (TP, FP, TN, FN) of x > threshold against target != 0.
+// Bindings: acc, x, target.
+@compute @workgroup_size(WG_1D)
+fn confusion(@builtin(local_invocation_index) li: u32) {
+    var tp = 0.0;
+    var fp = 0.0;
+    var tn = 0.0;
+    var fn_ = 0.0;
+    for (var i = li; i < p.rows * p.cols; i += WG_1D) {
+        let predicted = x[i] > p.threshold;
+        let actual = targets[i] != 0.0;
+        tp += select(0.0, 1.0, predicted && actual);
+        fp += select(0.0, 1.0, predicted && !actual);
+        tn += select(0.0, 1.0, !predicted && !actual);
+        fn_ += select(0.0, 1.0, !predicted && actual);
+    }
+    add_to(li, tp, p.slot);
+    add_to(li, fp, p.slot + 1u);
+    add_to(li, tn, p.slot + 2u);
+    add_to(li, fn_, p.slot + 3u);
+}
+
+// Thresholds of the AUC histogram (AUC_THRESHOLDS in src/backend/ops.rs).
+const AUC_THRESHOLDS: u32 = 200u;
+const AUC_EDGE: f32 = 1e-7;
+
+// The number of thresholds strictly below v: threshold 0 is -1e-7, threshold j in
+// 1..N-2 is j / (N - 1) (compared as j < v·(N-1), exact in f32), threshold N-1 is 1 + 1e-7.
+fn roc_bucket(v: f32) -> u32 {
+    if (!(v > -AUC_EDGE)) {
+        return 0u;
+    }
+    let q = v * f32(AUC_THRESHOLDS - 1u);
+    var inner = 0u;
+    if (q > 1.0) {
+        inner = min(u32(ceil(q)) - 1u, AUC_THRESHOLDS - 2u);
+    }
+    return 1u + inner + select(0u, 1u, v > 1.0 + AUC_EDGE);
+}
+
+var<workgroup> histogram: array<atomic<u32>, 2u * (AUC_THRESHOLDS + 1u)>;
+
+// acc[slot + 2b] += positives in bucket b, acc[slot + 2b + 1] += negatives.
+// Bindings: acc, x, target.
+@compute @workgroup_size(WG_1D)
+fn roc_histogram(@builtin(local_invocation_index) li: u32) {
+    let slots = 2u * (AUC_THRESHOLDS + 1u);
+    for (var i = li; i < slots; i += WG_1D) {
+        atomicStore(&histogram[i], 0u);
+    }
+    workgroupBarrier();
+    for (var i = li; i < p.rows * p.cols; i += WG_1D) {
+        let negative = select(1u, 0u, targets[i] != 0.0);
+        atomicAdd(&histogram[2u * roc_bucket(x[i]) + negative], 1u);
+    }
+    workgroupBarrier();
+    for (var i = li; i < slots; i += WG_1D) {
+        acc[p.slot + i] += f32(atomicLoad(&histogram[i]));
+    }
+}
+
+// Per-element errors for the regression metrics; codes are PointError::spec in ops.rs.
+const ERR_SQUARED: u32 = 0u;
+const ERR_ABSOLUTE: u32 = 1u;
+const ERR_ABSOLUTE_PERCENTAGE: u32 = 2u;
+const ERR_SQUARED_LOG: u32 = 3u;
+const METRIC_EPSILON: f32 = 1e-7;
+
+override ERR: u32 = 0u;
+
+fn point_error(v: f32, y: f32) -> f32 {
+    switch ERR {
+        case ERR_ABSOLUTE: { return abs(v - y); }
+        case ERR_ABSOLUTE_PERCENTAGE: { return 100.0 * abs((y - v) / max(abs(y), METRIC_EPSILON)); }
+        case ERR_SQUARED_LOG: {
+            let d = log(max(v, METRIC_EPSILON) + 1.0) - log(max(y, METRIC_EPSILON) + 1.0);
+            return d * d;
+        }
+        default: {
+            let d = v - y;
+            return d * d;
+        }
+    }
+}
+
+// acc[slot] += Σ point_error(x, target). Bindings: acc, x, target.
+@compute @workgroup_size(WG_1D)
+fn error_sum(@builtin(local_invocation_index) li: u32) {
+    var v = 0.0;
+    for (var i = li; i < p.rows * p.cols; i += WG_1D) {
+        v += point_error(x[i], targets[i]);
     }
     add_to_slot(li, v);
 }

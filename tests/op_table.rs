@@ -1,7 +1,7 @@
 //! The one table in src/backend/ops.rs and the constants in the shaders must agree: each
 //! activation's and loss's code must be the WGSL constant of the same name.
 
-use wgtrain::backend::{Activation, Loss};
+use wgtrain::backend::{Activation, Loss, PointError, AUC_THRESHOLDS};
 
 fn wgsl_const(source: &str, name: &str) -> Option<u32> {
     let prefix = format!("const {name}: u32 = ");
@@ -38,6 +38,23 @@ fn loss_codes_match_the_shader() {
             "{name} in loss.wgsl"
         );
     }
+}
+
+#[test]
+fn metric_codes_match_the_shader() {
+    let src = include_str!("../shaders/reduce.wgsl");
+    for kind in PointError::ALL {
+        let name = format!("ERR_{}", kind.name().to_uppercase());
+        assert_eq!(
+            wgsl_const(src, &name),
+            Some(kind.code()),
+            "{name} in reduce.wgsl"
+        );
+    }
+    assert_eq!(
+        wgsl_const(src, "AUC_THRESHOLDS"),
+        Some(AUC_THRESHOLDS as u32)
+    );
 }
 
 #[test]

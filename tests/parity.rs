@@ -8,7 +8,9 @@ mod common;
 
 use common::{assert_close, rng, uniform, upload, MATMUL_SHAPES, ROW_SHAPES};
 use rand::Rng;
-use wgtrain::backend::{cpu, Activation, Backend, Loss, Optimizer};
+use wgtrain::backend::{
+    cpu, Activation, Backend, Loss, Optimizer, PointError, ROC_HISTOGRAM_SLOTS,
+};
 use wgtrain::tolerance::Tolerance;
 
 /// f32 accumulation over K against the reference's f64: the error grows like √K.
@@ -338,6 +340,131 @@ fn check_reductions<B: Backend>(b: &mut B) {
     }
 }
 backend_test!(reductions, check_reductions);
+
+fn check_metric_reductions<B: Backend>(b: &mut B) {
+    let mut r = rng(7);
+    for &(rows, cols, why) in ROW_SHAPES {
+        let n = rows * cols;
+        let what = |m: &str| format!("{m} {rows}×{cols} ({why})");
+        // Scores on a coarse grid, so that top-k has ties; probabilities with exact 0, 0.5, 1
+        // and values past both ends, which sit on the histogram's edges.
+        let scores: Vec<f32> = (0..n).map(|_| r.random_range(0..5) as f32).collect();
+        let probs: Vec<f32> = (0..n)
+            .map(|i| match i % 9 {
+                0 => 0.0,
+                1 => 1.0,
+                2 => 0.5,
+                3 => -0.25,
+                4 => 1.5,
+                5 => (r.random_range(0..200) as f32) / 199.0,
+                _ => r.random_range(0.0..1.0),
+            })
+            .collect();
+        let yes_no: Vec<f32> = (0..n).map(|_| r.random_range(0..2) as f32).collect();
+        let labels: Vec<f32> = (0..rows).map(|_| r.random_range(0..cols) as f32).collect();
+        let targets: Vec<f32> = (0..n).map(|_| r.random_range(0.0..3.0)).collect();
+
+        let slots = 1 + 1 + 4 + ROC_HISTOGRAM_SLOTS + PointError::ALL.len();
+        let mut acc = b.zeros(1, slots).unwrap();
+        let (score_t, label_t) = (upload(b, rows, cols, &scores), upload(b, rows, 1, &labels));
+        let (prob_t, yes_no_t) = (
+            upload(b, rows, cols, &probs),
+            upload(b, rows, cols, &yes_no),
+        );
+        let k = 1 + cols / 3;
+        b.topk_correct_into(&score_t, &label_t, k, &mut acc, 0)
+            .unwrap();
+        b.topk_correct_into(&score_t, &yes_no_t, 2, &mut acc, 1)
+            .unwrap();
+        b.confusion_into(&prob_t, &yes_no_t, 0.5, &mut acc, 2)
+            .unwrap();
+        b.roc_histogram_into(&prob_t, &yes_no_t, &mut acc, 6)
+            .unwrap();
+        let target_t = upload(b, rows, cols, &targets);
+        for (i, kind) in PointError::ALL.into_iter().enumerate() {
+            b.error_sum_into(
+                kind,
+                &prob_t,
+                &target_t,
+                &mut acc,
+                6 + ROC_HISTOGRAM_SLOTS + i,
+            )
+            .unwrap();
+        }
+        let got = b.read(&acc).unwrap();
+
+        let counts = |v: Vec<usize>| v.into_iter().map(|c| c as f32).collect::<Vec<_>>();
+        assert_close(
+            &what("top-k correct"),
+            Tolerance::EXACT,
+            &got[0..2],
+            &[
+                cpu::topk_correct(&scores, &labels, cols, 1, k) as f32,
+                cpu::topk_correct(&scores, &yes_no, cols, cols, 2) as f32,
+            ],
+        );
+        assert_close(
+            &what("confusion"),
+            Tolerance::EXACT,
+            &got[2..6],
+            &counts(cpu::confusion(&probs, &yes_no, 0.5).to_vec()),
+        );
+        assert_close(
+            &what("roc histogram"),
+            Tolerance::EXACT,
+            &got[6..6 + ROC_HISTOGRAM_SLOTS],
+            &counts(cpu::roc_histogram(&probs, &yes_no)),
+        );
+        let want: Vec<f32> = PointError::ALL
+            .into_iter()
+            .map(|kind| {
+                probs
+                    .iter()
+                    .zip(&targets)
+                    .map(|(&p, &y)| cpu::point_error_f64(kind, p as f64, y as f64))
+                    .sum::<f64>() as f32
+            })
+            .collect();
+        assert_close(
+            &what("error sums"),
+            Tolerance::new(1e-4, 1e-5),
+            &got[6 + ROC_HISTOGRAM_SLOTS..],
+            &want,
+        );
+    }
+}
+backend_test!(metric_reductions, check_metric_reductions);
+
+/// Every AUC threshold, and the f32 values just below and above it, land in the same bucket on
+/// both backends (random inputs almost never hit an edge exactly).
+fn check_roc_histogram_edges<B: Backend>(b: &mut B) {
+    let mut edges = vec![-1e-7f32, 1.0 + 1e-7, f32::NAN, -1.0, 2.0];
+    for j in 0..wgtrain::backend::AUC_THRESHOLDS {
+        let t = j as f32 / (wgtrain::backend::AUC_THRESHOLDS - 1) as f32;
+        edges.extend([
+            t,
+            f32::from_bits(t.to_bits() + 1),
+            f32::from_bits(t.to_bits().max(1) - 1),
+        ]);
+    }
+    let n = edges.len();
+    let positives = vec![1.0; n];
+    let pred = upload(b, n, 1, &edges);
+    let target = upload(b, n, 1, &positives);
+    let mut acc = b.zeros(1, ROC_HISTOGRAM_SLOTS).unwrap();
+    b.roc_histogram_into(&pred, &target, &mut acc, 0).unwrap();
+    let want: Vec<f32> = cpu::roc_histogram(&edges, &positives)
+        .into_iter()
+        .map(|c| c as f32)
+        .collect();
+    assert_close(
+        "roc histogram at the thresholds",
+        Tolerance::EXACT,
+        &b.read(&acc).unwrap(),
+        &want,
+    );
+}
+backend_test!(roc_histogram_edges, check_roc_histogram_edges);
 
 fn check_optimizers<B: Backend>(b: &mut B) {
     let mut r = rng(6);

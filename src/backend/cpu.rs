@@ -6,7 +6,10 @@
 //! calling them. The scalar formulas (`activation_f64`, `loss_row_f64`, ...) work in f64 so that
 //! the gradient checks in `tests/gradcheck.rs` can hold every backward to finite differences.
 
-use super::{check, Activation, Backend, Loss, Optimizer, Tensor, BCE_EPSILON};
+use super::{
+    check, Activation, Backend, Loss, Optimizer, PointError, Tensor, AUC_THRESHOLDS, BCE_EPSILON,
+    ROC_HISTOGRAM_SLOTS,
+};
 use crate::error::Result;
 
 // ----------------------------------------------------------------------------------------
@@ -369,6 +372,89 @@ pub fn threshold_correct(pred: &[f32], target: &[f32], threshold: f32) -> usize 
         .count()
 }
 
+/// The true class of a row: the label of a `[N, 1]` target, or the argmax of a `[N, C]` row.
+fn label_of(t: &[f32]) -> usize {
+    if t.len() == 1 {
+        t[0] as usize
+    } else {
+        argmax(t)
+    }
+}
+
+/// Number of rows of `pred[N, C]` whose true class has fewer than `k` classes scoring strictly
+/// higher (ties count as in the top k, as `in_top_k`). Targets as for [`argmax_correct`].
+pub fn topk_correct(
+    pred: &[f32],
+    target: &[f32],
+    cols: usize,
+    target_cols: usize,
+    k: usize,
+) -> usize {
+    pred.chunks(cols)
+        .zip(target.chunks(target_cols))
+        .filter(|(p, t)| {
+            let label = label_of(t);
+            label < cols && p.iter().filter(|&&v| v > p[label]).count() < k
+        })
+        .count()
+}
+
+/// `[TP, FP, TN, FN]` of `pred > threshold` against `target != 0`, element by element.
+pub fn confusion(pred: &[f32], target: &[f32], threshold: f32) -> [usize; 4] {
+    let mut counts = [0; 4];
+    for (&p, &t) in pred.iter().zip(target) {
+        let (predicted, actual) = (p > threshold, t != 0.0);
+        let i = match (predicted, actual) {
+            (true, true) => 0,
+            (true, false) => 1,
+            (false, false) => 2,
+            (false, true) => 3,
+        };
+        counts[i] += 1;
+    }
+    counts
+}
+
+/// The number of AUC thresholds strictly below `v`: threshold 0 is -1e-7, threshold
+/// `j` in `1..N-1` is `j / (N - 1)` (compared as `j < v·(N-1)`, exact in f32), threshold
+/// `N - 1` is 1 + 1e-7. NaN goes to bucket 0.
+pub fn roc_bucket(v: f32) -> usize {
+    let n = AUC_THRESHOLDS;
+    if !(v > -1e-7) {
+        return 0;
+    }
+    let q = v * (n - 1) as f32;
+    let inner = if q > 1.0 {
+        (q.ceil() as usize - 1).min(n - 2)
+    } else {
+        0
+    };
+    1 + inner + (v > 1.0 + 1e-7) as usize
+}
+
+/// The ROC histogram: for bucket `b` ([`roc_bucket`]), positives at `2b`, negatives at `2b + 1`.
+pub fn roc_histogram(pred: &[f32], target: &[f32]) -> Vec<usize> {
+    let mut h = vec![0; ROC_HISTOGRAM_SLOTS];
+    for (&p, &t) in pred.iter().zip(target) {
+        h[2 * roc_bucket(p) + (t == 0.0) as usize] += 1;
+    }
+    h
+}
+
+/// One element's error for a regression metric (Keras' definitions, ε = 1e-7).
+pub fn point_error_f64(kind: PointError, p: f64, y: f64) -> f64 {
+    const EPS: f64 = 1e-7;
+    match kind {
+        PointError::Squared => (p - y) * (p - y),
+        PointError::Absolute => (p - y).abs(),
+        PointError::AbsolutePercentage => 100.0 * ((y - p) / y.abs().max(EPS)).abs(),
+        PointError::SquaredLog => {
+            let d = (p.max(EPS) + 1.0).ln() - (y.max(EPS) + 1.0).ln();
+            d * d
+        }
+    }
+}
+
 // ----------------------------------------------------------------------------------------
 // optimizers
 
@@ -601,7 +687,7 @@ impl Backend for CpuBackend {
         acc: &mut CpuTensor,
         slot: usize,
     ) -> Result<()> {
-        check::argmax(pred, target)?;
+        check::argmax("argmax_correct_into", pred, target)?;
         check::slot("argmax_correct_into", acc, slot)?;
         acc.data[slot] += argmax_correct(&pred.data, &target.data, pred.cols, target.cols) as f32;
         Ok(())
@@ -621,6 +707,77 @@ impl Backend for CpuBackend {
         )?;
         check::slot("threshold_correct_into", acc, slot)?;
         acc.data[slot] += threshold_correct(&pred.data, &target.data, threshold) as f32;
+        Ok(())
+    }
+
+    fn topk_correct_into(
+        &mut self,
+        pred: &CpuTensor,
+        target: &CpuTensor,
+        k: usize,
+        acc: &mut CpuTensor,
+        slot: usize,
+    ) -> Result<()> {
+        check::argmax("topk_correct_into", pred, target)?;
+        check::slot("topk_correct_into", acc, slot)?;
+        acc.data[slot] += topk_correct(&pred.data, &target.data, pred.cols, target.cols, k) as f32;
+        Ok(())
+    }
+
+    fn confusion_into(
+        &mut self,
+        pred: &CpuTensor,
+        target: &CpuTensor,
+        threshold: f32,
+        acc: &mut CpuTensor,
+        slot: usize,
+    ) -> Result<()> {
+        check::same("confusion_into", &[("pred", pred), ("target", target)])?;
+        check::slots("confusion_into", acc, slot, 4)?;
+        for (i, n) in confusion(&pred.data, &target.data, threshold)
+            .into_iter()
+            .enumerate()
+        {
+            acc.data[slot + i] += n as f32;
+        }
+        Ok(())
+    }
+
+    fn roc_histogram_into(
+        &mut self,
+        pred: &CpuTensor,
+        target: &CpuTensor,
+        acc: &mut CpuTensor,
+        slot: usize,
+    ) -> Result<()> {
+        check::same("roc_histogram_into", &[("pred", pred), ("target", target)])?;
+        check::slots("roc_histogram_into", acc, slot, ROC_HISTOGRAM_SLOTS)?;
+        for (i, n) in roc_histogram(&pred.data, &target.data)
+            .into_iter()
+            .enumerate()
+        {
+            acc.data[slot + i] += n as f32;
+        }
+        Ok(())
+    }
+
+    fn error_sum_into(
+        &mut self,
+        kind: PointError,
+        pred: &CpuTensor,
+        target: &CpuTensor,
+        acc: &mut CpuTensor,
+        slot: usize,
+    ) -> Result<()> {
+        check::same("error_sum_into", &[("pred", pred), ("target", target)])?;
+        check::slot("error_sum_into", acc, slot)?;
+        let sum: f64 = pred
+            .data
+            .iter()
+            .zip(&target.data)
+            .map(|(&p, &y)| point_error_f64(kind, p as f64, y as f64))
+            .sum();
+        acc.data[slot] = (acc.data[slot] as f64 + sum) as f32;
         Ok(())
     }
 

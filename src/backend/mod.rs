@@ -12,7 +12,9 @@ pub mod cpu;
 pub mod gpu;
 pub mod ops;
 
-pub use ops::{Activation, Loss, Optimizer, BCE_EPSILON};
+pub use ops::{
+    Activation, Loss, Optimizer, PointError, AUC_THRESHOLDS, BCE_EPSILON, ROC_HISTOGRAM_SLOTS,
+};
 
 use crate::error::{Error, Result};
 
@@ -136,6 +138,52 @@ pub trait Backend {
         pred: &Self::Tensor,
         target: &Self::Tensor,
         threshold: f32,
+        acc: &mut Self::Tensor,
+        slot: usize,
+    ) -> Result<()>;
+
+    /// `acc[slot] += #rows whose true class is among the k largest predictions`: the number of
+    /// classes scoring strictly higher than the true one is below `k` (ties count as in, as
+    /// `in_top_k` does). Targets as for [`Backend::argmax_correct_into`].
+    fn topk_correct_into(
+        &mut self,
+        pred: &Self::Tensor,
+        target: &Self::Tensor,
+        k: usize,
+        acc: &mut Self::Tensor,
+        slot: usize,
+    ) -> Result<()>;
+
+    /// Adds the confusion counts of `pred > threshold` against `target != 0` (`[N, C]` both,
+    /// every element a yes/no decision) to `acc[slot..slot + 4]`: true positives, false
+    /// positives, true negatives, false negatives.
+    fn confusion_into(
+        &mut self,
+        pred: &Self::Tensor,
+        target: &Self::Tensor,
+        threshold: f32,
+        acc: &mut Self::Tensor,
+        slot: usize,
+    ) -> Result<()>;
+
+    /// Adds the ROC histogram of `pred` against `target != 0` to
+    /// `acc[slot..slot + ROC_HISTOGRAM_SLOTS]`: bucket `b` (the number of the
+    /// [`AUC_THRESHOLDS`] thresholds below the prediction) counts positives at `2b` and
+    /// negatives at `2b + 1`. The AUC is computed from it on the host.
+    fn roc_histogram_into(
+        &mut self,
+        pred: &Self::Tensor,
+        target: &Self::Tensor,
+        acc: &mut Self::Tensor,
+        slot: usize,
+    ) -> Result<()>;
+
+    /// `acc[slot] += Σ error(pred, target)` over all elements (`[N, C]` both).
+    fn error_sum_into(
+        &mut self,
+        kind: PointError,
+        pred: &Self::Tensor,
+        target: &Self::Tensor,
         acc: &mut Self::Tensor,
         slot: usize,
     ) -> Result<()>;
@@ -309,23 +357,29 @@ pub mod check {
 
     /// `slot` is inside the `[1, S]` accumulator.
     pub fn slot<T: Tensor>(op: &'static str, acc: &T, slot: usize) -> Result<()> {
-        if acc.rows() != 1 || slot >= acc.cols() {
+        slots(op, acc, slot, 1)
+    }
+
+    /// `slot..slot + count` is inside the `[1, S]` accumulator.
+    pub fn slots<T: Tensor>(op: &'static str, acc: &T, slot: usize, count: usize) -> Result<()> {
+        if acc.rows() != 1 || slot + count > acc.cols() {
             return Err(shape_err(
                 op,
                 format!(
-                    "accumulator is {}, slot {slot} is not in a [1, S] row",
-                    fmt(acc.shape())
+                    "accumulator is {}, slots {slot}..{} are not in a [1, S] row",
+                    fmt(acc.shape()),
+                    slot + count
                 ),
             ));
         }
         Ok(())
     }
 
-    /// Target of an argmax count: `[N, 1]` labels or `[N, C]`.
-    pub fn argmax<T: Tensor>(pred: &T, target: &T) -> Result<()> {
+    /// Target of an argmax or top-k count: `[N, 1]` labels or `[N, C]`.
+    pub fn argmax<T: Tensor>(op: &'static str, pred: &T, target: &T) -> Result<()> {
         if target.rows() != pred.rows() || (target.cols() != 1 && target.cols() != pred.cols()) {
             return Err(shape_err(
-                "argmax_correct_into",
+                op,
                 format!(
                     "target must be [{0}, 1] or [{0}, {1}], got {2}",
                     pred.rows(),

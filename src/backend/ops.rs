@@ -336,3 +336,56 @@ impl Optimizer {
         )
     }
 }
+
+/// A per-element error summed by [`crate::backend::Backend::error_sum_into`], for the
+/// regression metrics. Definitions are Keras'.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PointError {
+    /// `(p - y)²` (MSE, RMSE).
+    Squared,
+    /// `|p - y|` (MAE).
+    Absolute,
+    /// `100 |y - p| / max(|y|, ε)` with ε = 1e-7 (MAPE).
+    AbsolutePercentage,
+    /// `(ln(max(p, ε) + 1) - ln(max(y, ε) + 1))²` with ε = 1e-7 (MSLE).
+    SquaredLog,
+}
+
+impl PointError {
+    /// Every kind, in table order.
+    pub const ALL: [PointError; 4] = [
+        PointError::Squared,
+        PointError::Absolute,
+        PointError::AbsolutePercentage,
+        PointError::SquaredLog,
+    ];
+
+    /// The table: `(code, name)`; the code is the WGSL constant `ERR_<NAME>` in
+    /// `shaders/reduce.wgsl`.
+    pub fn spec(self) -> (u32, &'static str) {
+        match self {
+            PointError::Squared => (0, "squared"),
+            PointError::Absolute => (1, "absolute"),
+            PointError::AbsolutePercentage => (2, "absolute_percentage"),
+            PointError::SquaredLog => (3, "squared_log"),
+        }
+    }
+
+    /// The WGSL code.
+    pub fn code(self) -> u32 {
+        self.spec().0
+    }
+
+    /// The name.
+    pub fn name(self) -> &'static str {
+        self.spec().1
+    }
+}
+
+/// Thresholds of the ROC histogram behind the AUC metric (Keras' default `num_thresholds`).
+/// Threshold `j` is `j / (N - 1)`, with the first moved just below 0 and the last just above 1.
+pub const AUC_THRESHOLDS: usize = 200;
+
+/// Slots [`crate::backend::Backend::roc_histogram_into`] fills: for each bucket (the number of
+/// thresholds below a prediction, 0..=N), a count of positives, then a count of negatives.
+pub const ROC_HISTOGRAM_SLOTS: usize = 2 * (AUC_THRESHOLDS + 1);

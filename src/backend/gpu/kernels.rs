@@ -116,6 +116,14 @@ pub const SUM_INTO: Kernel = k(Module::Reduce, "sum_into", &[RW, R]);
 pub const ARGMAX_CORRECT: Kernel = k(Module::Reduce, "argmax_correct", &[RW, R, R]);
 /// acc, pred, target
 pub const THRESHOLD_CORRECT: Kernel = k(Module::Reduce, "threshold_correct", &[RW, R, R]);
+/// acc, pred, target
+pub const TOPK_CORRECT: Kernel = k(Module::Reduce, "topk_correct", &[RW, R, R]);
+/// acc, pred, target
+pub const CONFUSION: Kernel = k(Module::Reduce, "confusion", &[RW, R, R]);
+/// acc, pred, target
+pub const ROC_HISTOGRAM: Kernel = k(Module::Reduce, "roc_histogram", &[RW, R, R]);
+/// acc, pred, target
+pub const ERROR_SUM: Kernel = k(Module::Reduce, "error_sum", &[RW, R, R]);
 /// param, grad
 pub const OPT_SGD: Kernel = k(Module::Optim, "opt_sgd", &[RW, R]);
 /// param, grad, v
@@ -124,7 +132,7 @@ pub const OPT_MOMENTUM: Kernel = k(Module::Optim, "opt_momentum", &[RW, R, RW]);
 pub const OPT_ADAM: Kernel = k(Module::Optim, "opt_adam", &[RW, R, RW, RW]);
 
 /// Every kernel, for tests that build every pipeline.
-pub const ALL: [Kernel; 15] = [
+pub const ALL: [Kernel; 19] = [
     MATMUL,
     BIAS_ADD,
     BIAS_GRAD,
@@ -137,6 +145,10 @@ pub const ALL: [Kernel; 15] = [
     SUM_INTO,
     ARGMAX_CORRECT,
     THRESHOLD_CORRECT,
+    TOPK_CORRECT,
+    CONFUSION,
+    ROC_HISTOGRAM,
+    ERROR_SUM,
     OPT_SGD,
     OPT_MOMENTUM,
     OPT_ADAM,
@@ -291,7 +303,8 @@ pub struct ReduceParams {
     pub slot: u32,
     pub target_cols: u32,
     pub threshold: f32,
-    pub _pad: [u32; 3],
+    pub k: u32,
+    pub _pad: [u32; 2],
 }
 
 /// `optim.wgsl`

@@ -24,7 +24,7 @@ pub use context::{AdapterDescription, GpuContext};
 pub use kernels::MatmulTiles;
 use kernels::{Access, Constants, Kernel, MAX_BINDINGS, PARAMS_SIZE};
 
-use super::{check, Activation, Backend, Loss, Optimizer, Tensor};
+use super::{check, Activation, Backend, Loss, Optimizer, PointError, Tensor, ROC_HISTOGRAM_SLOTS};
 use crate::error::{Error, Result};
 
 /// A tensor in a GPU storage buffer.
@@ -612,7 +612,7 @@ impl Backend for GpuBackend {
         acc: &mut GpuTensor,
         slot: usize,
     ) -> Result<()> {
-        check::argmax(pred, target)?;
+        check::argmax("argmax_correct_into", pred, target)?;
         check::slot("argmax_correct_into", acc, slot)?;
         let params = reduce_params(pred, target.cols, slot, 0.0)?;
         self.record(
@@ -641,6 +641,87 @@ impl Backend for GpuBackend {
         self.record(
             kernels::THRESHOLD_CORRECT,
             Constants::default(),
+            params,
+            &[acc, pred, target],
+            [1, 1, 1],
+        )
+    }
+
+    fn topk_correct_into(
+        &mut self,
+        pred: &GpuTensor,
+        target: &GpuTensor,
+        k: usize,
+        acc: &mut GpuTensor,
+        slot: usize,
+    ) -> Result<()> {
+        check::argmax("topk_correct_into", pred, target)?;
+        check::slot("topk_correct_into", acc, slot)?;
+        let mut params = reduce_params(pred, target.cols, slot, 0.0)?;
+        params.k = u32::try_from(k).unwrap_or(u32::MAX);
+        self.record(
+            kernels::TOPK_CORRECT,
+            Constants::default(),
+            params,
+            &[acc, pred, target],
+            [1, 1, 1],
+        )
+    }
+
+    fn confusion_into(
+        &mut self,
+        pred: &GpuTensor,
+        target: &GpuTensor,
+        threshold: f32,
+        acc: &mut GpuTensor,
+        slot: usize,
+    ) -> Result<()> {
+        check::same("confusion_into", &[("pred", pred), ("target", target)])?;
+        check::slots("confusion_into", acc, slot, 4)?;
+        let params = reduce_params(pred, target.cols, slot, threshold)?;
+        self.record(
+            kernels::CONFUSION,
+            Constants::default(),
+            params,
+            &[acc, pred, target],
+            [1, 1, 1],
+        )
+    }
+
+    fn roc_histogram_into(
+        &mut self,
+        pred: &GpuTensor,
+        target: &GpuTensor,
+        acc: &mut GpuTensor,
+        slot: usize,
+    ) -> Result<()> {
+        check::same("roc_histogram_into", &[("pred", pred), ("target", target)])?;
+        check::slots("roc_histogram_into", acc, slot, ROC_HISTOGRAM_SLOTS)?;
+        let params = reduce_params(pred, target.cols, slot, 0.0)?;
+        self.record(
+            kernels::ROC_HISTOGRAM,
+            Constants::default(),
+            params,
+            &[acc, pred, target],
+            [1, 1, 1],
+        )
+    }
+
+    fn error_sum_into(
+        &mut self,
+        kind: PointError,
+        pred: &GpuTensor,
+        target: &GpuTensor,
+        acc: &mut GpuTensor,
+        slot: usize,
+    ) -> Result<()> {
+        check::same("error_sum_into", &[("pred", pred), ("target", target)])?;
+        check::slot("error_sum_into", acc, slot)?;
+        let params = reduce_params(pred, target.cols, slot, 0.0)?;
+        let constants = Constants::new(&[("ERR", kind.code() as f64)]);
+        self.record(
+            kernels::ERROR_SUM,
+            constants,
             params,
             &[acc, pred, target],
             [1, 1, 1],
@@ -783,6 +864,7 @@ fn reduce_params(
         slot: u32_dim("reduce", slot)?,
         target_cols: u32_dim("reduce", target_cols)?,
         threshold,
-        _pad: [0; 3],
+        k: 0,
+        _pad: [0; 2],
     })
 }
