@@ -420,7 +420,7 @@ pub fn confusion(pred: &[f32], target: &[f32], threshold: f32) -> [usize; 4] {
 /// `N - 1` is 1 + 1e-7. NaN goes to bucket 0.
 pub fn roc_bucket(v: f32) -> usize {
     let n = AUC_THRESHOLDS;
-    if !(v > -1e-7) {
+    if v.is_nan() || v <= -1e-7 {
         return 0;
     }
     let q = v * (n - 1) as f32;
