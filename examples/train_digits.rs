@@ -146,8 +146,8 @@ impl<T: Tensor> Mlp<T> {
             if i > 0 {
                 b.matmul(&ws.dz[i], false, &l.w, true, &mut ws.da[i - 1])?;
             }
-            b.optimizer_step(self.opt, self.step, &mut l.w, &l.dw, &mut l.w_state)?;
-            b.optimizer_step(self.opt, self.step, &mut l.b, &l.db, &mut l.b_state)?;
+            b.optimizer_step(self.opt, self.step, &mut l.w, &l.dw, &mut l.w_state, None)?;
+            b.optimizer_step(self.opt, self.step, &mut l.b, &l.db, &mut l.b_state, None)?;
         }
         Ok(())
     }

@@ -68,14 +68,23 @@ fn step<B: Backend>(b: &mut B, t: &mut Tensors<B::Tensor>, step: u64) {
         .unwrap();
     b.matmul(&t.x, true, &t.dz, false, &mut t.dw).unwrap();
     b.bias_grad(&t.dz, &mut t.db).unwrap();
-    b.optimizer_step(Optimizer::adam(0.1), step, &mut t.w, &t.dw, &mut t.w_state)
-        .unwrap();
+    let guard = Some((&t.acc, 0));
+    b.optimizer_step(
+        Optimizer::adam(0.1),
+        step,
+        &mut t.w,
+        &t.dw,
+        &mut t.w_state,
+        guard,
+    )
+    .unwrap();
     b.optimizer_step(
         Optimizer::adam(0.1),
         step,
         &mut t.bias,
         &t.db,
         &mut t.b_state,
+        guard,
     )
     .unwrap();
 }

@@ -501,7 +501,7 @@ fn check_optimizers<B: Backend>(b: &mut B) {
             for t in 1..=3 {
                 let g_data = uniform(&mut r, n, -1.0, 1.0);
                 let grad = upload(b, rows, cols, &g_data);
-                b.optimizer_step(opt, t, &mut param, &grad, &mut state)
+                b.optimizer_step(opt, t, &mut param, &grad, &mut state, None)
                     .unwrap();
                 let mut views: Vec<&mut [f32]> =
                     state_ref.iter_mut().map(|s| s.as_mut_slice()).collect();
@@ -522,6 +522,37 @@ fn check_optimizers<B: Backend>(b: &mut B) {
     }
 }
 backend_test!(optimizers, check_optimizers);
+
+/// A guard slot that is NaN or infinite skips the update (weights and state untouched); a
+/// finite one lets it through.
+fn check_optimizer_guard<B: Backend>(b: &mut B) {
+    let opt = Optimizer::adam(0.1);
+    let start = [1.0, -2.0, 3.0];
+    let mut param = upload(b, 1, 3, &start);
+    let grad = upload(b, 1, 3, &[0.5, 0.5, -0.5]);
+    let mut state = vec![b.zeros(1, 3).unwrap(), b.zeros(1, 3).unwrap()];
+    let guard = upload(b, 1, 3, &[f32::NAN, f32::INFINITY, 7.0]);
+    for slot in [0, 1] {
+        b.optimizer_step(opt, 1, &mut param, &grad, &mut state, Some((&guard, slot)))
+            .unwrap();
+    }
+    assert_eq!(
+        b.read(&param).unwrap(),
+        start.to_vec(),
+        "a non-finite guard must skip"
+    );
+    assert_eq!(b.read(&state[0]).unwrap(), vec![0.0; 3]);
+    b.optimizer_step(opt, 1, &mut param, &grad, &mut state, Some((&guard, 2)))
+        .unwrap();
+    let moved = b.read(&param).unwrap();
+    assert_close(
+        "a finite guard lets the step through",
+        Tolerance::new(1e-6, 1e-6),
+        &moved,
+        &[0.9, -2.1, 3.1],
+    );
+}
+backend_test!(optimizer_guard, check_optimizer_guard);
 
 /// Work recorded before a `write` must see the old contents; work after it, the new.
 fn check_write_orders_after_recorded_work<B: Backend>(b: &mut B) {
@@ -564,7 +595,7 @@ fn check_shape_errors<B: Backend>(b: &mut B) {
     let mut p = b.zeros(2, 3).unwrap();
     let g = b.zeros(2, 3).unwrap();
     let err = b
-        .optimizer_step(Optimizer::adam(1e-3), 1, &mut p, &g, &mut [])
+        .optimizer_step(Optimizer::adam(1e-3), 1, &mut p, &g, &mut [], None)
         .unwrap_err()
         .to_string();
     assert!(err.contains("2 state tensors, got 0"), "{err}");

@@ -788,8 +788,12 @@ impl Backend for CpuBackend {
         param: &mut CpuTensor,
         grad: &CpuTensor,
         state: &mut [CpuTensor],
+        guard: Option<(&CpuTensor, usize)>,
     ) -> Result<()> {
-        check::optimizer(opt, t, param, grad, state)?;
+        check::optimizer(opt, t, param, grad, state, guard)?;
+        if guard.is_some_and(|(acc, slot)| !acc.data[slot].is_finite()) {
+            return Ok(());
+        }
         let mut views: Vec<&mut [f32]> = state.iter_mut().map(|s| s.data.as_mut_slice()).collect();
         optimizer_step(opt, t, &mut param.data, &grad.data, &mut views);
         Ok(())

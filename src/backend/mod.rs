@@ -190,6 +190,10 @@ pub trait Backend {
 
     /// One update of `param` from `grad` with step count `t` (1 for the first step), keeping
     /// `opt.state_tensors()` state tensors shaped like `param` (zeros at the start).
+    ///
+    /// With `guard = Some((acc, slot))` the update is skipped, on the device and without a
+    /// read-back, when `acc[slot]` is NaN or infinite: a training loop that accumulates its
+    /// loss there keeps the weights of its last step with a finite loss.
     fn optimizer_step(
         &mut self,
         opt: Optimizer,
@@ -197,6 +201,7 @@ pub trait Backend {
         param: &mut Self::Tensor,
         grad: &Self::Tensor,
         state: &mut [Self::Tensor],
+        guard: Option<(&Self::Tensor, usize)>,
     ) -> Result<()>;
 }
 
@@ -391,15 +396,20 @@ pub mod check {
         Ok(())
     }
 
-    /// Parameter, gradient and state agree, and the hyper-parameters are valid.
+    /// Parameter, gradient and state agree, the guard slot exists, and the hyper-parameters
+    /// are valid.
     pub fn optimizer<T: Tensor>(
         opt: Optimizer,
         t: u64,
         param: &T,
         grad: &T,
         state: &[T],
+        guard: Option<(&T, usize)>,
     ) -> Result<()> {
         opt.validate(t)?;
+        if let Some((acc, slot)) = guard {
+            self::slot("optimizer_step", acc, slot)?;
+        }
         same("optimizer_step", &[("param", param), ("grad", grad)])?;
         if state.len() != opt.state_tensors() {
             return Err(Error::Invalid {

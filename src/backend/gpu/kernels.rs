@@ -124,12 +124,12 @@ pub const CONFUSION: Kernel = k(Module::Reduce, "confusion", &[RW, R, R]);
 pub const ROC_HISTOGRAM: Kernel = k(Module::Reduce, "roc_histogram", &[RW, R, R]);
 /// acc, pred, target
 pub const ERROR_SUM: Kernel = k(Module::Reduce, "error_sum", &[RW, R, R]);
-/// param, grad
-pub const OPT_SGD: Kernel = k(Module::Optim, "opt_sgd", &[RW, R]);
-/// param, grad, v
-pub const OPT_MOMENTUM: Kernel = k(Module::Optim, "opt_momentum", &[RW, R, RW]);
-/// param, grad, m, v
-pub const OPT_ADAM: Kernel = k(Module::Optim, "opt_adam", &[RW, R, RW, RW]);
+/// param, guard, grad
+pub const OPT_SGD: Kernel = k(Module::Optim, "opt_sgd", &[RW, R, R]);
+/// param, guard, grad, v
+pub const OPT_MOMENTUM: Kernel = k(Module::Optim, "opt_momentum", &[RW, R, R, RW]);
+/// param, guard, grad, m, v
+pub const OPT_ADAM: Kernel = k(Module::Optim, "opt_adam", &[RW, R, R, RW, RW]);
 
 /// Every kernel, for tests that build every pipeline.
 pub const ALL: [Kernel; 19] = [
@@ -155,7 +155,7 @@ pub const ALL: [Kernel; 19] = [
 ];
 
 /// The most storage bindings any kernel has.
-pub const MAX_BINDINGS: usize = 4;
+pub const MAX_BINDINGS: usize = 5;
 
 /// The most `override` constants any pipeline is specialised with.
 pub const MAX_CONSTANTS: usize = 6;
@@ -319,4 +319,5 @@ pub struct OptimParams {
     pub weight_decay: f32,
     pub bias_correction1: f32,
     pub bias_correction2: f32,
+    pub guard_slot: u32,
 }

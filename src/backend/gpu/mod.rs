@@ -86,6 +86,8 @@ pub struct GpuBackend {
     stats: GpuStats,
     last_op: &'static str,
     matmul_tiles: MatmulTiles,
+    /// A `[1, 1]` zero bound as the guard of unguarded optimizer steps.
+    finite_guard: GpuTensor,
 }
 
 impl std::fmt::Debug for GpuBackend {
@@ -141,6 +143,7 @@ impl GpuBackend {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
+        let finite_guard = storage_tensor(&ctx.device, 1, 1, false);
         GpuBackend {
             ctx,
             recorded: Vec::new(),
@@ -150,11 +153,12 @@ impl GpuBackend {
             bind_groups: HashMap::new(),
             staging: None,
             stats: GpuStats {
-                buffers_created: 1,
+                buffers_created: 2,
                 ..GpuStats::default()
             },
             last_op: "none",
             matmul_tiles: MatmulTiles::DEFAULT,
+            finite_guard,
         }
     }
 
@@ -324,29 +328,36 @@ impl GpuBackend {
                 });
             }
         }
-        let buffer = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: None,
-            size: bytes,
-            usage: wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_SRC
-                | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: data.is_some(),
-        });
+        let tensor = storage_tensor(&self.ctx.device, rows, cols, data.is_some());
         if let Some(d) = data {
-            buffer
+            tensor
+                .buffer
                 .slice(..)
                 .get_mapped_range_mut()
                 .map_err(|e| Error::DeviceLost(format!("mapping a new buffer failed: {e}")))?
                 .copy_from_slice(bytemuck::cast_slice(d));
-            buffer.unmap();
+            tensor.buffer.unmap();
         }
         self.stats.buffers_created += 1;
-        Ok(GpuTensor {
-            buffer,
-            id: NEXT_TENSOR_ID.fetch_add(1, Ordering::Relaxed),
-            rows,
-            cols,
-        })
+        Ok(tensor)
+    }
+}
+
+/// A new zero-filled (or mapped, to be filled) storage buffer for a `[rows, cols]` tensor.
+fn storage_tensor(device: &wgpu::Device, rows: usize, cols: usize, mapped: bool) -> GpuTensor {
+    let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: (rows * cols * 4) as u64,
+        usage: wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_SRC
+            | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: mapped,
+    });
+    GpuTensor {
+        buffer,
+        id: NEXT_TENSOR_ID.fetch_add(1, Ordering::Relaxed),
+        rows,
+        cols,
     }
 }
 
@@ -735,8 +746,15 @@ impl Backend for GpuBackend {
         param: &mut GpuTensor,
         grad: &GpuTensor,
         state: &mut [GpuTensor],
+        guard: Option<(&GpuTensor, usize)>,
     ) -> Result<()> {
-        check::optimizer(opt, t, param, grad, state)?;
+        check::optimizer(opt, t, param, grad, state, guard)?;
+        // A second handle on the same buffer (same id, so the same cached bind group).
+        let fallback = GpuTensor {
+            buffer: self.finite_guard.buffer.clone(),
+            ..self.finite_guard
+        };
+        let (guard, guard_slot) = guard.unwrap_or((&fallback, 0));
         let mut params = kernels::OptimParams {
             len: u32_dim("optimizer_step", param.len())?,
             lr: opt.lr(),
@@ -746,6 +764,7 @@ impl Backend for GpuBackend {
             weight_decay: 0.0,
             bias_correction1: 1.0,
             bias_correction2: 1.0,
+            guard_slot: u32_dim("optimizer_step", guard_slot)?,
         };
         let groups = self.grid_1d(param.len())?;
         match (opt, state) {
@@ -753,7 +772,7 @@ impl Backend for GpuBackend {
                 kernels::OPT_SGD,
                 Constants::default(),
                 params,
-                &[param, grad],
+                &[param, guard, grad],
                 groups,
             ),
             (
@@ -768,7 +787,7 @@ impl Backend for GpuBackend {
                     kernels::OPT_MOMENTUM,
                     constants,
                     params,
-                    &[param, grad, v],
+                    &[param, guard, grad, v],
                     groups,
                 )
             }
@@ -793,7 +812,7 @@ impl Backend for GpuBackend {
                     kernels::OPT_ADAM,
                     Constants::default(),
                     params,
-                    &[param, grad, m, v],
+                    &[param, guard, grad, m, v],
                     groups,
                 )
             }
