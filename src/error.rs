@@ -72,6 +72,28 @@ pub enum Error {
         detail: String,
     },
 
+    /// A data file or in-memory dataset is not usable: what, where, and how to fix it.
+    #[error("{source_name}: {detail}")]
+    Data {
+        /// The file, or a description of the in-memory data.
+        source_name: String,
+        /// What is wrong, with the row and column where there is one.
+        detail: String,
+    },
+
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+
+    /// A model or training configuration that cannot work, with what to do instead.
+    #[error("{0}")]
+    Config(String),
+
     /// An op was given an argument it cannot use (a zero dimension, a bad hyper-parameter).
     #[error("invalid argument to {op}: {detail}")]
     Invalid {

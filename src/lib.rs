@@ -25,7 +25,10 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod data;
 pub mod error;
+pub mod nn;
 pub mod tolerance;
+pub mod train;
 
 pub use error::{Error, Result};

@@ -62,6 +62,28 @@ macro_rules! backend_test {
     };
 }
 
+/// For bodies that build their own models: `model_test!(name, body)` makes `name::cpu` and
+/// `name::gpu`, each calling `body(make_backend)`.
+#[macro_export]
+macro_rules! model_test {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[test]
+            fn cpu() {
+                super::$body(wgtrain::backend::cpu::CpuBackend::new);
+            }
+            #[test]
+            fn gpu() {
+                if $crate::common::gpu().is_some() {
+                    super::$body(|| {
+                        $crate::common::gpu().expect("the adapter was there a moment ago")
+                    });
+                }
+            }
+        }
+    };
+}
+
 /// A seeded generator, so every failure reproduces.
 pub fn rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed)

@@ -1,0 +1,171 @@
+//! Datasets in host memory: the [`Matrix`] every API takes, the built-in digits set, seeded
+//! shuffles and splits, and the CSV reader.
+
+pub mod csv;
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+use crate::error::{Error, Result};
+
+/// A dense, row-major `[rows, cols]` f32 matrix in host memory: a dataset's features, or its
+/// targets (`[N, 1]` integer class labels stored as f32, or `[N, C]` values).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Matrix {
+    rows: usize,
+    cols: usize,
+    data: Vec<f32>,
+}
+
+impl Matrix {
+    /// A matrix from row-major data; `data.len()` must be `rows * cols`.
+    pub fn new(rows: usize, cols: usize, data: Vec<f32>) -> Result<Matrix> {
+        if data.len() != rows * cols {
+            return Err(Error::Shape {
+                op: "Matrix::new",
+                detail: format!(
+                    "[{rows}, {cols}] needs {} values, got {}",
+                    rows * cols,
+                    data.len()
+                ),
+            });
+        }
+        Ok(Matrix { rows, cols, data })
+    }
+
+    /// A `[rows.len(), cols]` matrix from rows of equal length.
+    pub fn from_rows(rows: &[Vec<f32>]) -> Result<Matrix> {
+        let cols = rows.first().map_or(0, Vec::len);
+        if let Some(i) = rows.iter().position(|r| r.len() != cols) {
+            return Err(Error::Shape {
+                op: "Matrix::from_rows",
+                detail: format!("row {i} has {} values, row 0 has {cols}", rows[i].len()),
+            });
+        }
+        Matrix::new(rows.len(), cols, rows.concat())
+    }
+
+    /// An `[N, 1]` matrix of integer class labels.
+    pub fn from_labels(labels: &[usize]) -> Matrix {
+        Matrix {
+            rows: labels.len(),
+            cols: 1,
+            data: labels.iter().map(|&l| l as f32).collect(),
+        }
+    }
+
+    /// Number of rows (samples).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns (features or outputs).
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// The values, row-major.
+    pub fn data(&self) -> &[f32] {
+        &self.data
+    }
+
+    /// Row `i`.
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.cols..(i + 1) * self.cols]
+    }
+
+    /// The rows at `indices`, in that order.
+    pub fn gather(&self, indices: &[usize]) -> Matrix {
+        let mut data = Vec::with_capacity(indices.len() * self.cols);
+        for &i in indices {
+            data.extend_from_slice(self.row(i));
+        }
+        Matrix {
+            rows: indices.len(),
+            cols: self.cols,
+            data,
+        }
+    }
+
+    /// Rows `[0, at)` and `[at, rows)`.
+    pub fn split_at(&self, at: usize) -> (Matrix, Matrix) {
+        let (a, b) = self.data.split_at(at * self.cols);
+        (
+            Matrix {
+                rows: at,
+                cols: self.cols,
+                data: a.to_vec(),
+            },
+            Matrix {
+                rows: self.rows - at,
+                cols: self.cols,
+                data: b.to_vec(),
+            },
+        )
+    }
+
+    /// Rows `[0, n)`.
+    pub fn head(&self, n: usize) -> Matrix {
+        self.split_at(n.min(self.rows)).0
+    }
+
+    /// Every value multiplied by `factor` (e.g. pixel scaling to `[0, 1]`).
+    pub fn scaled(mut self, factor: f32) -> Matrix {
+        self.data.iter_mut().for_each(|v| *v *= factor);
+        self
+    }
+
+    /// The first non-finite value, as `(row, col)`.
+    pub fn first_non_finite(&self) -> Option<(usize, usize)> {
+        self.data
+            .iter()
+            .position(|v| !v.is_finite())
+            .map(|i| (i / self.cols, i % self.cols))
+    }
+}
+
+/// The 8×8 handwritten digits compiled into the library (1797 samples; UCI via scikit-learn,
+/// see `data/README.md`): features `[1797, 64]` scaled from 0..16 to `[0, 1]`, labels
+/// `[1797, 1]` in 0..10.
+pub fn digits() -> (Matrix, Matrix) {
+    const DIGITS: &str = include_str!("../../data/digits.csv");
+    let d = csv::parse(
+        DIGITS.as_bytes(),
+        "built-in digits",
+        &csv::LabelColumn::Last,
+    )
+    .expect("the built-in digits file is well formed");
+    (d.x.scaled(1.0 / 16.0), d.y)
+}
+
+/// Shuffles the rows of `x` and `y` together with a seeded generator and splits off the last
+/// `test_fraction` of them: `(x_train, y_train, x_test, y_test)`.
+pub fn train_test_split(
+    x: &Matrix,
+    y: &Matrix,
+    test_fraction: f32,
+    seed: u64,
+) -> Result<(Matrix, Matrix, Matrix, Matrix)> {
+    if x.rows() != y.rows() {
+        return Err(Error::Data {
+            source_name: "train_test_split".into(),
+            detail: format!("{} feature rows but {} target rows", x.rows(), y.rows()),
+        });
+    }
+    if !(0.0..1.0).contains(&test_fraction) {
+        return Err(Error::Config(format!(
+            "the test fraction must be in [0, 1), got {test_fraction}"
+        )));
+    }
+    let mut order: Vec<usize> = (0..x.rows()).collect();
+    order.shuffle(&mut StdRng::seed_from_u64(seed));
+    let n_test = (x.rows() as f64 * test_fraction as f64).round() as usize;
+    let (train, test) = order.split_at(x.rows() - n_test);
+    Ok((
+        x.gather(train),
+        y.gather(train),
+        x.gather(test),
+        y.gather(test),
+    ))
+}

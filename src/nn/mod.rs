@@ -1,0 +1,360 @@
+//! Layers and the network math: `Sequential` of `Dense` layers, their initializers, the
+//! losses they are trained with, and [`Network`], the parameters on a backend with forward,
+//! backward and update written once for every [`Backend`].
+//!
+//! Shapes, for a batch of N samples through layer l with `fan_in → units`:
+//! `x [N, fan_in] · W [fan_in, units] + b [1, units] = z [N, units]`, `a = act(z)`.
+
+pub mod init;
+pub mod loss;
+
+pub use init::Initializer;
+pub use loss::{Head, LossFn, Task};
+
+use rand::rngs::StdRng;
+
+use crate::backend::{Activation, Backend, Optimizer, Tensor};
+use crate::error::{Error, Result};
+
+/// A fully connected layer: `a = act(x·W + b)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dense {
+    /// Output width.
+    pub units: usize,
+    /// The activation applied to `x·W + b`.
+    pub activation: Activation,
+    /// How `W` starts (Glorot uniform by default, as Keras).
+    pub kernel_initializer: Initializer,
+    /// How `b` starts (zeros by default).
+    pub bias_initializer: Initializer,
+}
+
+impl Dense {
+    /// A layer of `units` outputs with Keras' default initializers.
+    pub fn new(units: usize, activation: Activation) -> Dense {
+        Dense {
+            units,
+            activation,
+            kernel_initializer: Initializer::GlorotUniform,
+            bias_initializer: Initializer::Zeros,
+        }
+    }
+
+    /// The same layer with another weight initializer.
+    pub fn kernel_initializer(mut self, init: Initializer) -> Dense {
+        self.kernel_initializer = init;
+        self
+    }
+
+    /// The same layer with another bias initializer.
+    pub fn bias_initializer(mut self, init: Initializer) -> Dense {
+        self.bias_initializer = init;
+        self
+    }
+}
+
+/// A stack of layers; the input width comes from the data. `compile` it with a backend, a
+/// loss, an optimizer and metrics to get a trainable [`crate::train::Model`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Sequential {
+    pub(crate) layers: Vec<Dense>,
+}
+
+impl Sequential {
+    /// An empty stack.
+    pub fn new() -> Sequential {
+        Sequential::default()
+    }
+
+    /// The stack with `layer` on top.
+    #[allow(clippy::should_implement_trait)]
+    pub fn add(mut self, layer: Dense) -> Sequential {
+        self.layers.push(layer);
+        self
+    }
+
+    /// The layers, bottom first.
+    pub fn layers(&self) -> &[Dense] {
+        &self.layers
+    }
+
+    /// Checks the stack can be built: at least one layer, every width ≥ 1.
+    pub fn validate(&self) -> Result<()> {
+        if self.layers.is_empty() {
+            return Err(Error::Config(
+                "the model has no layers: add at least one Dense layer".into(),
+            ));
+        }
+        if let Some(i) = self.layers.iter().position(|l| l.units == 0) {
+            return Err(Error::Config(format!(
+                "layer {i} has 0 units; every layer needs at least one"
+            )));
+        }
+        if let Some(i) = self.layers[..self.layers.len() - 1]
+            .iter()
+            .position(|l| l.activation.is_row_wise())
+        {
+            return Err(Error::Config(format!(
+                "layer {i} is a hidden softmax layer; softmax belongs on the output layer only"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// One layer's weights on the host: `weight` is `[fan_in, units]` row-major, `bias` `[units]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerWeights {
+    /// Input width.
+    pub fan_in: usize,
+    /// Output width.
+    pub units: usize,
+    /// `W`, row-major `[fan_in, units]`.
+    pub weight: Vec<f32>,
+    /// `b`, `[units]`.
+    pub bias: Vec<f32>,
+}
+
+/// One dense layer's tensors on a backend.
+#[derive(Debug)]
+pub struct DenseParams<T> {
+    activation: Activation,
+    w: T,
+    b: T,
+    dw: T,
+    db: T,
+    w_state: Vec<T>,
+    b_state: Vec<T>,
+}
+
+/// The per-batch-size buffers of a forward and backward pass: for each layer `z`, `a = act(z)`
+/// and their gradients. Allocated once per batch size and reused every step.
+#[derive(Debug)]
+pub struct Activations<T> {
+    rows: usize,
+    /// Pre-activations, one per layer.
+    pub z: Vec<T>,
+    /// Outputs, one per layer; the last is the network's output.
+    pub a: Vec<T>,
+    /// `∂L/∂z`, one per layer.
+    pub dz: Vec<T>,
+    /// `∂L/∂a`, one per layer.
+    pub da: Vec<T>,
+}
+
+impl<T> Activations<T> {
+    /// The batch size these buffers hold.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+}
+
+/// The parameters of a stack of dense layers on a backend, with their gradients and optimizer
+/// state.
+#[derive(Debug)]
+pub struct Network<T> {
+    input_dim: usize,
+    layers: Vec<DenseParams<T>>,
+}
+
+impl<T: Tensor> Network<T> {
+    /// Builds the layers of `spec` for inputs of width `input_dim`, drawing initial values
+    /// from `rng` layer by layer (weights, then bias).
+    pub fn build<B: Backend<Tensor = T>>(
+        b: &mut B,
+        spec: &Sequential,
+        input_dim: usize,
+        optimizer: Optimizer,
+        rng: &mut StdRng,
+    ) -> Result<Network<T>> {
+        spec.validate()?;
+        let mut layers = Vec::with_capacity(spec.layers.len());
+        let mut fan_in = input_dim;
+        for (i, l) in spec.layers.iter().enumerate() {
+            let init_err = |e: String| Error::Config(format!("layer {i}: {e}"));
+            let w = l
+                .kernel_initializer
+                .sample(fan_in, l.units, rng)
+                .map_err(init_err)?;
+            let bias = l
+                .bias_initializer
+                .sample(1, l.units, rng)
+                .map_err(init_err)?;
+            let state = |b: &mut B, r, c| -> Result<Vec<T>> {
+                (0..optimizer.state_tensors())
+                    .map(|_| b.zeros(r, c))
+                    .collect()
+            };
+            layers.push(DenseParams {
+                activation: l.activation,
+                w: b.upload(fan_in, l.units, &w)?,
+                b: b.upload(1, l.units, &bias)?,
+                dw: b.zeros(fan_in, l.units)?,
+                db: b.zeros(1, l.units)?,
+                w_state: state(b, fan_in, l.units)?,
+                b_state: state(b, 1, l.units)?,
+            });
+            fan_in = l.units;
+        }
+        Ok(Network { input_dim, layers })
+    }
+
+    /// The input width.
+    pub fn input_dim(&self) -> usize {
+        self.input_dim
+    }
+
+    /// The output width.
+    pub fn output_dim(&self) -> usize {
+        self.layers.last().map_or(0, |l| l.db.cols())
+    }
+
+    /// Number of trainable values.
+    pub fn parameter_count(&self) -> usize {
+        self.layers.iter().map(|l| l.w.len() + l.b.len()).sum()
+    }
+
+    /// Buffers for batches of `rows` samples.
+    pub fn activations<B: Backend<Tensor = T>>(
+        &self,
+        b: &mut B,
+        rows: usize,
+    ) -> Result<Activations<T>> {
+        let mut make = || -> Result<Vec<T>> {
+            self.layers
+                .iter()
+                .map(|l| b.zeros(rows, l.db.cols()))
+                .collect()
+        };
+        Ok(Activations {
+            rows,
+            z: make()?,
+            a: make()?,
+            dz: make()?,
+            da: make()?,
+        })
+    }
+
+    /// Forward pass: `z = x·W + b; a = act(z)` layer by layer. `x` is `[rows, input_dim]`.
+    pub fn forward<B: Backend<Tensor = T>>(
+        &self,
+        b: &mut B,
+        x: &T,
+        acts: &mut Activations<T>,
+    ) -> Result<()> {
+        for (i, l) in self.layers.iter().enumerate() {
+            let (below, rest) = acts.a.split_at_mut(i);
+            let input = if i == 0 { x } else { &below[i - 1] };
+            b.matmul(input, false, &l.w, false, &mut acts.z[i])?;
+            b.bias_add(&mut acts.z[i], &l.b)?;
+            b.activation(l.activation, &acts.z[i], &mut rest[0])?;
+        }
+        Ok(())
+    }
+
+    /// Backward pass by the chain rule, from the top layer down: `dz = act'(z) ⊙ da`,
+    /// `dW = xᵀ·dz`, `db = Σ_rows dz`, `da_below = dz·Wᵀ`. The caller has filled the top
+    /// layer's `da`, or its `dz` when `top_dz_given` (a loss computed from the logits).
+    pub fn backward<B: Backend<Tensor = T>>(
+        &mut self,
+        b: &mut B,
+        x: &T,
+        acts: &mut Activations<T>,
+        top_dz_given: bool,
+    ) -> Result<()> {
+        let top = self.layers.len() - 1;
+        for i in (0..=top).rev() {
+            let l = &mut self.layers[i];
+            if !(i == top && top_dz_given) {
+                b.activation_backward(
+                    l.activation,
+                    &acts.z[i],
+                    &acts.a[i],
+                    &acts.da[i],
+                    &mut acts.dz[i],
+                )?;
+            }
+            let input = if i == 0 { x } else { &acts.a[i - 1] };
+            b.matmul(input, true, &acts.dz[i], false, &mut l.dw)?;
+            b.bias_grad(&acts.dz[i], &mut l.db)?;
+            if i > 0 {
+                b.matmul(&acts.dz[i], false, &l.w, true, &mut acts.da[i - 1])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the gradients of the last backward pass: step `t` of `optimizer`, skipped on the
+    /// device when `guard` holds a non-finite value (see [`Backend::optimizer_step`]).
+    pub fn update<B: Backend<Tensor = T>>(
+        &mut self,
+        b: &mut B,
+        optimizer: Optimizer,
+        t: u64,
+        guard: Option<(&T, usize)>,
+    ) -> Result<()> {
+        for l in &mut self.layers {
+            b.optimizer_step(optimizer, t, &mut l.w, &l.dw, &mut l.w_state, guard)?;
+            b.optimizer_step(optimizer, t, &mut l.b, &l.db, &mut l.b_state, guard)?;
+        }
+        Ok(())
+    }
+
+    /// Reads every layer's weights back.
+    pub fn weights<B: Backend<Tensor = T>>(&self, b: &mut B) -> Result<Vec<LayerWeights>> {
+        self.layers
+            .iter()
+            .map(|l| {
+                Ok(LayerWeights {
+                    fan_in: l.w.rows(),
+                    units: l.w.cols(),
+                    weight: b.read(&l.w)?,
+                    bias: b.read(&l.b)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces every layer's weights; shapes must match layer by layer.
+    pub fn set_weights<B: Backend<Tensor = T>>(
+        &mut self,
+        b: &mut B,
+        weights: &[LayerWeights],
+    ) -> Result<()> {
+        if weights.len() != self.layers.len() {
+            return Err(Error::Config(format!(
+                "{} layers of weights given for a model of {} layers",
+                weights.len(),
+                self.layers.len()
+            )));
+        }
+        for (i, (l, w)) in self.layers.iter_mut().zip(weights).enumerate() {
+            if [w.fan_in, w.units] != l.w.shape()
+                || w.weight.len() != l.w.len()
+                || w.bias.len() != l.b.len()
+            {
+                return Err(Error::Config(format!(
+                    "layer {i}: weights of [{}, {}] (+ {} biases) given for a [{}, {}] layer",
+                    w.fan_in,
+                    w.units,
+                    w.bias.len(),
+                    l.w.rows(),
+                    l.w.cols()
+                )));
+            }
+            b.write(&mut l.w, &w.weight)?;
+            b.write(&mut l.b, &w.bias)?;
+        }
+        Ok(())
+    }
+
+    /// Resets the optimizer state (momenta) to zero, as for a freshly compiled model.
+    pub fn reset_optimizer_state<B: Backend<Tensor = T>>(&mut self, b: &mut B) -> Result<()> {
+        for l in &mut self.layers {
+            for s in l.w_state.iter_mut().chain(l.b_state.iter_mut()) {
+                b.fill(s, 0.0)?;
+            }
+        }
+        Ok(())
+    }
+}

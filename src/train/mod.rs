@@ -1,0 +1,247 @@
+//! Training: [`Model`] (a compiled network) with `fit`, `evaluate` and `predict`, its
+//! metrics, callbacks, learning curves and progress.
+//!
+//! The fit loop uploads each batch, records the whole step (forward, loss, metrics, backward,
+//! update) and moves on: on the GPU the upload of the next batch submits the step just
+//! recorded, so each step is one submission, and the loss and metric sums stay on the device
+//! until the epoch ends (or the progress bar asks, twice a second).
+
+pub mod callbacks;
+pub mod history;
+pub mod metrics;
+mod model;
+mod progress;
+
+pub use callbacks::{
+    Callback, EarlyStopping, LambdaCallback, Mode, ModelControl, ReduceLrOnPlateau,
+};
+pub use history::{History, Logs};
+pub use metrics::Metric;
+use model::Phase;
+pub use model::{Compile, Evaluation, Model};
+
+use rand::seq::SliceRandom;
+
+use crate::backend::Backend;
+use crate::data::Matrix;
+use crate::error::{Error, Result};
+use metrics::LOSS_SLOT;
+use progress::Progress;
+
+/// How `fit` runs. Defaults as Keras: 1 epoch, batches of 32, shuffled, no validation,
+/// verbosity 1, and training stops on a NaN or infinite loss.
+pub struct FitConfig {
+    /// Passes over the training data (≥ 1).
+    pub epochs: usize,
+    /// Samples per step (≥ 1); the last batch of an epoch may be smaller.
+    pub batch_size: usize,
+    /// Reshuffle the training data every epoch (seeded by the model's seed).
+    pub shuffle: bool,
+    /// Hold out this last fraction of the data (before shuffling, as Keras) for validation.
+    pub validation_split: f32,
+    /// Explicit validation data; takes precedence over `validation_split`.
+    pub validation_data: Option<(Matrix, Matrix)>,
+    /// 0: silent; 1: a progress bar and a line per epoch; 2: a line per epoch.
+    pub verbose: u8,
+    /// Run at the end of each epoch.
+    pub callbacks: Vec<Box<dyn Callback>>,
+    /// Stop when the loss becomes NaN or infinite. The update of every step from the first
+    /// non-finite loss on is skipped on the device, so the weights are those after the last
+    /// step whose loss was finite.
+    pub terminate_on_nan: bool,
+}
+
+impl Default for FitConfig {
+    fn default() -> Self {
+        FitConfig {
+            epochs: 1,
+            batch_size: 32,
+            shuffle: true,
+            validation_split: 0.0,
+            validation_data: None,
+            verbose: 1,
+            callbacks: Vec::new(),
+            terminate_on_nan: true,
+        }
+    }
+}
+
+impl FitConfig {
+    /// The defaults with `epochs` epochs.
+    pub fn epochs(epochs: usize) -> FitConfig {
+        FitConfig {
+            epochs,
+            ..FitConfig::default()
+        }
+    }
+
+    /// The same with this batch size.
+    pub fn batch_size(mut self, batch_size: usize) -> FitConfig {
+        self.batch_size = batch_size;
+        self
+    }
+
+    /// The same with this verbosity.
+    pub fn verbose(mut self, verbose: u8) -> FitConfig {
+        self.verbose = verbose;
+        self
+    }
+
+    /// The same, shuffling or not.
+    pub fn shuffle(mut self, shuffle: bool) -> FitConfig {
+        self.shuffle = shuffle;
+        self
+    }
+
+    /// The same with a validation split.
+    pub fn validation_split(mut self, fraction: f32) -> FitConfig {
+        self.validation_split = fraction;
+        self
+    }
+
+    /// The same with explicit validation data.
+    pub fn validation_data(mut self, x: Matrix, y: Matrix) -> FitConfig {
+        self.validation_data = Some((x, y));
+        self
+    }
+
+    /// The same with one more callback.
+    pub fn callback(mut self, c: impl Callback + 'static) -> FitConfig {
+        self.callbacks.push(Box::new(c));
+        self
+    }
+}
+
+pub(crate) fn check_batch_size(batch_size: usize) -> Result<()> {
+    if batch_size == 0 {
+        return Err(Error::Config("the batch size must be at least 1".into()));
+    }
+    Ok(())
+}
+
+impl<B: Backend> Model<B> {
+    /// Trains on `(x, y)`: `x` is `[N, features]`; `y` is `[N, 1]` integer labels for sparse
+    /// categorical cross-entropy, else `[N, outputs]`. Returns the learning curves.
+    pub fn fit(&mut self, x: &Matrix, y: &Matrix, mut config: FitConfig) -> Result<History> {
+        if config.epochs == 0 {
+            return Err(Error::Config("epochs must be at least 1".into()));
+        }
+        check_batch_size(config.batch_size)?;
+        if !(0.0..1.0).contains(&config.validation_split) {
+            return Err(Error::Config(format!(
+                "validation_split must be in [0, 1), got {}",
+                config.validation_split
+            )));
+        }
+        self.check_data(x, Some(y), "training data")?;
+
+        // Keras holds out the *last* fraction, before any shuffling.
+        let (x_train, y_train, validation) = match config.validation_data.take() {
+            Some((vx, vy)) => {
+                self.check_data(&vx, Some(&vy), "validation data")?;
+                (x.clone(), y.clone(), Some((vx, vy)))
+            }
+            None if config.validation_split > 0.0 => {
+                let n_val = (x.rows() as f64 * config.validation_split as f64).round() as usize;
+                if n_val == 0 || n_val == x.rows() {
+                    return Err(Error::Config(format!(
+                        "validation_split {} of {} samples leaves {} for validation and {} for training; both need at least one",
+                        config.validation_split,
+                        x.rows(),
+                        n_val,
+                        x.rows() - n_val
+                    )));
+                }
+                let (xt, xv) = x.split_at(x.rows() - n_val);
+                let (yt, yv) = y.split_at(y.rows() - n_val);
+                (xt, yt, Some((xv, yv)))
+            }
+            None => (x.clone(), y.clone(), None),
+        };
+
+        let n = x_train.rows();
+        let steps = n.div_ceil(config.batch_size);
+        let mut history = History::default();
+        let mut acc = self.take_accumulator(Phase::Train)?;
+        self.stop_reason = None;
+        let result = self.run_epochs(
+            &x_train,
+            &y_train,
+            validation.as_ref(),
+            &mut config,
+            steps,
+            &mut acc,
+            &mut history,
+        );
+        self.put_accumulator(Phase::Train, acc);
+        result?;
+        for c in &mut config.callbacks {
+            c.on_train_end(self)?;
+        }
+        Ok(history)
+    }
+
+    /// The epochs of `fit`, accumulating into `acc`.
+    #[allow(clippy::too_many_arguments)]
+    fn run_epochs(
+        &mut self,
+        x_train: &Matrix,
+        y_train: &Matrix,
+        validation: Option<&(Matrix, Matrix)>,
+        config: &mut FitConfig,
+        steps: usize,
+        acc: &mut B::Tensor,
+        history: &mut History,
+    ) -> Result<()> {
+        let n = x_train.rows();
+        let mut order: Vec<usize> = (0..n).collect();
+        let mut progress = Progress::new(config.verbose);
+        for epoch in 1..=config.epochs {
+            if config.shuffle {
+                order.shuffle(&mut self.rng);
+            }
+            self.backend.fill(acc, 0.0)?;
+            progress.begin_epoch(epoch, config.epochs, steps);
+            let lr = self.optimizer.lr();
+            for (s, idx) in order.chunks(config.batch_size).enumerate() {
+                let i = self.load_batch(x_train, Some(y_train), idx)?;
+                self.step_batch(i, acc, true, config.terminate_on_nan)?;
+                let running = if progress.wants_refresh() {
+                    let seen = ((s + 1) * config.batch_size).min(n);
+                    Some(self.backend.read(acc)?[LOSS_SLOT] as f64 / seen as f64)
+                } else {
+                    None
+                };
+                progress.step(s + 1, running);
+            }
+            // The one read-back of the epoch.
+            let sums = self.backend.read(acc)?;
+            let mut logs = Logs::default();
+            self.finish_logs(&sums, n, "", &mut logs);
+            let loss = logs.get("loss").unwrap_or(f64::NAN);
+            if config.terminate_on_nan && !loss.is_finite() {
+                progress.end_epoch(epoch, config.epochs, steps, &logs);
+                history.push(epoch, &logs, lr);
+                history.stopped_early = Some(format!(
+                    "TerminateOnNaN: the loss became {loss} during epoch {epoch}; training stopped. The weights are \
+                     those after the last step with a finite loss. Lower the learning rate, scale the inputs, or \
+                     check the data for extreme values"
+                ));
+                break;
+            }
+            if let Some((vx, vy)) = validation {
+                self.evaluate_into(vx, vy, config.batch_size, "val_", &mut logs)?;
+            }
+            for c in &mut config.callbacks {
+                c.on_epoch_end(epoch, &logs, self)?;
+            }
+            progress.end_epoch(epoch, config.epochs, steps, &logs);
+            history.push(epoch, &logs, lr);
+            if let Some(reason) = self.stop_reason.take() {
+                history.stopped_early = Some(reason);
+                break;
+            }
+        }
+        Ok(())
+    }
+}
