@@ -7,7 +7,10 @@
 //! - [`backend::ops`]: one definition per op (activations, losses, optimizers);
 //! - [`backend::cpu`]: the reference implementation, the specification;
 //! - [`backend::gpu`]: the wgpu backend, which records a step's work and submits it at once;
-//! - [`backend::Backend`]: the trait the training code is written against, once.
+//! - [`backend::Backend`]: the trait the training code is written against, once;
+//! - [`nn`]: layers, initializers, losses, and the network math over any backend;
+//! - [`train`]: compiled models with `fit`, `evaluate`, `predict`, metrics and callbacks;
+//! - [`data`]: datasets in host memory.
 //!
 //! ```
 //! use wgtrain::backend::{cpu::CpuBackend, Backend, Activation};
@@ -32,3 +35,8 @@ pub mod tolerance;
 pub mod train;
 
 pub use error::{Error, Result};
+
+/// The README's Rust example runs as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
