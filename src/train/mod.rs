@@ -25,7 +25,6 @@ use rand::seq::SliceRandom;
 use crate::backend::Backend;
 use crate::data::Matrix;
 use crate::error::{Error, Result};
-use metrics::LOSS_SLOT;
 use progress::Progress;
 
 /// How `fit` runs. Defaults as Keras: 1 epoch, batches of 32, shuffled, no validation,
@@ -206,13 +205,17 @@ impl<B: Backend> Model<B> {
             for (s, idx) in order.chunks(config.batch_size).enumerate() {
                 let i = self.load_batch(x_train, Some(y_train), idx)?;
                 self.step_batch(i, acc, true, config.terminate_on_nan)?;
+                // The bar's running loss and metrics: the sums so far, read twice a second.
                 let running = if progress.wants_refresh() {
                     let seen = ((s + 1) * config.batch_size).min(n);
-                    Some(self.backend.read(acc)?[LOSS_SLOT] as f64 / seen as f64)
+                    let sums = self.backend.read(acc)?;
+                    let mut logs = Logs::default();
+                    self.finish_logs(&sums, seen, "", &mut logs);
+                    Some(logs)
                 } else {
                     None
                 };
-                progress.step(s + 1, running);
+                progress.step(s + 1, running.as_ref());
             }
             // The one read-back of the epoch.
             let sums = self.backend.read(acc)?;

@@ -51,12 +51,16 @@ impl Progress {
         self.bar.as_ref().is_some_and(|b| !b.is_hidden()) && self.last_refresh.elapsed() >= REFRESH
     }
 
-    pub(crate) fn step(&mut self, done: usize, running_loss: Option<f64>) {
+    pub(crate) fn step(&mut self, done: usize, running: Option<&Logs>) {
         if let Some(bar) = &self.bar {
             bar.set_position(done as u64);
-            if let Some(loss) = running_loss {
+            if let Some(logs) = running {
                 let per_step = self.epoch_start.elapsed().as_secs_f64() / done.max(1) as f64;
-                bar.set_message(format!("{:.0}ms/step loss: {loss:.4}", per_step * 1e3));
+                let mut msg = format!("{:.0}ms/step", per_step * 1e3);
+                for (name, value) in logs.iter() {
+                    msg += &format!(" - {name}: {value:.4}");
+                }
+                bar.set_message(msg);
                 self.last_refresh = Instant::now();
             }
         }
