@@ -11,7 +11,8 @@ use crate::error::{Error, Result};
 ///
 /// Backward takes what forward saved: both the pre-activation `z` and the output `a`. Most
 /// derivatives are cheapest from `a` (sigmoid, tanh, elu); GELU and softplus need `z`.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Activation {
     /// `a = z`.
     Linear,
@@ -200,8 +201,9 @@ impl Loss {
 }
 
 /// An optimizer's update rule and hyper-parameters. The math is written once per backend
-/// (`cpu::optimizer_step` and `shaders/optim.wgsl`) and selected by [`Optimizer::code`].
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// (`cpu::optimizer_step` and `shaders/optim.wgsl`).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Optimizer {
     /// `p -= lr * g`.
     Sgd {

@@ -125,6 +125,67 @@ impl Matrix {
     }
 }
 
+/// Per-feature standardization `(x - mean) / std`, fitted on training data only and applied to
+/// every split, and saved with the model so that `evaluate` and `predict` apply it too.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Standardizer {
+    /// Per-feature mean of the data it was fitted on.
+    pub mean: Vec<f32>,
+    /// Per-feature standard deviation (population); 1 for a constant feature, which is then
+    /// only centred.
+    pub std: Vec<f32>,
+}
+
+impl Standardizer {
+    /// Fits the per-column mean and standard deviation of `x` (accumulated in f64).
+    pub fn fit(x: &Matrix) -> Standardizer {
+        let (n, c) = (x.rows().max(1) as f64, x.cols());
+        let mut mean = vec![0.0f64; c];
+        for r in 0..x.rows() {
+            for (m, &v) in mean.iter_mut().zip(x.row(r)) {
+                *m += v as f64;
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= n);
+        let mut var = vec![0.0f64; c];
+        for r in 0..x.rows() {
+            for ((s, &v), m) in var.iter_mut().zip(x.row(r)).zip(&mean) {
+                *s += (v as f64 - m) * (v as f64 - m);
+            }
+        }
+        let std = var
+            .iter()
+            .map(|s| (s / n).sqrt())
+            .map(|s| if s > 1e-12 { s as f32 } else { 1.0 })
+            .collect();
+        Standardizer {
+            mean: mean.into_iter().map(|m| m as f32).collect(),
+            std,
+        }
+    }
+
+    /// `(x - mean) / std`, column by column.
+    pub fn apply(&self, x: &Matrix) -> Result<Matrix> {
+        if x.cols() != self.mean.len() {
+            return Err(Error::Data {
+                source_name: "standardization".into(),
+                detail: format!(
+                    "fitted on {} features, applied to data with {} columns",
+                    self.mean.len(),
+                    x.cols()
+                ),
+            });
+        }
+        let mut out = x.clone();
+        for row in out.data.chunks_mut(x.cols()) {
+            for ((v, m), s) in row.iter_mut().zip(&self.mean).zip(&self.std) {
+                *v = (*v - m) / s;
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// The 8×8 handwritten digits compiled into the library (1797 samples; UCI via scikit-learn,
 /// see `data/README.md`): features `[1797, 64]` scaled from 0..16 to `[0, 1]`, labels
 /// `[1797, 1]` in 0..10.

@@ -5,7 +5,8 @@ use crate::backend::{Activation, Loss};
 use crate::error::{Error, Result};
 
 /// A loss, as Keras names it.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LossFn {
     /// Mean squared error: regression with a linear output.
     MeanSquaredError,

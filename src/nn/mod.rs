@@ -115,6 +115,16 @@ pub struct LayerWeights {
     pub bias: Vec<f32>,
 }
 
+/// One layer's optimizer state on the host: the state tensors of its weight (each
+/// `[fan_in × units]` values) and of its bias (each `[units]`), in the optimizer's order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LayerState {
+    /// State of the weight.
+    pub weight: Vec<Vec<f32>>,
+    /// State of the bias.
+    pub bias: Vec<Vec<f32>>,
+}
+
 /// One dense layer's tensors on a backend.
 #[derive(Debug)]
 pub struct DenseParams<T> {
@@ -348,11 +358,48 @@ impl<T: Tensor> Network<T> {
         Ok(())
     }
 
-    /// Resets the optimizer state (momenta) to zero, as for a freshly compiled model.
-    pub fn reset_optimizer_state<B: Backend<Tensor = T>>(&mut self, b: &mut B) -> Result<()> {
-        for l in &mut self.layers {
-            for s in l.w_state.iter_mut().chain(l.b_state.iter_mut()) {
-                b.fill(s, 0.0)?;
+    /// Reads the optimizer state back: per layer, the state tensors of the weight, then those
+    /// of the bias (Adam: m, v; momentum: the velocity; SGD: none).
+    pub fn optimizer_state<B: Backend<Tensor = T>>(&self, b: &mut B) -> Result<Vec<LayerState>> {
+        self.layers
+            .iter()
+            .map(|l| {
+                Ok(LayerState {
+                    weight: l.w_state.iter().map(|s| b.read(s)).collect::<Result<_>>()?,
+                    bias: l.b_state.iter().map(|s| b.read(s)).collect::<Result<_>>()?,
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces the optimizer state; counts and lengths must match layer by layer.
+    pub fn set_optimizer_state<B: Backend<Tensor = T>>(
+        &mut self,
+        b: &mut B,
+        state: &[LayerState],
+    ) -> Result<()> {
+        if state.len() != self.layers.len() {
+            return Err(Error::Config(format!(
+                "optimizer state for {} layers given to a model of {} layers",
+                state.len(),
+                self.layers.len()
+            )));
+        }
+        for (i, (l, s)) in self.layers.iter_mut().zip(state).enumerate() {
+            if s.weight.len() != l.w_state.len() || s.bias.len() != l.b_state.len() {
+                return Err(Error::Config(format!(
+                    "layer {i}: {} optimizer state tensors given, the optimizer keeps {}",
+                    s.weight.len() + s.bias.len(),
+                    l.w_state.len() + l.b_state.len()
+                )));
+            }
+            for (t, values) in l
+                .w_state
+                .iter_mut()
+                .zip(&s.weight)
+                .chain(l.b_state.iter_mut().zip(&s.bias))
+            {
+                b.write(t, values)?;
             }
         }
         Ok(())

@@ -1,6 +1,8 @@
 //! Callbacks run at the end of every epoch: early stopping, learning-rate reduction on a
 //! plateau, and user closures. (Stopping on a NaN loss is built into `fit`, on by default.)
 
+use std::path::PathBuf;
+
 use super::history::Logs;
 use crate::error::{Error, Result};
 use crate::nn::LayerWeights;
@@ -17,6 +19,8 @@ pub trait ModelControl {
     fn get_weights(&mut self) -> Result<Vec<LayerWeights>>;
     /// Replaces every layer's weights.
     fn set_weights(&mut self, weights: &[LayerWeights]) -> Result<()>;
+    /// Saves a full checkpoint (weights, optimizer state, epoch) to `path`, atomically.
+    fn save_checkpoint(&mut self, path: &std::path::Path) -> Result<()>;
 }
 
 /// Runs at the end of each epoch (and at the end of training) with that epoch's logs.
@@ -267,5 +271,59 @@ impl<F: FnMut(usize, &Logs) -> Result<()>> Callback for LambdaCallback<F> {
         _model: &mut dyn ModelControl,
     ) -> Result<()> {
         (self.0)(epoch, logs)
+    }
+}
+
+/// Saves a checkpoint after every epoch, or only when a monitored quantity improves (Keras'
+/// `ModelCheckpoint`). Writes are atomic: the file is always a whole checkpoint.
+#[derive(Debug)]
+pub struct ModelCheckpoint {
+    /// Where to write.
+    pub path: PathBuf,
+    /// With `Some(name)`, save only when `name` improves (best-only).
+    pub monitor: Option<String>,
+    /// Direction of improvement for `monitor`.
+    pub mode: Mode,
+    best: Option<f64>,
+}
+
+impl ModelCheckpoint {
+    /// Saves after every epoch.
+    pub fn every_epoch(path: impl Into<PathBuf>) -> ModelCheckpoint {
+        ModelCheckpoint {
+            path: path.into(),
+            monitor: None,
+            mode: Mode::Auto,
+            best: None,
+        }
+    }
+
+    /// Saves when `monitor` reaches a new best.
+    pub fn best_only(path: impl Into<PathBuf>, monitor: &str) -> ModelCheckpoint {
+        ModelCheckpoint {
+            path: path.into(),
+            monitor: Some(monitor.to_string()),
+            mode: Mode::Auto,
+            best: None,
+        }
+    }
+}
+
+impl Callback for ModelCheckpoint {
+    fn on_epoch_end(
+        &mut self,
+        _epoch: usize,
+        logs: &Logs,
+        model: &mut dyn ModelControl,
+    ) -> Result<()> {
+        if let Some(monitor) = &self.monitor {
+            let value = monitored(monitor, logs, "ModelCheckpoint")?;
+            let mode = self.mode.resolve(monitor);
+            if !self.best.is_none_or(|best| mode.improved(value, best, 0.0)) {
+                return Ok(());
+            }
+            self.best = Some(value);
+        }
+        model.save_checkpoint(&self.path)
     }
 }

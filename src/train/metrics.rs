@@ -7,7 +7,8 @@ use crate::error::{Error, Result};
 use crate::nn::Task;
 
 /// A metric, as Keras names it.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Metric {
     /// Keras' `"accuracy"`: binary, categorical or sparse categorical, chosen from the loss.
     Accuracy,

@@ -13,14 +13,16 @@ mod model;
 mod progress;
 
 pub use callbacks::{
-    Callback, EarlyStopping, LambdaCallback, Mode, ModelControl, ReduceLrOnPlateau,
+    Callback, EarlyStopping, LambdaCallback, Mode, ModelCheckpoint, ModelControl, ReduceLrOnPlateau,
 };
 pub use history::{History, Logs};
 pub use metrics::Metric;
 use model::Phase;
 pub use model::{Compile, Evaluation, Model};
 
+use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
+use rand::SeedableRng;
 
 use crate::backend::Backend;
 use crate::data::Matrix;
@@ -44,6 +46,9 @@ pub struct FitConfig {
     pub verbose: u8,
     /// Run at the end of each epoch.
     pub callbacks: Vec<Box<dyn Callback>>,
+    /// Epochs already done: training runs epochs `initial_epoch + 1 ..= epochs` (Keras'
+    /// meaning; 0 by default), e.g. `epochs_done()` of a model restored from a checkpoint.
+    pub initial_epoch: usize,
     /// Stop when the loss becomes NaN or infinite. The update of every step from the first
     /// non-finite loss on is skipped on the device, so the weights are those after the last
     /// step whose loss was finite.
@@ -60,6 +65,7 @@ impl Default for FitConfig {
             validation_data: None,
             verbose: 1,
             callbacks: Vec::new(),
+            initial_epoch: 0,
             terminate_on_nan: true,
         }
     }
@@ -104,11 +110,31 @@ impl FitConfig {
         self
     }
 
+    /// The same, starting after `initial_epoch` epochs (for resuming).
+    pub fn initial_epoch(mut self, initial_epoch: usize) -> FitConfig {
+        self.initial_epoch = initial_epoch;
+        self
+    }
+
     /// The same with one more callback.
     pub fn callback(mut self, c: impl Callback + 'static) -> FitConfig {
         self.callbacks.push(Box::new(c));
         self
     }
+}
+
+/// The order of the training rows in epoch `epoch` (from 1): a shuffle drawn from a generator
+/// seeded by (seed, epoch) alone, so that a run resumed at any epoch sees the same batches as
+/// one that never stopped.
+fn epoch_order(order: &mut [usize], seed: u64, epoch: usize) {
+    for (i, o) in order.iter_mut().enumerate() {
+        *o = i;
+    }
+    let mix = seed
+        ^ (epoch as u64)
+            .wrapping_add(1)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    order.shuffle(&mut StdRng::seed_from_u64(mix));
 }
 
 pub(crate) fn check_batch_size(batch_size: usize) -> Result<()> {
@@ -122,8 +148,15 @@ impl<B: Backend> Model<B> {
     /// Trains on `(x, y)`: `x` is `[N, features]`; `y` is `[N, 1]` integer labels for sparse
     /// categorical cross-entropy, else `[N, outputs]`. Returns the learning curves.
     pub fn fit(&mut self, x: &Matrix, y: &Matrix, mut config: FitConfig) -> Result<History> {
+        let x = &*self.prepare(x)?;
         if config.epochs == 0 {
             return Err(Error::Config("epochs must be at least 1".into()));
+        }
+        if config.epochs <= config.initial_epoch {
+            return Err(Error::Config(format!(
+                "{} epochs are done already and {} were asked for in all: ask for more epochs to continue",
+                config.initial_epoch, config.epochs
+            )));
         }
         check_batch_size(config.batch_size)?;
         if !(0.0..1.0).contains(&config.validation_split) {
@@ -195,9 +228,11 @@ impl<B: Backend> Model<B> {
         let n = x_train.rows();
         let mut order: Vec<usize> = (0..n).collect();
         let mut progress = Progress::new(config.verbose);
-        for epoch in 1..=config.epochs {
+        for epoch in config.initial_epoch + 1..=config.epochs {
+            // Shuffled by the model's own epoch count, which a checkpoint carries: a resumed
+            // run sees the batches an uninterrupted one would.
             if config.shuffle {
-                order.shuffle(&mut self.rng);
+                epoch_order(&mut order, self.seed, self.epochs_done + 1);
             }
             self.backend.fill(acc, 0.0)?;
             progress.begin_epoch(epoch, config.epochs, steps);
@@ -217,6 +252,7 @@ impl<B: Backend> Model<B> {
                 };
                 progress.step(s + 1, running.as_ref());
             }
+            self.epochs_done += 1;
             // The one read-back of the epoch.
             let sums = self.backend.read(acc)?;
             let mut logs = Logs::default();

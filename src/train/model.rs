@@ -2,13 +2,17 @@
 //! step that trains it. The step is written once for every backend; on the GPU it records its
 //! dispatches and the fit loop submits them once per step.
 
+use std::borrow::Cow;
+use std::path::Path;
+
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use super::callbacks::ModelControl;
 use super::metrics::{check_targets, Metric, MetricPlan, LOSS_SLOT};
 use crate::backend::{Activation, Backend, Optimizer, Tensor};
-use crate::data::Matrix;
+use crate::checkpoint::{Checkpoint, LayerConfig, ModelConfig, FORMAT};
+use crate::data::{Matrix, Standardizer};
 use crate::error::{Error, Result};
 use crate::nn::{Activations, Head, LayerWeights, LossFn, Network, Sequential, Task};
 
@@ -72,7 +76,11 @@ impl Sequential {
             head,
             optimizer: config.optimizer,
             plan,
+            metrics: config.metrics,
+            seed: config.seed,
             rng: StdRng::seed_from_u64(config.seed),
+            standardizer: None,
+            epochs_done: 0,
             net: None,
             batches: Vec::new(),
             host_x: Vec::new(),
@@ -112,7 +120,15 @@ pub struct Model<B: Backend> {
     pub(crate) head: Head,
     pub(crate) optimizer: Optimizer,
     pub(crate) plan: MetricPlan,
-    pub(crate) rng: StdRng,
+    metrics: Vec<Metric>,
+    /// Seeds the initial weights (through `rng`) and each epoch's shuffle.
+    pub(crate) seed: u64,
+    /// Draws the initial weights.
+    rng: StdRng,
+    /// Applied to every input before it reaches the network.
+    standardizer: Option<Standardizer>,
+    /// Epochs completed, across `fit` calls and checkpoints.
+    pub(crate) epochs_done: usize,
     pub(crate) net: Option<Network<B::Tensor>>,
     batches: Vec<Batch<B::Tensor>>,
     host_x: Vec<f32>,
@@ -261,6 +277,139 @@ impl<B: Backend> Model<B> {
             .as_mut()
             .ok_or_else(|| Error::Config("no weights given".into()))?;
         net.set_weights(&mut self.backend, weights)
+    }
+
+    /// The input standardization, if any.
+    pub fn standardizer(&self) -> Option<&Standardizer> {
+        self.standardizer.as_ref()
+    }
+
+    /// Standardizes every input from now on (fit, evaluate, predict) and saves it with the
+    /// model. Fit it on the training data only: [`Standardizer::fit`].
+    pub fn set_standardizer(&mut self, s: Option<Standardizer>) {
+        self.standardizer = s;
+    }
+
+    /// Epochs completed so far, across `fit` calls and checkpoints.
+    pub fn epochs_done(&self) -> usize {
+        self.epochs_done
+    }
+
+    /// `x` as the network sees it: standardized if the model has a standardizer.
+    pub(crate) fn prepare<'a>(&self, x: &'a Matrix) -> Result<Cow<'a, Matrix>> {
+        Ok(match &self.standardizer {
+            Some(s) => Cow::Owned(s.apply(x)?),
+            None => Cow::Borrowed(x),
+        })
+    }
+
+    /// Everything needed to use this model later or resume its training.
+    pub fn checkpoint(&mut self) -> Result<Checkpoint> {
+        let net = self.net.as_ref().ok_or_else(|| {
+            Error::Config(
+                "the model has no weights yet: fit it or call build(input_dim) first".into(),
+            )
+        })?;
+        Ok(Checkpoint {
+            config: ModelConfig {
+                format: FORMAT.into(),
+                input_dim: net.input_dim(),
+                layers: self
+                    .spec
+                    .layers()
+                    .iter()
+                    .map(|l| LayerConfig {
+                        units: l.units,
+                        activation: l.activation,
+                    })
+                    .collect(),
+                loss: self.loss,
+                optimizer: self.optimizer,
+                metrics: self.metrics.clone(),
+                seed: self.seed,
+            },
+            weights: net.weights(&mut self.backend)?,
+            optimizer_state: net.optimizer_state(&mut self.backend)?,
+            epoch: self.epochs_done,
+            step: self.step,
+            standardizer: self.standardizer.clone(),
+        })
+    }
+
+    /// Saves a checkpoint to `path`, atomically.
+    pub fn save(&mut self, path: &Path) -> Result<()> {
+        self.checkpoint()?.save(path)
+    }
+
+    /// The model a checkpoint describes, on `backend`, ready to predict or to resume training.
+    pub fn from_checkpoint(backend: B, ckpt: &Checkpoint) -> Result<Model<B>> {
+        let c = &ckpt.config;
+        let mut spec = Sequential::new();
+        for l in &c.layers {
+            spec = spec.add(crate::nn::Dense::new(l.units, l.activation));
+        }
+        let compile = Compile {
+            loss: c.loss,
+            optimizer: c.optimizer,
+            metrics: c.metrics.clone(),
+            seed: c.seed,
+        };
+        let mut model = spec.compile(backend, compile)?;
+        model.build(c.input_dim)?;
+        model.restore(ckpt)?;
+        Ok(model)
+    }
+
+    /// Reads a checkpoint file into a model on `backend`.
+    pub fn load(path: &Path, backend: B) -> Result<Model<B>> {
+        Model::from_checkpoint(backend, &Checkpoint::load(path)?)
+    }
+
+    /// Loads a checkpoint's weights, optimizer state, step, epoch and standardizer into this
+    /// model, whose architecture must match: otherwise an error names the first tensor that
+    /// differs, with both shapes.
+    pub fn restore(&mut self, ckpt: &Checkpoint) -> Result<()> {
+        self.build(ckpt.config.input_dim).map_err(|_| {
+            Error::Config(format!(
+                "the checkpoint takes {} input features, this model {}",
+                ckpt.config.input_dim,
+                self.input_dim().unwrap_or(0)
+            ))
+        })?;
+        let mut fan_in = ckpt.config.input_dim;
+        for (i, (l, w)) in self.spec.layers().iter().zip(&ckpt.weights).enumerate() {
+            if [w.fan_in, w.units] != [fan_in, l.units] {
+                return Err(Error::Config(format!(
+                    "architecture mismatch at tensor dense_{i}.weight: the checkpoint has [{}, {}], this model [{fan_in}, {}]",
+                    w.fan_in, w.units, l.units
+                )));
+            }
+            fan_in = l.units;
+        }
+        if ckpt.weights.len() != self.spec.layers().len() {
+            return Err(Error::Config(format!(
+                "architecture mismatch: the checkpoint has {} layers (tensor dense_{} {}), this model {}",
+                ckpt.weights.len(),
+                self.spec.layers().len().min(ckpt.weights.len()),
+                if ckpt.weights.len() > self.spec.layers().len() { "is extra" } else { "is missing" },
+                self.spec.layers().len()
+            )));
+        }
+        if std::mem::discriminant(&ckpt.config.optimizer) != std::mem::discriminant(&self.optimizer)
+        {
+            return Err(Error::Config(format!(
+                "the checkpoint was trained with {:?}, this model uses {:?}; resume with the same optimizer",
+                ckpt.config.optimizer, self.optimizer
+            )));
+        }
+        let net = self.net.as_mut().expect("built above");
+        net.set_weights(&mut self.backend, &ckpt.weights)?;
+        net.set_optimizer_state(&mut self.backend, &ckpt.optimizer_state)?;
+        self.optimizer = ckpt.config.optimizer;
+        self.step = ckpt.step;
+        self.epochs_done = ckpt.epoch;
+        self.standardizer = ckpt.standardizer.clone();
+        Ok(())
     }
 
     /// Checks `x` (and `y`, if given) fit this model; builds it on first use.
@@ -458,6 +607,7 @@ impl<B: Backend> Model<B> {
         logs: &mut super::Logs,
     ) -> Result<()> {
         super::check_batch_size(batch_size)?;
+        let x = &*self.prepare(x)?;
         self.check_data(x, Some(y), "evaluation data")?;
         let mut acc = self.take_accumulator(Phase::Evaluate)?;
         let result = (|| {
@@ -477,6 +627,7 @@ impl<B: Backend> Model<B> {
     /// sigmoid when it was trained from logits), values for a regressor. `[N, outputs]`.
     pub fn predict(&mut self, x: &Matrix, batch_size: usize) -> Result<Matrix> {
         super::check_batch_size(batch_size)?;
+        let x = &*self.prepare(x)?;
         self.check_data(x, None, "prediction data")?;
         let mut out = Vec::with_capacity(x.rows() * self.output_dim());
         let order: Vec<usize> = (0..x.rows()).collect();
@@ -544,5 +695,9 @@ impl<B: Backend> ModelControl for Model<B> {
 
     fn set_weights(&mut self, weights: &[LayerWeights]) -> Result<()> {
         Model::set_weights(self, weights)
+    }
+
+    fn save_checkpoint(&mut self, path: &Path) -> Result<()> {
+        self.save(path)
     }
 }
