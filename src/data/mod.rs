@@ -2,6 +2,7 @@
 //! shuffles and splits, and the CSV reader.
 
 pub mod csv;
+pub mod idx;
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
