@@ -20,7 +20,6 @@
 //! (`scripts/interop.py` does the mapping both ways).
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -29,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::{Activation, Optimizer};
 use crate::data::Standardizer;
 use crate::error::{Error, Result};
+use crate::fs::write_atomic;
 use crate::nn::{LayerState, LayerWeights, LossFn};
 use crate::train::Metric;
 
@@ -155,7 +155,7 @@ impl Checkpoint {
             .map_err(|e| Error::Config(format!("serializing the checkpoint: {e}")))
     }
 
-    /// Writes the checkpoint atomically: see [`write_atomic`].
+    /// Writes the checkpoint atomically: see [`crate::fs::write_atomic`].
     pub fn save(&self, path: &Path) -> Result<()> {
         write_atomic(path, &self.to_bytes()?)
     }
@@ -275,40 +275,4 @@ impl Checkpoint {
             standardizer,
         })
     }
-}
-
-/// Writes `bytes` to `path` so that a crash at any moment leaves either the old file or the
-/// new one: a temporary file in the same folder, flushed to disk, then renamed over `path`,
-/// and the folder flushed so that the rename itself survives a power cut.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |source| Error::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::Config(format!("{} is not a file path", path.display())))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)?;
-        #[cfg(unix)]
-        std::fs::File::open(dir)?.sync_all()?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io)
 }

@@ -1,6 +1,6 @@
 //! The `wgtrain` command line: a thin layer over the library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -9,9 +9,11 @@ use serde_json::json;
 use wgtrain::backend::cpu::CpuBackend;
 use wgtrain::backend::gpu::GpuBackend;
 use wgtrain::backend::{Activation, Backend, Optimizer};
-use wgtrain::data::{self, csv::LabelColumn, Matrix};
+use wgtrain::checkpoint::Checkpoint;
+use wgtrain::data::{self, csv::LabelColumn, idx, Matrix, Standardizer};
+use wgtrain::fs::write_atomic;
 use wgtrain::nn::{Dense, LossFn, Sequential, Task};
-use wgtrain::train::{Compile, FitConfig, Metric};
+use wgtrain::train::{Compile, FitConfig, Metric, Model, ModelCheckpoint};
 use wgtrain::{Error, Result};
 
 #[derive(Parser)]
@@ -28,7 +30,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train an MLP (by default on the built-in digits set) and report test accuracy.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
+    /// Loss and metrics of a saved model on labelled data.
+    Evaluate(EvaluateArgs),
+    /// A saved model's outputs (probabilities for a classifier) for each row of the data.
+    Predict(PredictArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -41,14 +47,42 @@ enum BackendChoice {
     Cpu,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum SaveMode {
+    /// When training ends.
+    End,
+    /// After every epoch (and so also at the end).
+    Epoch,
+    /// After each epoch in which `--monitor` reaches a new best.
+    Best,
+}
+
+#[derive(Args, Debug)]
+struct Common {
+    /// Where to run.
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: BackendChoice,
+    /// Print one JSON object with the results on stdout (progress stays on stderr).
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Args, Debug)]
 struct TrainArgs {
-    /// A CSV file with a header row; without it, the built-in digits set.
+    /// A CSV file with a header row, or a folder of MNIST IDX files; without it, the
+    /// built-in digits set.
     #[arg(long)]
     data: Option<PathBuf>,
-    /// The label column of the CSV, by name or 0-based index (default: the last).
+    /// The label column of a CSV, by name or 0-based index (default: the last).
     #[arg(long)]
     label_column: Option<String>,
+    /// A separate CSV to test on (instead of holding out --test-split of --data).
+    #[arg(long)]
+    test_data: Option<PathBuf>,
+    /// Standardize each feature with the mean and deviation of the training rows; saved with
+    /// the model and applied by evaluate and predict.
+    #[arg(long)]
+    standardize: bool,
     /// Hidden layer widths, comma separated.
     #[arg(long, default_value = "128,64", value_delimiter = ',')]
     layers: Vec<usize>,
@@ -65,7 +99,7 @@ struct TrainArgs {
     /// Learning rate.
     #[arg(long, default_value_t = 1e-3)]
     lr: f32,
-    /// Passes over the training data.
+    /// Epochs in all (a resumed run continues from its checkpoint's epoch up to this).
     #[arg(long, default_value_t = 30)]
     epochs: usize,
     /// Samples per step.
@@ -81,18 +115,69 @@ struct TrainArgs {
     /// for regression).
     #[arg(long, value_delimiter = ',')]
     metrics: Vec<String>,
-    /// Where to train.
-    #[arg(long, value_enum, default_value = "auto")]
-    backend: BackendChoice,
     /// Seeds the split, the initial weights and the shuffles.
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// 0: silent, 1: progress bars, 2: one line per epoch.
     #[arg(long, default_value_t = 1)]
     verbose: u8,
-    /// Print one JSON object with the results on stdout (progress stays on stderr).
+    /// Save a checkpoint (safetensors) here; written atomically.
     #[arg(long)]
-    json: bool,
+    save: Option<PathBuf>,
+    /// When to save.
+    #[arg(long, value_enum, default_value = "end")]
+    save_mode: SaveMode,
+    /// What `--save-mode best` watches.
+    #[arg(long, default_value = "val_loss")]
+    monitor: String,
+    /// Continue training from this checkpoint (same flags and seed as the run that wrote it).
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Write the learning curves per epoch here (.csv or .json).
+    #[arg(long)]
+    history: Option<PathBuf>,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args, Debug)]
+struct EvaluateArgs {
+    /// A checkpoint written by `wgtrain train --save`.
+    #[arg(long)]
+    model: PathBuf,
+    /// Labelled data: a CSV file, or an MNIST folder (its t10k split is used).
+    #[arg(long)]
+    data: PathBuf,
+    /// The label column of a CSV, by name or 0-based index (default: the last).
+    #[arg(long)]
+    label_column: Option<String>,
+    /// Samples per batch.
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args, Debug)]
+struct PredictArgs {
+    /// A checkpoint written by `wgtrain train --save`.
+    #[arg(long)]
+    model: PathBuf,
+    /// A CSV of features (with or without a label column), or an MNIST folder (t10k images).
+    #[arg(long)]
+    data: PathBuf,
+    /// The label column to drop from a CSV that has one, by name or index (default: the last,
+    /// when the file has one column more than the model's inputs).
+    #[arg(long)]
+    label_column: Option<String>,
+    /// Write the predictions here as CSV (atomically); without it they go to stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Samples per batch.
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+    #[command(flatten)]
+    common: Common,
 }
 
 fn main() -> ExitCode {
@@ -100,7 +185,11 @@ fn main() -> ExitCode {
     let started = Instant::now();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train(args) => train(&args, started),
+        Command::Train(args) => {
+            prepare_training(&args, started).and_then(|job| dispatch(args.common.backend, job))
+        }
+        Command::Evaluate(args) => dispatch(args.common.backend, Evaluate(&args)),
+        Command::Predict(args) => dispatch(args.common.backend, Predict(&args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -125,31 +214,58 @@ fn quiet_mesa() {
     }
 }
 
-/// The data, split: (x_train, y_train, x_test, y_test, where it came from).
-fn load(args: &TrainArgs) -> Result<(Matrix, Matrix, Matrix, Matrix, String)> {
-    let (x, y, name) = match &args.data {
-        None => {
-            let (x, y) = data::digits();
-            (x, y, "built-in digits (8×8, scaled to [0, 1])".to_string())
-        }
-        Some(path) => {
-            let label = args
-                .label_column
-                .as_deref()
-                .map_or(LabelColumn::Last, LabelColumn::parse);
-            let d = data::csv::load(path, &label)?;
-            (d.x, d.y, path.display().to_string())
-        }
-    };
-    let (xt, yt, xs, ys) = data::train_test_split(&x, &y, args.test_split, args.seed)?;
-    if xs.rows() == 0 {
-        return Err(Error::Config(format!(
-            "--test-split {} of {} rows leaves no test rows",
-            args.test_split,
-            x.rows()
-        )));
+/// A subcommand that runs on whichever backend `--backend` picks.
+trait Job {
+    fn run<B: Backend>(self, backend: B, kind: &str) -> Result<()>;
+}
+
+fn dispatch(choice: BackendChoice, job: impl Job) -> Result<()> {
+    match choice {
+        BackendChoice::Cpu => job.run(CpuBackend::new(), "cpu"),
+        BackendChoice::Gpu => job.run(GpuBackend::new()?, "gpu"),
+        BackendChoice::Auto => match GpuBackend::new() {
+            Ok(g) => job.run(g, "gpu"),
+            Err(e) => {
+                eprintln!("warning: no GPU ({e}); running on the CPU reference, which is slow");
+                job.run(CpuBackend::new(), "cpu")
+            }
+        },
     }
-    Ok((xt, yt, xs, ys, name))
+}
+
+/// Labelled data as a source gives it.
+struct Labelled {
+    x: Matrix,
+    y: Matrix,
+    /// The source's own test split (MNIST's t10k), if it has one.
+    test: Option<(Matrix, Matrix)>,
+    /// What it is, for reports.
+    source: String,
+}
+
+/// Labelled data from a path: an MNIST folder gives its train and t10k splits; a CSV file
+/// gives one table.
+fn load_labelled(path: &Path, label: &Option<String>) -> Result<Labelled> {
+    if path.is_dir() {
+        let (x, y, xt, yt) = idx::load_mnist_dir(path)?;
+        let source = format!("{} (IDX, pixels scaled to [0, 1])", path.display());
+        return Ok(Labelled {
+            x,
+            y,
+            test: Some((xt, yt)),
+            source,
+        });
+    }
+    let label = label
+        .as_deref()
+        .map_or(LabelColumn::Last, LabelColumn::parse);
+    let d = data::csv::load(path, &label)?;
+    Ok(Labelled {
+        x: d.x,
+        y: d.y,
+        test: None,
+        source: path.display().to_string(),
+    })
 }
 
 /// The loss for these labels: `auto` means sparse categorical cross-entropy when every label
@@ -198,7 +314,6 @@ fn optimizer(name: &str, lr: f32) -> Result<Optimizer> {
 
 /// Number of classes in integer labels, with a clear error for labels that are not.
 fn classes(y: &Matrix) -> Result<usize> {
-    let max = y.data().iter().fold(0.0f32, |m, &v| m.max(v));
     if let Some(r) = (0..y.rows()).find(|&r| y.row(r)[0] < 0.0 || y.row(r)[0].fract() != 0.0) {
         return Err(Error::Data {
             source_name: "labels".into(),
@@ -208,18 +323,40 @@ fn classes(y: &Matrix) -> Result<usize> {
             ),
         });
     }
+    let max = y.data().iter().fold(0.0f32, |m, &v| m.max(v));
     Ok((max as usize + 1).max(2))
 }
 
-fn one_hot(y: &Matrix, classes: usize) -> Matrix {
-    let mut data = vec![0.0; y.rows() * classes];
-    for r in 0..y.rows() {
-        data[r * classes + y.row(r)[0] as usize] = 1.0;
+/// Targets as the loss wants them: one-hot rows of `outputs` for categorical cross-entropy
+/// (labels past the last class are left for the model's own check to report).
+fn targets_for(loss: LossFn, y: Matrix, outputs: usize) -> Matrix {
+    if loss.task() != Task::Categorical || y.cols() != 1 {
+        return y;
     }
-    Matrix::new(y.rows(), classes, data).expect("sized above")
+    let mut data = vec![0.0; y.rows() * outputs];
+    for r in 0..y.rows() {
+        let c = y.row(r)[0] as usize;
+        if c < outputs {
+            data[r * outputs + c] = 1.0;
+        }
+    }
+    Matrix::new(y.rows(), outputs, data).expect("sized above")
 }
 
-fn train(args: &TrainArgs, started: Instant) -> Result<()> {
+struct Train<'a> {
+    args: &'a TrainArgs,
+    model: Sequential,
+    compile: Compile,
+    resume: Option<Checkpoint>,
+    x_train: Matrix,
+    y_train: Matrix,
+    x_test: Matrix,
+    y_test: Matrix,
+    source: String,
+    started: Instant,
+}
+
+fn prepare_training(args: &TrainArgs, started: Instant) -> Result<Train<'_>> {
     let hidden = Activation::from_name(&args.activation)?;
     if hidden.is_row_wise() {
         return Err(Error::Config(
@@ -232,16 +369,66 @@ fn train(args: &TrainArgs, started: Instant) -> Result<()> {
         ));
     }
     let opt = optimizer(&args.optimizer, args.lr)?;
-    let (x_train, y_train, x_test, y_test, source) = load(args)?;
-    let loss = choose_loss(&args.loss, &y_train)?;
-    let (outputs, y_train, y_test) = match loss.task() {
-        Task::SparseCategorical => (classes(&y_train)?.max(classes(&y_test)?), y_train, y_test),
-        Task::Categorical => {
-            let k = classes(&y_train)?.max(classes(&y_test)?);
-            (k, one_hot(&y_train, k), one_hot(&y_test, k))
+    let resume = args.resume.as_deref().map(Checkpoint::load).transpose()?;
+
+    let Labelled {
+        x,
+        y,
+        test: split,
+        source,
+    } = match &args.data {
+        None => {
+            // Raw 0..16 pixels; the model scales them (saved with it, so that evaluate and
+            // predict on data/digits.csv see what training saw).
+            let (x, y) = data::digits_unscaled();
+            let source = "built-in digits (8×8, pixels scaled to [0, 1] by the model)".to_string();
+            Labelled {
+                x,
+                y,
+                test: None,
+                source,
+            }
         }
-        Task::Binary | Task::Regression => (y_train.cols(), y_train, y_test),
+        Some(path) => load_labelled(path, &args.label_column)?,
     };
+    let (x_train, y_train, x_test, y_test) = match (split, &args.test_data) {
+        (_, Some(path)) => {
+            let test = load_labelled(path, &args.label_column)?;
+            (x, y, test.x, test.y)
+        }
+        (Some((xt, yt)), None) => (x, y, xt, yt),
+        (None, None) => {
+            let (a, b, c, d) = data::train_test_split(&x, &y, args.test_split, args.seed)?;
+            if c.rows() == 0 {
+                return Err(Error::Config(format!(
+                    "--test-split {} of {} rows leaves no test rows",
+                    args.test_split,
+                    x.rows()
+                )));
+            }
+            (a, b, c, d)
+        }
+    };
+    if x_test.cols() != x_train.cols() {
+        return Err(Error::Data {
+            source_name: "test data".into(),
+            detail: format!(
+                "{} feature columns, the training data has {}",
+                x_test.cols(),
+                x_train.cols()
+            ),
+        });
+    }
+
+    let loss = choose_loss(&args.loss, &y_train)?;
+    let outputs = match loss.task() {
+        Task::SparseCategorical | Task::Categorical => classes(&y_train)?.max(classes(&y_test)?),
+        Task::Binary | Task::Regression => y_train.cols(),
+    };
+    let (y_train, y_test) = (
+        targets_for(loss, y_train, outputs),
+        targets_for(loss, y_test, outputs),
+    );
     let metric_names: Vec<String> = if args.metrics.is_empty() {
         vec![if loss.task() == Task::Regression {
             "mae".into()
@@ -262,44 +449,21 @@ fn train(args: &TrainArgs, started: Instant) -> Result<()> {
     }
     let model = model.add(Dense::new(outputs, Activation::Linear));
     let compile = Compile::new(loss, opt).metrics(&metrics).seed(args.seed);
-    let job = Job {
+    Ok(Train {
         args,
         model,
         compile,
+        resume,
         x_train,
         y_train,
         x_test,
         y_test,
         source,
         started,
-    };
-
-    match args.backend {
-        BackendChoice::Cpu => job.run(CpuBackend::new(), "cpu"),
-        BackendChoice::Gpu => job.run(GpuBackend::new()?, "gpu"),
-        BackendChoice::Auto => match GpuBackend::new() {
-            Ok(g) => job.run(g, "gpu"),
-            Err(e) => {
-                eprintln!("warning: no GPU ({e}); training on the CPU reference, which is slow");
-                job.run(CpuBackend::new(), "cpu")
-            }
-        },
-    }
+    })
 }
 
-struct Job<'a> {
-    args: &'a TrainArgs,
-    model: Sequential,
-    compile: Compile,
-    x_train: Matrix,
-    y_train: Matrix,
-    x_test: Matrix,
-    y_test: Matrix,
-    source: String,
-    started: Instant,
-}
-
-impl Job<'_> {
+impl Job for Train<'_> {
     fn run<B: Backend>(self, backend: B, kind: &str) -> Result<()> {
         let args = self.args;
         let adapter = backend.describe();
@@ -307,27 +471,80 @@ impl Job<'_> {
         for w in model.warnings() {
             eprintln!("warning: {w}");
         }
-        if args.verbose > 0 {
+        let mut initial_epoch = 0;
+        if let Some(ckpt) = &self.resume {
+            model.restore(ckpt).map_err(|e| {
+                Error::Config(format!(
+                    "cannot resume from {}: {e}",
+                    args.resume.as_ref().expect("resume").display()
+                ))
+            })?;
+            initial_epoch = ckpt.epoch;
+        } else if args.standardize {
+            // Fitted on the rows that train, not on those fit() holds out for validation.
+            let n_val =
+                (self.x_train.rows() as f64 * args.validation_split as f64).round() as usize;
+            model.set_standardizer(Some(Standardizer::fit(
+                &self.x_train.head(self.x_train.rows() - n_val),
+            )));
+        } else if args.data.is_none() {
+            model.set_standardizer(Some(Standardizer::scale(
+                self.x_train.cols(),
+                data::DIGITS_MAX,
+            )));
+        }
+        if !args.common.json && args.verbose > 0 {
             eprintln!(
-                "training on {adapter}\ndata: {} ({} train, {} test samples, {} features)",
+                "training on {adapter}\ndata: {} ({} train, {} test samples, {} features){}",
                 self.source,
                 self.x_train.rows(),
                 self.x_test.rows(),
-                self.x_train.cols()
+                self.x_train.cols(),
+                if initial_epoch > 0 {
+                    format!("; resuming after epoch {initial_epoch}")
+                } else {
+                    String::new()
+                }
             );
         }
-        let config = FitConfig {
+        let mut config = FitConfig {
             epochs: args.epochs,
             batch_size: args.batch_size,
             validation_split: args.validation_split,
             verbose: args.verbose,
+            initial_epoch,
             ..FitConfig::default()
         };
+        match (&args.save, args.save_mode) {
+            (Some(path), SaveMode::Epoch) => config
+                .callbacks
+                .push(Box::new(ModelCheckpoint::every_epoch(path))),
+            (Some(path), SaveMode::Best) => config
+                .callbacks
+                .push(Box::new(ModelCheckpoint::best_only(path, &args.monitor))),
+            _ => {}
+        }
         let fit_start = Instant::now();
         let history = model.fit(&self.x_train, &self.y_train, config)?;
         let fit_seconds = fit_start.elapsed().as_secs_f64();
         if let Some(reason) = &history.stopped_early {
             eprintln!("{reason}");
+        }
+        if let (Some(path), SaveMode::End) = (&args.save, args.save_mode) {
+            model.save(path)?;
+        }
+        if let Some(path) = &args.history {
+            let text = match path.extension().and_then(|e| e.to_str()) {
+                Some("json") => history.to_json(),
+                Some("csv") => history.to_csv(),
+                _ => {
+                    return Err(Error::Config(format!(
+                        "--history {}: use a .csv or .json file name",
+                        path.display()
+                    )))
+                }
+            };
+            write_atomic(path, text.as_bytes())?;
         }
         let test = model.evaluate(&self.x_test, &self.y_test, args.batch_size.max(256))?;
         let epochs = history.epochs.len();
@@ -339,7 +556,8 @@ impl Job<'_> {
             "adapter": adapter,
             "data": self.source,
             "loss_function": model.loss().name(),
-            "epochs": epochs,
+            "epochs": model.epochs_done(),
+            "epochs_run": epochs,
             "train_loss": history.last("loss"),
             "test_loss": test.loss,
             "samples_per_sec": trained / fit_seconds,
@@ -352,15 +570,10 @@ impl Job<'_> {
         for (name, value) in &test.metrics {
             report[format!("test_{name}")] = json!(value);
         }
-        for (name, values) in &history.series {
-            if name != "loss" && name != "val_loss" {
-                report[format!("final_{name}")] = json!(values.last());
-            }
-        }
         if let Some(reason) = &history.stopped_early {
             report["stopped_early"] = json!(reason);
         }
-        if args.json {
+        if args.common.json {
             println!("{report}");
         } else {
             let metrics: Vec<String> = test
@@ -369,10 +582,11 @@ impl Job<'_> {
                 .map(|(n, v)| format!("{n} {v:.4}"))
                 .collect();
             println!(
-                "test: loss {:.4}, {} ({} samples) after {epochs} epochs, {:.0} samples/s, {:.1}s in all",
+                "test: loss {:.4}, {} ({} samples) after {} epochs, {:.0} samples/s, {:.1}s in all",
                 test.loss,
                 metrics.join(", "),
                 self.x_test.rows(),
+                model.epochs_done(),
                 trained / fit_seconds,
                 self.started.elapsed().as_secs_f64()
             );
@@ -383,6 +597,125 @@ impl Job<'_> {
             .is_some_and(|r| r.starts_with("TerminateOnNaN"))
         {
             return Err(Error::Config("training diverged (see above)".into()));
+        }
+        Ok(())
+    }
+}
+
+struct Evaluate<'a>(&'a EvaluateArgs);
+
+impl Job for Evaluate<'_> {
+    fn run<B: Backend>(self, backend: B, kind: &str) -> Result<()> {
+        let args = self.0;
+        let adapter = backend.describe();
+        let mut model = Model::load(&args.model, backend)?;
+        let Labelled { x, y, test, source } = load_labelled(&args.data, &args.label_column)?;
+        let (x, y) = test.unwrap_or((x, y));
+        let y = targets_for(model.loss(), y, model.output_dim());
+        let eval = model.evaluate(&x, &y, args.batch_size)?;
+        if args.common.json {
+            let mut report = json!({ "backend": kind, "adapter": adapter, "data": source, "samples": x.rows(), "loss": eval.loss });
+            for (name, value) in &eval.metrics {
+                report[name] = json!(value);
+            }
+            println!("{report}");
+        } else {
+            let metrics: Vec<String> = eval
+                .metrics
+                .iter()
+                .map(|(n, v)| format!("{n} {v:.4}"))
+                .collect();
+            println!(
+                "loss {:.4}, {} on {} samples of {source}",
+                eval.loss,
+                metrics.join(", "),
+                x.rows()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A value for a CSV cell: plain decimals in the usual range, exponent notation for tiny or
+/// huge magnitudes (a probability of 6e-42 would otherwise take 45 characters). Round-trips.
+fn csv_number(v: f32) -> String {
+    if v == 0.0 || (1e-4..1e7).contains(&v.abs()) {
+        v.to_string()
+    } else {
+        format!("{v:e}")
+    }
+}
+
+struct Predict<'a>(&'a PredictArgs);
+
+impl Job for Predict<'_> {
+    fn run<B: Backend>(self, backend: B, kind: &str) -> Result<()> {
+        let args = self.0;
+        let adapter = backend.describe();
+        let mut model = Model::load(&args.model, backend)?;
+        let inputs = model.input_dim().expect("a loaded model is built");
+        let (x, source) = if args.data.is_dir() {
+            let (_, _, xt, _) = idx::load_mnist_dir(&args.data)?;
+            (xt, format!("{} (t10k images)", args.data.display()))
+        } else {
+            // A file with one column more than the model takes has a label column to drop.
+            let all = data::csv::load(&args.data, &LabelColumn::None)?;
+            let x = if all.x.cols() == inputs + 1 || args.label_column.is_some() {
+                let label = args
+                    .label_column
+                    .as_deref()
+                    .map_or(LabelColumn::Last, LabelColumn::parse);
+                data::csv::load(&args.data, &label)?.x
+            } else {
+                all.x
+            };
+            (x, args.data.display().to_string())
+        };
+        let p = model.predict(&x, args.batch_size)?;
+        let classifier = matches!(
+            model.head().task,
+            Task::Categorical | Task::SparseCategorical
+        );
+        let mut csv = String::new();
+        if classifier {
+            csv += "class";
+            (0..p.cols()).for_each(|c| csv += &format!(",p_{c}"));
+        } else {
+            csv += &(0..p.cols())
+                .map(|c| format!("output_{c}"))
+                .collect::<Vec<_>>()
+                .join(",");
+        }
+        csv += "\n";
+        for r in 0..p.rows() {
+            let values: Vec<String> = p.row(r).iter().map(|&v| csv_number(v)).collect();
+            if classifier {
+                csv += &format!("{},", wgtrain::backend::cpu::argmax(p.row(r)));
+            }
+            csv += &values.join(",");
+            csv += "\n";
+        }
+        match &args.out {
+            Some(path) => write_atomic(path, csv.as_bytes())?,
+            None if !args.common.json => print!("{csv}"),
+            None => {}
+        }
+        if args.common.json {
+            let mut report = json!({ "backend": kind, "adapter": adapter, "data": source, "rows": p.rows(), "outputs": p.cols() });
+            match &args.out {
+                Some(path) => report["out"] = json!(path.display().to_string()),
+                None => {
+                    report["predictions"] =
+                        json!((0..p.rows()).map(|r| p.row(r).to_vec()).collect::<Vec<_>>());
+                }
+            }
+            println!("{report}");
+        } else if let Some(path) = &args.out {
+            eprintln!(
+                "wrote {} predictions for {source} to {}",
+                p.rows(),
+                path.display()
+            );
         }
         Ok(())
     }

@@ -255,7 +255,7 @@ fn writer_loop() {
     };
     let v = variants();
     for i in 0.. {
-        wgtrain::checkpoint::write_atomic(Path::new(&path), &v[i % 2]).unwrap();
+        wgtrain::fs::write_atomic(Path::new(&path), &v[i % 2]).unwrap();
     }
 }
 

@@ -122,3 +122,300 @@ fn bad_arguments_fail_with_a_message_and_no_panic() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("wgtrain-cli-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn path(&self, file: &str) -> String {
+        self.0.join(file).to_str().unwrap().to_string()
+    }
+
+    fn write(&self, file: &str, bytes: &[u8]) -> String {
+        std::fs::write(self.0.join(file), bytes).unwrap();
+        self.path(file)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.0).ok();
+    }
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "{}", stderr(o));
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)))
+}
+
+const QUICK: &[&str] = &[
+    "--layers",
+    "32",
+    "--backend",
+    "cpu",
+    "--verbose",
+    "0",
+    "--json",
+];
+
+#[test]
+fn save_evaluate_predict_and_resume() {
+    let dir = TempDir::new("flow");
+    let model = dir.path("m.safetensors");
+    let history = dir.path("h.json");
+    let train = |epochs: &str, extra: &[&str]| {
+        let mut args = vec!["train", "--epochs", epochs];
+        args.extend_from_slice(QUICK);
+        args.extend_from_slice(extra);
+        json(&wgtrain(&args))
+    };
+    let two = train("2", &["--save", &model, "--history", &history]);
+    assert_eq!(two["epochs"], 2);
+    let h: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&history).unwrap()).unwrap();
+    assert_eq!(h["series"]["loss"].as_array().unwrap().len(), 2);
+
+    // Resuming to 4 epochs gives exactly what 4 epochs in one go give, on the reference.
+    let resumed = train("4", &["--resume", &model]);
+    let straight = train("4", &[]);
+    assert_eq!(
+        (resumed["epochs"].clone(), resumed["epochs_run"].clone()),
+        (4.into(), 2.into())
+    );
+    assert_eq!(
+        resumed["test_loss"], straight["test_loss"],
+        "{resumed} vs {straight}"
+    );
+
+    let eval = json(&wgtrain(&[
+        "evaluate",
+        "--model",
+        &model,
+        "--data",
+        "data/digits.csv",
+        "--backend",
+        "cpu",
+        "--json",
+    ]));
+    assert_eq!(eval["samples"], 1797);
+    assert!(
+        eval["loss"].as_f64().unwrap() > 0.0 && eval["accuracy"].as_f64().unwrap() > 0.5,
+        "{eval}"
+    );
+
+    let out = dir.path("p.csv");
+    let pred = json(&wgtrain(&[
+        "predict",
+        "--model",
+        &model,
+        "--data",
+        "data/digits.csv",
+        "--out",
+        &out,
+        "--backend",
+        "cpu",
+        "--json",
+    ]));
+    assert_eq!(pred["rows"], 1797);
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut lines = text.lines();
+    assert!(lines.next().unwrap().starts_with("class,p_0,p_1"));
+    assert_eq!(lines.count(), 1797);
+
+    // Features without a label column predict too.
+    let features: String = std::fs::read_to_string("data/digits.csv")
+        .unwrap()
+        .lines()
+        .take(4)
+        .map(|l| l.rsplit_once(',').unwrap().0.to_string() + "\n")
+        .collect();
+    let f = dir.write("features.csv", features.as_bytes());
+    let p = json(&wgtrain(&[
+        "predict",
+        "--model",
+        &model,
+        "--data",
+        &f,
+        "--backend",
+        "cpu",
+        "--json",
+    ]));
+    assert_eq!(p["predictions"].as_array().unwrap().len(), 3);
+}
+
+/// Every bad input the issue lists: a clear message naming the problem, a non-zero exit, no
+/// panic, and no output file left behind.
+#[test]
+fn bad_input_is_a_clear_error_and_leaves_no_output() {
+    let dir = TempDir::new("bad");
+    let idx = |magic: [u8; 4], dims: &[u32], data: &[u8]| {
+        let mut b = magic.to_vec();
+        dims.iter()
+            .for_each(|d| b.extend_from_slice(&d.to_be_bytes()));
+        b.extend_from_slice(data);
+        b
+    };
+    let mnist = |name: &str, train_images: Vec<u8>, train_labels: Vec<u8>| {
+        let sub = dir.0.join(name);
+        std::fs::create_dir_all(&sub).unwrap();
+        std::fs::write(sub.join("train-images-idx3-ubyte"), train_images).unwrap();
+        std::fs::write(sub.join("train-labels-idx1-ubyte"), train_labels).unwrap();
+        std::fs::write(
+            sub.join("t10k-images-idx3-ubyte"),
+            idx([0, 0, 8, 3], &[1, 2, 2], &[0; 4]),
+        )
+        .unwrap();
+        std::fs::write(
+            sub.join("t10k-labels-idx1-ubyte"),
+            idx([0, 0, 8, 1], &[1], &[0]),
+        )
+        .unwrap();
+        sub.to_str().unwrap().to_string()
+    };
+    let good_labels = idx([0, 0, 8, 1], &[2], &[0, 1]);
+    let bad_magic = mnist(
+        "magic",
+        idx([0, 0, 9, 3], &[2, 2, 2], &[0; 8]),
+        good_labels.clone(),
+    );
+    let truncated = mnist(
+        "truncated",
+        idx([0, 0, 8, 3], &[2, 2, 2], &[0; 5]),
+        good_labels.clone(),
+    );
+    let disagree = mnist(
+        "disagree",
+        idx([0, 0, 8, 3], &[3, 2, 2], &[0; 12]),
+        good_labels,
+    );
+
+    let empty = dir.write("empty.csv", b"");
+    let ragged = dir.write("ragged.csv", b"a,b,label\n1,2,0\n3,4\n");
+    let text = dir.write("text.csv", b"a,b,label\n1,2,0\n3,four,1\n");
+    let nan = dir.write("nan.csv", b"a,b,label\n1,2,0\n3,nan,1\n");
+    let inf = dir.write("inf.csv", b"a,b,label\n1,2,0\n3,-inf,1\n");
+    let fractional = dir.write("fractional.csv", b"a,b,label\n1,2,0\n3,4,1.5\n5,6,1\n");
+    let wide = dir.write("wide.csv", b"a,b,c,label\n1,2,3,0\n");
+    let model = dir.path("model.safetensors");
+    assert!(wgtrain(&[
+        "train",
+        "--epochs",
+        "1",
+        "--save",
+        &model,
+        "--layers",
+        "8",
+        "--backend",
+        "cpu",
+        "--verbose",
+        "0"
+    ])
+    .status
+    .success());
+    let bytes = std::fs::read(&model).unwrap();
+    let cut = dir.write("cut.safetensors", &bytes[..bytes.len() / 2]);
+    let mut flipped = bytes.clone();
+    flipped[20] ^= 0x5a;
+    let flipped = dir.write("flipped.safetensors", &flipped);
+    let header: Vec<String> = (0..64).map(|i| format!("p{i}")).collect();
+    let labels_12 = format!(
+        "{},label\n{},12\n",
+        header.join(","),
+        vec!["0"; 64].join(",")
+    );
+    let labels_12 = dir.write("labels12.csv", labels_12.as_bytes());
+
+    let out = dir.path("out.file");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["train", "--data", "/no/such/file.csv"], "No such file"),
+        (vec!["train", "--data", &empty], "empty"),
+        (vec!["train", "--data", &ragged], "line 3 has 2 cells"),
+        (
+            vec!["train", "--data", &text],
+            "line 3, column 2 (`b`): `four` is not a number",
+        ),
+        (vec!["train", "--data", &nan], "not a finite number"),
+        (vec!["train", "--data", &inf], "not a finite number"),
+        (
+            vec![
+                "train",
+                "--data",
+                &fractional,
+                "--loss",
+                "sparse_categorical_crossentropy",
+            ],
+            "has label 1.5",
+        ),
+        (vec!["train", "--data", &bad_magic], "IDX type 0x09"),
+        (vec!["train", "--data", &truncated], "truncated"),
+        (vec!["train", "--data", &disagree], "3 images but 2 labels"),
+        (vec!["train", "--batch-size", "0"], "batch size"),
+        (vec!["train", "--epochs", "0"], "epochs must be at least 1"),
+        (
+            vec!["train", "--activation", "swish2"],
+            "valid: linear, relu",
+        ),
+        (vec!["train", "--loss", "kl"], "valid: mse"),
+        (vec!["train", "--optimizer", "rmsprop"], "valid: adam"),
+        (
+            vec!["evaluate", "--model", &model, "--data", &wide],
+            "3 columns",
+        ),
+        (
+            vec!["evaluate", "--model", &model, "--data", &labels_12],
+            "label 12",
+        ),
+        (
+            vec!["evaluate", "--model", &cut, "--data", "data/digits.csv"],
+            "truncated or corrupted",
+        ),
+        (
+            vec!["evaluate", "--model", &flipped, "--data", "data/digits.csv"],
+            "flipped.safetensors",
+        ),
+        (
+            vec![
+                "predict",
+                "--model",
+                &cut,
+                "--data",
+                "data/digits.csv",
+                "--out",
+                &out,
+            ],
+            "truncated or corrupted",
+        ),
+        (
+            vec![
+                "train",
+                "--data",
+                &ragged,
+                "--save",
+                &out,
+                "--history",
+                &out,
+            ],
+            "line 3",
+        ),
+    ];
+    for (mut args, want) in cases {
+        args.extend_from_slice(
+            &["--backend", "cpu", "--verbose", "0"][..if args[0] == "train" { 4 } else { 2 }],
+        );
+        let o = wgtrain(&args);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        assert!(err.contains(want), "{args:?}: want `{want}` in: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(
+            !std::path::Path::new(&out).exists(),
+            "{args:?} left {out} behind"
+        );
+    }
+}

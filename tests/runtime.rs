@@ -263,3 +263,27 @@ model_test!(
     regression_metrics_match_the_host,
     check_regression_metrics_match_the_host
 );
+
+/// With a standardizer, validation sees the data standardized once, exactly as `evaluate`
+/// does: the last epoch's validation loss equals evaluate's loss on the held-out rows.
+#[test]
+fn validation_with_a_standardizer_matches_evaluate() {
+    let (x, y) = data::digits_unscaled();
+    let (x, y) = (x.head(300), y.head(300));
+    let mut model = digits_model(cpu::CpuBackend::new(), 4);
+    model.set_standardizer(Some(data::Standardizer::fit(&x.head(240))));
+    let h = model
+        .fit(
+            &x,
+            &y,
+            FitConfig::epochs(2).validation_split(0.2).verbose(0),
+        )
+        .unwrap();
+    let (_, xv) = x.split_at(240);
+    let (_, yv) = y.split_at(240);
+    let e = model.evaluate(&xv, &yv, 32).unwrap();
+    assert!(
+        (h.last("val_loss").unwrap() - e.loss).abs() < 1e-9,
+        "{h:?} vs {e:?}"
+    );
+}

@@ -14,6 +14,8 @@ pub enum LabelColumn {
     Index(usize),
     /// A column by its header name.
     Name(String),
+    /// No label: every column is a feature and the target is `[N, 0]` (data to predict on).
+    None,
 }
 
 impl LabelColumn {
@@ -74,13 +76,14 @@ pub fn parse(
             "the file is empty: expected a header row, then one row per sample".into(),
         ));
     }
-    if headers.len() < 2 {
+    if headers.len() < 2 && *label != LabelColumn::None {
         return Err(err(format!(
             "only one column ({}); need at least one feature column and a label column",
             headers[0]
         )));
     }
     let label_idx = match label {
+        LabelColumn::None => usize::MAX,
         LabelColumn::Last => headers.len() - 1,
         LabelColumn::Index(i) if *i < headers.len() => *i,
         LabelColumn::Index(i) => {
@@ -141,12 +144,15 @@ pub fn parse(
     if rows == 0 {
         return Err(err("the file has a header but no data rows".into()));
     }
-    let cols = headers.len() - 1;
     let mut feature_names = headers.clone();
-    let label_name = feature_names.remove(label_idx);
+    let (label_name, y_cols) = if label_idx == usize::MAX {
+        (String::new(), 0)
+    } else {
+        (feature_names.remove(label_idx), 1)
+    };
     Ok(CsvData {
-        x: Matrix::new(rows, cols, x)?,
-        y: Matrix::new(rows, 1, y)?,
+        x: Matrix::new(rows, feature_names.len(), x)?,
+        y: Matrix::new(rows, y_cols, y)?,
         feature_names,
         label_name,
     })

@@ -165,6 +165,15 @@ impl Standardizer {
         }
     }
 
+    /// Plain scaling `x / divisor` of `features` columns (pixel values to `[0, 1]`, say), as a
+    /// standardizer with mean 0, so that it is saved with a model like any other.
+    pub fn scale(features: usize, divisor: f32) -> Standardizer {
+        Standardizer {
+            mean: vec![0.0; features],
+            std: vec![divisor; features],
+        }
+    }
+
     /// `(x - mean) / std`, column by column.
     pub fn apply(&self, x: &Matrix) -> Result<Matrix> {
         if x.cols() != self.mean.len() {
@@ -191,6 +200,15 @@ impl Standardizer {
 /// see `data/README.md`): features `[1797, 64]` scaled from 0..16 to `[0, 1]`, labels
 /// `[1797, 1]` in 0..10.
 pub fn digits() -> (Matrix, Matrix) {
+    let (x, y) = digits_unscaled();
+    (x.scaled(1.0 / DIGITS_MAX), y)
+}
+
+/// The largest pixel value of the digits set.
+pub const DIGITS_MAX: f32 = 16.0;
+
+/// The built-in digits as stored in `data/digits.csv`: pixel values 0..16.
+pub fn digits_unscaled() -> (Matrix, Matrix) {
     const DIGITS: &str = include_str!("../../data/digits.csv");
     let d = csv::parse(
         DIGITS.as_bytes(),
@@ -198,7 +216,7 @@ pub fn digits() -> (Matrix, Matrix) {
         &csv::LabelColumn::Last,
     )
     .expect("the built-in digits file is well formed");
-    (d.x.scaled(1.0 / 16.0), d.y)
+    (d.x, d.y)
 }
 
 /// Shuffles the rows of `x` and `y` together with a seeded generator and splits off the last

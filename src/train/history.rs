@@ -77,3 +77,39 @@ impl History {
         self.get(name).and_then(|v| v.last().copied())
     }
 }
+
+impl History {
+    /// One row per epoch: `epoch`, every series, `learning_rate`.
+    pub fn to_csv(&self) -> String {
+        let mut out = String::from("epoch");
+        for (name, _) in &self.series {
+            out += &format!(",{name}");
+        }
+        out += ",learning_rate\n";
+        for (i, epoch) in self.epochs.iter().enumerate() {
+            out += &epoch.to_string();
+            for (_, values) in &self.series {
+                out += &values.get(i).map_or(String::new(), |v| format!(",{v}"));
+            }
+            out += &format!(",{}\n", self.learning_rate[i]);
+        }
+        out
+    }
+
+    /// The whole history as a JSON object: `{"epochs": [...], "series": {"loss": [...], ...},
+    /// "learning_rate": [...], "stopped_early": ...}`.
+    pub fn to_json(&self) -> String {
+        let series: serde_json::Map<String, serde_json::Value> = self
+            .series
+            .iter()
+            .map(|(n, v)| (n.clone(), serde_json::json!(v)))
+            .collect();
+        serde_json::json!({
+            "epochs": self.epochs,
+            "series": series,
+            "learning_rate": self.learning_rate,
+            "stopped_early": self.stopped_early,
+        })
+        .to_string()
+    }
+}

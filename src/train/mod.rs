@@ -148,7 +148,6 @@ impl<B: Backend> Model<B> {
     /// Trains on `(x, y)`: `x` is `[N, features]`; `y` is `[N, 1]` integer labels for sparse
     /// categorical cross-entropy, else `[N, outputs]`. Returns the learning curves.
     pub fn fit(&mut self, x: &Matrix, y: &Matrix, mut config: FitConfig) -> Result<History> {
-        let x = &*self.prepare(x)?;
         if config.epochs == 0 {
             return Err(Error::Config("epochs must be at least 1".into()));
         }
@@ -190,6 +189,9 @@ impl<B: Backend> Model<B> {
             }
             None => (x.clone(), y.clone(), None),
         };
+        // Standardize the training rows here; validation rows are raw, and evaluate prepares
+        // them itself.
+        let x_train = self.prepare(&x_train)?.into_owned();
 
         let n = x_train.rows();
         let steps = n.div_ceil(config.batch_size);
