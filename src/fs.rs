@@ -6,9 +6,17 @@ use std::path::Path;
 use crate::error::{Error, Result};
 
 /// Writes `bytes` to `path` so that a crash at any moment leaves either the old file or the
-/// new one: a temporary file in the same folder, flushed to disk, then renamed over `path`,
-/// and the folder flushed so that the rename itself survives a power cut.
+/// new one: see [`replace_with`].
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace_with(path, |tmp| std::fs::File::create(tmp)?.write_all(bytes))
+}
+
+/// Replaces `path` with what `write` puts in a temporary file in the same folder (its name
+/// ends like `path`'s, so writers that go by the extension work): the file is flushed to
+/// disk, renamed over `path`, and the folder flushed so that the rename survives a power cut.
+/// A crash at any moment leaves the old file or the new one, never a torn one; on an error the
+/// temporary file is removed and `path` is untouched.
+pub fn replace_with(path: &Path, write: impl FnOnce(&Path) -> std::io::Result<()>) -> Result<()> {
     let io = |source| Error::Io {
         path: path.display().to_string(),
         source,
@@ -21,15 +29,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .file_name()
         .ok_or_else(|| Error::Config(format!("{} is not a file path", path.display())))?;
     let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
+        ".tmp-{}-{}",
+        std::process::id(),
+        name.to_string_lossy()
     ));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
+        write(&tmp)?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&tmp)?
+            .sync_all()?;
         std::fs::rename(&tmp, path)?;
         #[cfg(unix)]
         std::fs::File::open(dir)?.sync_all()?;

@@ -136,6 +136,10 @@ struct TrainArgs {
     /// Write the learning curves per epoch here (.csv or .json).
     #[arg(long)]
     history: Option<PathBuf>,
+    /// Draw the learning curves (loss and the main metric, training and validation) here
+    /// (.png or .svg).
+    #[arg(long)]
+    plot: Option<PathBuf>,
     #[command(flatten)]
     common: Common,
 }
@@ -545,6 +549,9 @@ impl Job for Train<'_> {
                 }
             };
             write_atomic(path, text.as_bytes())?;
+        }
+        if let Some(path) = &args.plot {
+            wgtrain::train::plot::plot_history(&history, path)?;
         }
         let test = model.evaluate(&self.x_test, &self.y_test, args.batch_size.max(256))?;
         let epochs = history.epochs.len();

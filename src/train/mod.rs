@@ -10,6 +10,7 @@ pub mod callbacks;
 pub mod history;
 pub mod metrics;
 mod model;
+pub mod plot;
 mod progress;
 
 pub use callbacks::{

@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""wgtrain checkpoints and Python, both ways, checked to 1e-5.
+
+Usage: interop.py WGTRAIN_BINARY WORK_DIR
+
+1. wgtrain -> Python: train a small model with wgtrain, open its checkpoint with the
+   `safetensors` and `numpy` packages, run the forward pass in numpy from those arrays alone,
+   and require the same probabilities as `wgtrain predict`.
+2. Python -> wgtrain: build the weights of a PyTorch-style stack
+   `nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))` (tensor names `0.weight`,
+   `0.bias`, `2.weight`, `2.bias`; weights `[out, in]`), convert them with the mapping below,
+   and require `wgtrain predict` to give numpy's outputs.
+
+The name mapping from a PyTorch `nn.Linear` stack to wgtrain:
+    dense_{i}.weight = <linear i>.weight.T      ([in, out]: wgtrain computes x @ W + b)
+    dense_{i}.bias   = <linear i>.bias
+plus the metadata `wgtrain.config` (JSON: input width, layers with activations, loss,
+optimizer), `wgtrain.epoch` and `wgtrain.step`; see src/checkpoint.rs.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from safetensors import safe_open
+from safetensors.numpy import save_file
+
+TOLERANCE = 1e-5
+
+
+def run(*args):
+    result = subprocess.run(list(args), capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"FAILED: {' '.join(args)}\n{result.stderr}")
+    return result.stdout
+
+
+def activation(name, z):
+    if name == "linear":
+        return z
+    if name == "relu":
+        return np.maximum(z, 0.0)
+    if name == "tanh":
+        return np.tanh(z)
+    if name == "sigmoid":
+        return 1.0 / (1.0 + np.exp(-z))
+    sys.exit(f"FAILED: this script does not implement activation {name}")
+
+
+def softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def check(what, got, want):
+    err = float(np.max(np.abs(np.asarray(got, dtype=np.float64) - want)))
+    print(f"{what}: max abs difference {err:.2e} over {np.size(want)} values")
+    if not err <= TOLERANCE:
+        sys.exit(f"FAILED: {what} differs by {err} > {TOLERANCE}")
+
+
+def main():
+    wgtrain, work = sys.argv[1], Path(sys.argv[2])
+    work.mkdir(parents=True, exist_ok=True)
+    rng = np.random.RandomState(0)
+
+    # A 3-class problem on 6 features; the label is the largest of three linear scores.
+    x = rng.normal(size=(300, 6))
+    y = np.argmax(x @ rng.normal(size=(6, 3)), axis=1)
+    header = ",".join(f"f{i}" for i in range(6))
+    np.savetxt(work / "train.csv", np.column_stack([x, y]), delimiter=",", header=header + ",label",
+               comments="", fmt=["%.8f"] * 6 + ["%d"])
+    np.savetxt(work / "features.csv", x[:50], delimiter=",", header=header, comments="", fmt="%.8f")
+
+    # 1. wgtrain -> Python.
+    model = work / "wgtrain.safetensors"
+    run(wgtrain, "train", "--data", str(work / "train.csv"), "--layers", "16", "--activation", "tanh",
+        "--epochs", "3", "--standardize", "--backend", "cpu", "--verbose", "0", "--save", str(model))
+    run(wgtrain, "predict", "--model", str(model), "--data", str(work / "features.csv"),
+        "--out", str(work / "predictions.csv"), "--backend", "cpu")
+    with safe_open(str(model), framework="numpy") as f:
+        config = json.loads(f.metadata()["wgtrain.config"])
+        tensors = {name: f.get_tensor(name) for name in f.keys()}
+    print(f"opened {model.name}: {len(tensors)} tensors, layers {config['layers']}")
+    a = (x[:50] - tensors["standardize.mean"]) / tensors["standardize.std"]
+    for i, layer in enumerate(config["layers"]):
+        w, b = tensors[f"dense_{i}.weight"], tensors[f"dense_{i}.bias"]
+        assert w.dtype == np.float32 and w.shape == (a.shape[1], layer["units"]), (w.dtype, w.shape)
+        a = activation(layer["activation"], a @ w.astype(np.float64) + b)
+    predicted = np.loadtxt(work / "predictions.csv", delimiter=",", skiprows=1)
+    check("wgtrain checkpoint, numpy forward vs wgtrain predict", predicted[:, 1:], softmax(a))
+
+    # 2. Python -> wgtrain: a PyTorch-layout nn.Linear stack.
+    torch_style = {
+        "0.weight": rng.normal(scale=0.5, size=(16, 6)).astype(np.float32),
+        "0.bias": rng.normal(scale=0.1, size=(16,)).astype(np.float32),
+        "2.weight": rng.normal(scale=0.5, size=(3, 16)).astype(np.float32),
+        "2.bias": rng.normal(scale=0.1, size=(3,)).astype(np.float32),
+    }
+    save_file(torch_style, str(work / "torch_style.safetensors"))
+    converted = {
+        "dense_0.weight": np.ascontiguousarray(torch_style["0.weight"].T),
+        "dense_0.bias": torch_style["0.bias"],
+        "dense_1.weight": np.ascontiguousarray(torch_style["2.weight"].T),
+        "dense_1.bias": torch_style["2.bias"],
+    }
+    config = {
+        "format": "wgtrain-checkpoint-1",
+        "input_dim": 6,
+        "layers": [{"units": 16, "activation": "relu"}, {"units": 3, "activation": "linear"}],
+        "loss": {"sparse_categorical_crossentropy": {"from_logits": True}},
+        "optimizer": {"sgd": {"lr": 0.01}},
+        "metrics": ["accuracy"],
+        "seed": 0,
+    }
+    metadata = {"wgtrain.config": json.dumps(config), "wgtrain.epoch": "0", "wgtrain.step": "0"}
+    save_file(converted, str(work / "from_torch.safetensors"), metadata=metadata)
+    out = json.loads(run(wgtrain, "predict", "--model", str(work / "from_torch.safetensors"),
+                         "--data", str(work / "features.csv"), "--backend", "cpu", "--json"))
+    t = torch_style
+    logits = np.maximum(x[:50] @ t["0.weight"].T.astype(np.float64) + t["0.bias"], 0.0) @ t["2.weight"].T + t["2.bias"]
+    check("PyTorch-layout weights, numpy forward vs wgtrain predict", out["predictions"], softmax(logits))
+    print("interop OK")
+
+
+if __name__ == "__main__":
+    main()
