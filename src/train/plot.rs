@@ -91,13 +91,20 @@ fn draw<DB: DrawingBackend>(
     Ok(())
 }
 
+/// One line of a panel: its legend, colour and (epoch, value) points.
+struct Curve {
+    label: &'static str,
+    color: RGBColor,
+    points: Vec<(f64, f64)>,
+}
+
 fn panel<DB: DrawingBackend>(
     history: &History,
     name: &str,
     area: &DrawingArea<DB, Shift>,
 ) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let val_name = format!("val_{name}");
-    let series: Vec<(&str, RGBColor, Vec<(f64, f64)>)> = [
+    let series: Vec<Curve> = [
         (name, TRAIN, "training"),
         (val_name.as_str(), VALIDATION, "validation"),
     ]
@@ -111,12 +118,14 @@ fn panel<DB: DrawingBackend>(
             .filter(|(_, v)| v.is_finite())
             .map(|(&e, &v)| (e as f64, v))
             .collect();
-        Some((label, color, points))
+        Some(Curve {
+            label,
+            color,
+            points,
+        })
     })
     .collect();
-    let all = series
-        .iter()
-        .flat_map(|(_, _, p)| p.iter().map(|&(_, v)| v));
+    let all = series.iter().flat_map(|c| c.points.iter().map(|&(_, v)| v));
     let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
         (lo.min(v), hi.max(v))
     });
@@ -138,7 +147,12 @@ fn panel<DB: DrawingBackend>(
         .x_label_formatter(&|e| format!("{e:.0}"))
         .label_style(("sans-serif", 14))
         .draw()?;
-    for (label, color, points) in series {
+    for Curve {
+        label,
+        color,
+        points,
+    } in series
+    {
         chart
             .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
             .label(label)
