@@ -257,13 +257,30 @@ impl Checkpoint {
         } else {
             None
         };
-        if let Some(bad) = weights
+        let values = weights
             .iter()
             .flat_map(|w| w.weight.iter().chain(&w.bias))
-            .find(|v| !v.is_finite())
+            .chain(
+                optimizer_state
+                    .iter()
+                    .flat_map(|s| s.weight.iter().chain(&s.bias).flatten()),
+            )
+            .chain(
+                standardizer
+                    .iter()
+                    .flat_map(|s| s.mean.iter().chain(&s.std)),
+            );
+        if let Some(bad) = values.into_iter().find(|v| !v.is_finite()) {
+            return Err(err(format!(
+                "a tensor holds a non-finite value ({bad}); the file is corrupted"
+            )));
+        }
+        if let Some(s) = standardizer
+            .as_ref()
+            .and_then(|s| s.std.iter().find(|&&v| v <= 0.0))
         {
             return Err(err(format!(
-                "the weights hold a non-finite value ({bad}); the file is corrupted"
+                "standardize.std holds {s}; a deviation must be positive"
             )));
         }
         Ok(Checkpoint {
