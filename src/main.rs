@@ -144,42 +144,40 @@ struct TrainArgs {
     common: Common,
 }
 
+/// A saved model and the data to run it on.
 #[derive(Args, Debug)]
-struct EvaluateArgs {
+struct ModelInput {
     /// A checkpoint written by `wgtrain train --save`.
     #[arg(long)]
     model: PathBuf,
-    /// Labelled data: a CSV file, or an MNIST folder (its t10k split is used).
+    /// A CSV file, or an MNIST folder (its t10k split is used). For predict, a CSV may have a
+    /// label column or not.
     #[arg(long)]
     data: PathBuf,
-    /// The label column of a CSV, by name or 0-based index (default: the last).
+    /// The label column of a CSV, by name or 0-based index (default: the last; predict drops
+    /// it when the file has one column more than the model takes).
     #[arg(long)]
     label_column: Option<String>,
     /// Samples per batch.
     #[arg(long, default_value_t = 256)]
     batch_size: usize,
+}
+
+#[derive(Args, Debug)]
+struct EvaluateArgs {
+    #[command(flatten)]
+    input: ModelInput,
     #[command(flatten)]
     common: Common,
 }
 
 #[derive(Args, Debug)]
 struct PredictArgs {
-    /// A checkpoint written by `wgtrain train --save`.
-    #[arg(long)]
-    model: PathBuf,
-    /// A CSV of features (with or without a label column), or an MNIST folder (t10k images).
-    #[arg(long)]
-    data: PathBuf,
-    /// The label column to drop from a CSV that has one, by name or index (default: the last,
-    /// when the file has one column more than the model's inputs).
-    #[arg(long)]
-    label_column: Option<String>,
+    #[command(flatten)]
+    input: ModelInput,
     /// Write the predictions here as CSV (atomically); without it they go to stdout.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Samples per batch.
-    #[arg(long, default_value_t = 256)]
-    batch_size: usize,
     #[command(flatten)]
     common: Common,
 }
@@ -615,11 +613,12 @@ impl Job for Evaluate<'_> {
     fn run<B: Backend>(self, backend: B, kind: &str) -> Result<()> {
         let args = self.0;
         let adapter = backend.describe();
-        let mut model = Model::load(&args.model, backend)?;
-        let Labelled { x, y, test, source } = load_labelled(&args.data, &args.label_column)?;
+        let mut model = Model::load(&args.input.model, backend)?;
+        let Labelled { x, y, test, source } =
+            load_labelled(&args.input.data, &args.input.label_column)?;
         let (x, y) = test.unwrap_or((x, y));
         let y = targets_for(model.loss(), y, model.output_dim());
-        let eval = model.evaluate(&x, &y, args.batch_size)?;
+        let eval = model.evaluate(&x, &y, args.input.batch_size)?;
         if args.common.json {
             let mut report = json!({ "backend": kind, "adapter": adapter, "data": source, "samples": x.rows(), "loss": eval.loss });
             for (name, value) in &eval.metrics {
@@ -659,26 +658,27 @@ impl Job for Predict<'_> {
     fn run<B: Backend>(self, backend: B, kind: &str) -> Result<()> {
         let args = self.0;
         let adapter = backend.describe();
-        let mut model = Model::load(&args.model, backend)?;
+        let mut model = Model::load(&args.input.model, backend)?;
         let inputs = model.input_dim().expect("a loaded model is built");
-        let (x, source) = if args.data.is_dir() {
-            let (_, _, xt, _) = idx::load_mnist_dir(&args.data)?;
-            (xt, format!("{} (t10k images)", args.data.display()))
+        let (x, source) = if args.input.data.is_dir() {
+            let (_, _, xt, _) = idx::load_mnist_dir(&args.input.data)?;
+            (xt, format!("{} (t10k images)", args.input.data.display()))
         } else {
             // A file with one column more than the model takes has a label column to drop.
-            let all = data::csv::load(&args.data, &LabelColumn::None)?;
-            let x = if all.x.cols() == inputs + 1 || args.label_column.is_some() {
+            let all = data::csv::load(&args.input.data, &LabelColumn::None)?;
+            let x = if all.x.cols() == inputs + 1 || args.input.label_column.is_some() {
                 let label = args
+                    .input
                     .label_column
                     .as_deref()
                     .map_or(LabelColumn::Last, LabelColumn::parse);
-                data::csv::load(&args.data, &label)?.x
+                data::csv::load(&args.input.data, &label)?.x
             } else {
                 all.x
             };
-            (x, args.data.display().to_string())
+            (x, args.input.data.display().to_string())
         };
-        let p = model.predict(&x, args.batch_size)?;
+        let p = model.predict(&x, args.input.batch_size)?;
         let classifier = matches!(
             model.head().task,
             Task::Categorical | Task::SparseCategorical

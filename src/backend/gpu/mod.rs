@@ -626,12 +626,13 @@ impl Backend for GpuBackend {
         check::argmax("argmax_correct_into", pred, target)?;
         check::slot("argmax_correct_into", acc, slot)?;
         let params = reduce_params(pred, target.cols, slot, 0.0)?;
-        self.record(
+        self.reduce(
             kernels::ARGMAX_CORRECT,
             Constants::default(),
             params,
-            &[acc, pred, target],
-            [1, 1, 1],
+            acc,
+            pred,
+            target,
         )
     }
 
@@ -649,12 +650,13 @@ impl Backend for GpuBackend {
         )?;
         check::slot("threshold_correct_into", acc, slot)?;
         let params = reduce_params(pred, target.cols, slot, threshold)?;
-        self.record(
+        self.reduce(
             kernels::THRESHOLD_CORRECT,
             Constants::default(),
             params,
-            &[acc, pred, target],
-            [1, 1, 1],
+            acc,
+            pred,
+            target,
         )
     }
 
@@ -670,12 +672,13 @@ impl Backend for GpuBackend {
         check::slot("topk_correct_into", acc, slot)?;
         let mut params = reduce_params(pred, target.cols, slot, 0.0)?;
         params.k = u32::try_from(k).unwrap_or(u32::MAX);
-        self.record(
+        self.reduce(
             kernels::TOPK_CORRECT,
             Constants::default(),
             params,
-            &[acc, pred, target],
-            [1, 1, 1],
+            acc,
+            pred,
+            target,
         )
     }
 
@@ -690,12 +693,13 @@ impl Backend for GpuBackend {
         check::same("confusion_into", &[("pred", pred), ("target", target)])?;
         check::slots("confusion_into", acc, slot, 4)?;
         let params = reduce_params(pred, target.cols, slot, threshold)?;
-        self.record(
+        self.reduce(
             kernels::CONFUSION,
             Constants::default(),
             params,
-            &[acc, pred, target],
-            [1, 1, 1],
+            acc,
+            pred,
+            target,
         )
     }
 
@@ -709,12 +713,13 @@ impl Backend for GpuBackend {
         check::same("roc_histogram_into", &[("pred", pred), ("target", target)])?;
         check::slots("roc_histogram_into", acc, slot, ROC_HISTOGRAM_SLOTS)?;
         let params = reduce_params(pred, target.cols, slot, 0.0)?;
-        self.record(
+        self.reduce(
             kernels::ROC_HISTOGRAM,
             Constants::default(),
             params,
-            &[acc, pred, target],
-            [1, 1, 1],
+            acc,
+            pred,
+            target,
         )
     }
 
@@ -730,13 +735,7 @@ impl Backend for GpuBackend {
         check::slot("error_sum_into", acc, slot)?;
         let params = reduce_params(pred, target.cols, slot, 0.0)?;
         let constants = Constants::new(&[("ERR", kind.code() as f64)]);
-        self.record(
-            kernels::ERROR_SUM,
-            constants,
-            params,
-            &[acc, pred, target],
-            [1, 1, 1],
-        )
+        self.reduce(kernels::ERROR_SUM, constants, params, acc, pred, target)
     }
 
     fn optimizer_step(
@@ -822,6 +821,19 @@ impl Backend for GpuBackend {
 }
 
 impl GpuBackend {
+    /// Records a reduction: one workgroup over `pred` and `target`, adding into `acc`.
+    fn reduce(
+        &mut self,
+        kernel: Kernel,
+        constants: Constants,
+        params: kernels::ReduceParams,
+        acc: &mut GpuTensor,
+        pred: &GpuTensor,
+        target: &GpuTensor,
+    ) -> Result<()> {
+        self.record(kernel, constants, params, &[acc, pred, target], [1, 1, 1])
+    }
+
     /// Blocks until the device has finished everything submitted, then reports any error
     /// wgpu raised for it.
     fn wait(&mut self) -> Result<()> {
