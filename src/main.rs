@@ -216,6 +216,27 @@ fn quiet_mesa() {
     }
 }
 
+/// Writes results to stdout. A reader that goes away early (`wgtrain predict ... | head`) is
+/// not an error: whatever it wanted, it has; the rest is dropped rather than panicking.
+fn emit(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Io {
+            path: "standard output".into(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// `println!` through [`emit`].
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        emit(&format!("{}\n", format!($($arg)*)))?
+    };
+}
+
 /// A subcommand that runs on whichever backend `--backend` picks.
 trait Job {
     fn run<B: Backend>(self, backend: B, kind: &str) -> Result<()>;
@@ -579,14 +600,14 @@ impl Job for Train<'_> {
             report["stopped_early"] = json!(reason);
         }
         if args.common.json {
-            println!("{report}");
+            outln!("{report}");
         } else {
             let metrics: Vec<String> = test
                 .metrics
                 .iter()
                 .map(|(n, v)| format!("{n} {v:.4}"))
                 .collect();
-            println!(
+            outln!(
                 "test: loss {:.4}, {} ({} samples) after {} epochs, {:.0} samples/s, {:.1}s in all",
                 test.loss,
                 metrics.join(", "),
@@ -624,14 +645,14 @@ impl Job for Evaluate<'_> {
             for (name, value) in &eval.metrics {
                 report[name] = json!(value);
             }
-            println!("{report}");
+            outln!("{report}");
         } else {
             let metrics: Vec<String> = eval
                 .metrics
                 .iter()
                 .map(|(n, v)| format!("{n} {v:.4}"))
                 .collect();
-            println!(
+            outln!(
                 "loss {:.4}, {} on {} samples of {source}",
                 eval.loss,
                 metrics.join(", "),
@@ -704,7 +725,7 @@ impl Job for Predict<'_> {
         }
         match &args.out {
             Some(path) => write_atomic(path, csv.as_bytes())?,
-            None if !args.common.json => print!("{csv}"),
+            None if !args.common.json => emit(&csv)?,
             None => {}
         }
         if args.common.json {
@@ -716,7 +737,7 @@ impl Job for Predict<'_> {
                         json!((0..p.rows()).map(|r| p.row(r).to_vec()).collect::<Vec<_>>());
                 }
             }
-            println!("{report}");
+            outln!("{report}");
         } else if let Some(path) = &args.out {
             eprintln!(
                 "wrote {} predictions for {source} to {}",

@@ -419,3 +419,51 @@ fn bad_input_is_a_clear_error_and_leaves_no_output() {
         );
     }
 }
+
+/// `wgtrain predict ... | head -1`: the reader closing the pipe early is not a panic.
+#[test]
+fn a_closed_output_pipe_is_not_a_panic() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = TempDir::new("pipe");
+    let model = dir.path("m.safetensors");
+    assert!(wgtrain(&[
+        "train",
+        "--epochs",
+        "1",
+        "--layers",
+        "8",
+        "--backend",
+        "cpu",
+        "--verbose",
+        "0",
+        "--save",
+        &model
+    ])
+    .status
+    .success());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wgtrain"))
+        .args([
+            "predict",
+            "--model",
+            &model,
+            "--data",
+            "data/digits.csv",
+            "--backend",
+            "cpu",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("class,p_0"), "{first}");
+    // The reader (and so the pipe) is gone now.
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.status.success(), "{err}");
+}
