@@ -467,3 +467,90 @@ fn a_closed_output_pipe_is_not_a_panic() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(out.status.success(), "{err}");
 }
+
+/// `--data DIR` with MNIST-style IDX files (some gzipped) trains on the train split, reports
+/// accuracy on t10k, and `predict` reads the folder too.
+#[test]
+fn an_idx_folder_trains_and_tests_on_its_own_splits() {
+    use std::io::Write;
+    let dir = TempDir::new("idx");
+    // 4×4 "images" whose label is the brightest quadrant: learnable in a few epochs.
+    let make = |n: usize, seed: u64| {
+        let mut images = vec![0, 0, 8, 3];
+        [n as u32, 4, 4]
+            .iter()
+            .for_each(|d| images.extend_from_slice(&d.to_be_bytes()));
+        let mut labels = vec![0, 0, 8, 1];
+        labels.extend_from_slice(&(n as u32).to_be_bytes());
+        let mut state = seed;
+        for _ in 0..n {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let label = (state >> 33) % 4;
+            for r in 0..4 {
+                for c in 0..4 {
+                    let quadrant = (r / 2) * 2 + c / 2;
+                    images.push(if quadrant == label as usize { 200 } else { 30 });
+                }
+            }
+            labels.push(label as u8);
+        }
+        (images, labels)
+    };
+    let gz = |bytes: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    };
+    let (train_images, train_labels) = make(400, 1);
+    let (test_images, test_labels) = make(100, 2);
+    dir.write("train-images-idx3-ubyte.gz", &gz(&train_images));
+    dir.write("train-labels-idx1-ubyte", &train_labels);
+    dir.write("t10k-images-idx3-ubyte", &test_images);
+    dir.write("t10k-labels-idx1-ubyte.gz", &gz(&test_labels));
+    let folder = dir.0.to_str().unwrap().to_string();
+    let model = dir.path("m.safetensors");
+    let report = json(&wgtrain(&[
+        "train",
+        "--data",
+        &folder,
+        "--layers",
+        "16",
+        "--epochs",
+        "10",
+        "--lr",
+        "0.01",
+        "--backend",
+        "cpu",
+        "--verbose",
+        "0",
+        "--json",
+        "--save",
+        &model,
+    ]));
+    assert!(report["test_accuracy"].as_f64().unwrap() > 0.9, "{report}");
+    let eval = json(&wgtrain(&[
+        "evaluate",
+        "--model",
+        &model,
+        "--data",
+        &folder,
+        "--backend",
+        "cpu",
+        "--json",
+    ]));
+    assert_eq!(eval["samples"], 100);
+    assert_eq!(eval["accuracy"], report["test_accuracy"]);
+    let pred = json(&wgtrain(&[
+        "predict",
+        "--model",
+        &model,
+        "--data",
+        &folder,
+        "--backend",
+        "cpu",
+        "--json",
+    ]));
+    assert_eq!(pred["rows"], 100);
+}
