@@ -28,6 +28,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod bench;
 pub mod checkpoint;
 pub mod data;
 pub mod error;

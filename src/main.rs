@@ -35,6 +35,25 @@ enum Command {
     Evaluate(EvaluateArgs),
     /// A saved model's outputs (probabilities for a classifier) for each row of the data.
     Predict(PredictArgs),
+    /// Run the BENCHMARKS.md workloads on the adapter (and the small ones on the CPU
+    /// reference, side by side) and print the measurements.
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+struct BenchArgs {
+    /// Workloads to run (repeatable): MM-S, MM-M, MM-L, MM-MLP, MLP-A, MLP-B. Default: all
+    /// (MM-L only on a real GPU).
+    #[arg(long = "workload")]
+    workloads: Vec<String>,
+    /// Timed repetitions of each; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// Skip the CPU reference rows.
+    #[arg(long)]
+    no_reference: bool,
+    #[command(flatten)]
+    common: Common,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -192,6 +211,7 @@ fn main() -> ExitCode {
         }
         Command::Evaluate(args) => dispatch(args.common.backend, Evaluate(&args)),
         Command::Predict(args) => dispatch(args.common.backend, Predict(&args)),
+        Command::Bench(args) => bench(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -747,4 +767,70 @@ impl Job for Predict<'_> {
         }
         Ok(())
     }
+}
+
+/// `wgtrain bench`: each workload on the chosen backend, then the small ones on the reference.
+fn bench(args: &BenchArgs) -> Result<()> {
+    use wgtrain::bench::{run, Workload};
+    let explicit = !args.workloads.is_empty();
+    let workloads: Vec<Workload> = if explicit {
+        args.workloads
+            .iter()
+            .map(|w| Workload::from_name(w))
+            .collect::<Result<_>>()?
+    } else {
+        Workload::ALL.to_vec()
+    };
+    let gpu = match args.common.backend {
+        BackendChoice::Cpu => None,
+        BackendChoice::Gpu => Some(GpuBackend::new()?),
+        BackendChoice::Auto => GpuBackend::new()
+            .map_err(|e| eprintln!("warning: no GPU ({e}); benchmarking the CPU reference only"))
+            .ok(),
+    };
+    let adapter = gpu.as_ref().map(|g| g.context().adapter().clone());
+    let software = adapter.as_ref().is_some_and(|a| a.device_type == "Cpu");
+    if let Some(a) = &adapter {
+        eprintln!("adapter: {a}");
+    }
+    let mut results = Vec::new();
+    for w in workloads {
+        if gpu.is_some() && !(w.real_gpu_only() && software && !explicit) {
+            eprintln!("running {} on the GPU backend...", w.name());
+            results.push(run(GpuBackend::new()?, w, args.repeats)?);
+        }
+        let reference_row = gpu.is_none() || (!args.no_reference && w.fits_the_reference());
+        if reference_row && (w.fits_the_reference() || explicit) {
+            eprintln!("running {} on the CPU reference...", w.name());
+            results.push(run(CpuBackend::new(), w, args.repeats)?);
+        }
+    }
+    if args.common.json {
+        let adapter = adapter.map(|a| {
+            json!({ "name": a.name, "backend": a.backend, "device_type": a.device_type, "driver": a.driver, "driver_info": a.driver_info })
+        });
+        outln!("{}", json!({ "adapter": adapter, "results": results }));
+    } else {
+        outln!(
+            "{:<8} {:>10} {:>12} {:>11} {:>10}  backend",
+            "workload",
+            "GFLOP/s",
+            "samples/s",
+            "ms/step",
+            "loss"
+        );
+        for r in &results {
+            let opt = |v: Option<f64>, p: usize| v.map_or("-".to_string(), |v| format!("{v:.p$}"));
+            outln!(
+                "{:<8} {:>10} {:>12} {:>11.3} {:>10}  {}",
+                r.workload,
+                opt(r.gflops, 2),
+                opt(r.samples_per_sec, 0),
+                r.ms_per_step,
+                opt(r.final_loss, 4),
+                r.backend
+            );
+        }
+    }
+    Ok(())
 }

@@ -554,3 +554,43 @@ fn an_idx_folder_trains_and_tests_on_its_own_splits() {
     ]));
     assert_eq!(pred["rows"], 100);
 }
+
+/// `wgtrain bench --json`: the adapter and one validated measurement per workload.
+#[test]
+fn bench_reports_the_adapter_and_each_workload() {
+    let gpu = common::gpu().is_some();
+    let backend = if gpu { "gpu" } else { "cpu" };
+    let out = json(&wgtrain(&[
+        "bench",
+        "--workload",
+        "MM-S",
+        "--repeats",
+        "1",
+        "--backend",
+        backend,
+        "--json",
+    ]));
+    let results = out["results"].as_array().unwrap();
+    assert_eq!(results.len(), if gpu { 2 } else { 1 }, "{out}");
+    for r in results {
+        assert_eq!(r["workload"], "MM-S");
+        assert!(
+            r["gflops"].as_f64().unwrap() > 0.0 && r["ms_per_step"].as_f64().unwrap() > 0.0,
+            "{r}"
+        );
+        assert_eq!(r["flops_per_step"], 2.0 * 128f64.powi(3));
+    }
+    if gpu {
+        for key in ["name", "backend", "device_type", "driver"] {
+            assert!(
+                out["adapter"][key].is_string(),
+                "adapter.{key} missing: {out}"
+            );
+        }
+    }
+    let err = stderr(&wgtrain(&["bench", "--workload", "MM-XL"]));
+    assert!(
+        err.contains("unknown workload `MM-XL`") && err.contains("MLP-A"),
+        "{err}"
+    );
+}

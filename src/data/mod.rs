@@ -3,6 +3,7 @@
 
 pub mod csv;
 pub mod idx;
+pub mod synthetic;
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;

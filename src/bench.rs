@@ -1,0 +1,295 @@
+//! The benchmark workloads of `BENCHMARKS.md`, run the way it prescribes: warm up, time
+//! several repetitions after the queue has drained, report the median, and check every result
+//! (matmuls against the reference, training runs by a falling loss).
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::backend::{Activation, Backend, Optimizer};
+use crate::data::{synthetic, Matrix};
+use crate::error::{Error, Result};
+use crate::nn::{Dense, LossFn, Sequential};
+use crate::train::{Compile, FitConfig};
+
+/// A workload from `BENCHMARKS.md`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// f32 matmul 128³: launch and overhead bound.
+    MmS,
+    /// 1024³: the middle.
+    MmM,
+    /// 4096³: compute bound (real GPUs only).
+    MmL,
+    /// The three products of one MLP-A layer step: X·W, dY·Wᵀ, Xᵀ·dY.
+    MmMlp,
+    /// 784 → 512 → 512 → 10, batch 128, Adam: the throughput figure.
+    MlpA,
+    /// 784 → 128 → 10, batch 64: per-step overhead dominates.
+    MlpB,
+}
+
+impl Workload {
+    /// Every workload, in `BENCHMARKS.md`'s order.
+    pub const ALL: [Workload; 6] = [
+        Workload::MmS,
+        Workload::MmM,
+        Workload::MmL,
+        Workload::MmMlp,
+        Workload::MlpA,
+        Workload::MlpB,
+    ];
+
+    /// Its name in `BENCHMARKS.md`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::MmS => "MM-S",
+            Workload::MmM => "MM-M",
+            Workload::MmL => "MM-L",
+            Workload::MmMlp => "MM-MLP",
+            Workload::MlpA => "MLP-A",
+            Workload::MlpB => "MLP-B",
+        }
+    }
+
+    /// Parses a name (case-insensitive).
+    pub fn from_name(name: &str) -> Result<Workload> {
+        Workload::ALL
+            .into_iter()
+            .find(|w| w.name().eq_ignore_ascii_case(name))
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "unknown workload `{name}`; valid: {}",
+                    Workload::ALL.map(|w| w.name()).join(", ")
+                ))
+            })
+    }
+
+    /// Small enough for the CPU reference to run in seconds.
+    pub fn fits_the_reference(self) -> bool {
+        matches!(self, Workload::MmS | Workload::MmMlp)
+    }
+
+    /// Meant for real GPUs only (minutes on a software adapter).
+    pub fn real_gpu_only(self) -> bool {
+        matches!(self, Workload::MmL)
+    }
+}
+
+/// One measured workload.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BenchResult {
+    /// The workload's name.
+    pub workload: String,
+    /// Where it ran.
+    pub backend: String,
+    /// Matmul throughput (matmul workloads), median.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gflops: Option<f64>,
+    /// Training throughput (MLP workloads), median over the timed epochs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub samples_per_sec: Option<f64>,
+    /// Wall time per step (or per product), median.
+    pub ms_per_step: f64,
+    /// Mean loss of the 10 warm-up steps, which start near ln 10 (MLP workloads).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_loss: Option<f64>,
+    /// Mean loss of the last timed epoch (MLP workloads): must be below `first_loss` and ln 10.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub final_loss: Option<f64>,
+    /// FLOPs counted per step: every matmul, forward and backward (2·M·N·K each);
+    /// element-wise work is not counted.
+    pub flops_per_step: f64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// `(name, M, N, K, trans_a, trans_b)` of a matmul workload's products.
+fn products(w: Workload) -> Vec<(&'static str, usize, usize, usize, bool, bool)> {
+    match w {
+        Workload::MmS => vec![("C=A·B", 128, 128, 128, false, false)],
+        Workload::MmM => vec![("C=A·B", 1024, 1024, 1024, false, false)],
+        Workload::MmL => vec![("C=A·B", 4096, 4096, 4096, false, false)],
+        Workload::MmMlp => vec![
+            ("X·W", 128, 512, 784, false, false),
+            ("dY·Wᵀ", 128, 784, 512, false, true),
+            ("Xᵀ·dY", 784, 512, 128, true, false),
+        ],
+        Workload::MlpA | Workload::MlpB => vec![],
+    }
+}
+
+/// Runs one workload on `b` with `repeats` timed repetitions.
+pub fn run<B: Backend>(b: B, w: Workload, repeats: usize) -> Result<BenchResult> {
+    match w {
+        Workload::MlpA | Workload::MlpB => run_mlp(b, w, repeats),
+        _ => run_matmul(b, w, repeats),
+    }
+}
+
+fn run_matmul<B: Backend>(mut b: B, w: Workload, repeats: usize) -> Result<BenchResult> {
+    let backend = b.describe();
+    let mut state = 7u64;
+    let mut uniform = |n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                state = state.wrapping_add(1);
+                (synthetic::value(9, state) >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            })
+            .collect()
+    };
+    let mut flops = 0.0;
+    let mut operands = Vec::new();
+    for (name, m, n, k, ta, tb) in products(w) {
+        let (a, bm) = (uniform(m * k), uniform(k * n));
+        let (ar, ac) = if ta { (k, m) } else { (m, k) };
+        let (br, bc) = if tb { (n, k) } else { (k, n) };
+        let (at, bt, mut ct) = (
+            b.upload(ar, ac, &a)?,
+            b.upload(br, bc, &bm)?,
+            b.zeros(m, n)?,
+        );
+        b.matmul(&at, ta, &bt, tb, &mut ct)?;
+        validate(&b.read(&ct)?, &a, &bm, (m, n, k, ta, tb))
+            .map_err(|e| Error::Config(format!("{} {name}: {e}", w.name())))?;
+        flops += 2.0 * (m * n * k) as f64;
+        operands.push((at, ta, bt, tb, ct));
+    }
+    // Enough iterations per repetition for at least ~0.2 s of work, at most 1000.
+    let start = Instant::now();
+    for (at, ta, bt, tb, ct) in &mut operands {
+        b.matmul(at, *ta, bt, *tb, ct)?;
+    }
+    b.finish()?;
+    let once = start.elapsed().as_secs_f64().max(1e-6);
+    let iterations = ((0.2 / once).ceil() as usize).clamp(1, 1000);
+    let mut times = Vec::new();
+    for _ in 0..repeats.max(1) {
+        let start = Instant::now();
+        for _ in 0..iterations {
+            for (at, ta, bt, tb, ct) in &mut operands {
+                b.matmul(at, *ta, bt, *tb, ct)?;
+            }
+        }
+        b.finish()?;
+        times.push(start.elapsed().as_secs_f64() / iterations as f64);
+    }
+    let t = median(times);
+    Ok(BenchResult {
+        workload: w.name().into(),
+        backend,
+        gflops: Some(flops / t / 1e9),
+        samples_per_sec: None,
+        ms_per_step: t * 1e3,
+        first_loss: None,
+        final_loss: None,
+        flops_per_step: flops,
+    })
+}
+
+/// 64 entries of the product against f64 dot products of the inputs.
+fn validate(
+    got: &[f32],
+    a: &[f32],
+    b: &[f32],
+    (m, n, k, ta, tb): (usize, usize, usize, bool, bool),
+) -> std::result::Result<(), String> {
+    for s in 0..64u64 {
+        let i = (synthetic::value(3, s) % m as u64) as usize;
+        let j = (synthetic::value(4, s) % n as u64) as usize;
+        let want: f64 = (0..k)
+            .map(|p| {
+                let aip = if ta { a[p * m + i] } else { a[i * k + p] };
+                let bpj = if tb { b[j * k + p] } else { b[p * n + j] };
+                aip as f64 * bpj as f64
+            })
+            .sum();
+        let g = got[i * n + j] as f64;
+        let err = (g - want).abs();
+        if err.is_nan() || err > 1e-4 * (k as f64).sqrt() {
+            return Err(format!("C[{i},{j}] = {g}, the reference gives {want}"));
+        }
+    }
+    Ok(())
+}
+
+fn run_mlp<B: Backend>(b: B, w: Workload, repeats: usize) -> Result<BenchResult> {
+    let backend = b.describe();
+    let (hidden, batch): (&[usize], usize) = if w == Workload::MlpA {
+        (&[512, 512], 128)
+    } else {
+        (&[128], 64)
+    };
+    let (x, y) = synthetic::benchmark_data(synthetic::SAMPLES);
+    let mut spec = Sequential::new();
+    for &h in hidden {
+        spec = spec.add(Dense::new(h, Activation::Relu));
+    }
+    let spec = spec.add(Dense::new(synthetic::CLASSES, Activation::Linear));
+    let adam = Optimizer::Adam {
+        lr: 1e-3,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.0,
+    };
+    let mut model = spec.compile(
+        b,
+        Compile::new(
+            LossFn::SparseCategoricalCrossentropy { from_logits: true },
+            adam,
+        ),
+    )?;
+    let config = |epochs| {
+        FitConfig::epochs(epochs)
+            .batch_size(batch)
+            .shuffle(false)
+            .verbose(0)
+    };
+
+    // Warm-up: 10 steps (pipelines built, buffers made), then the timed epochs.
+    let (wx, wy): (Matrix, Matrix) = (x.head(10 * batch), y.head(10 * batch));
+    let warmup = model
+        .fit(&wx, &wy, config(1))?
+        .last("loss")
+        .unwrap_or(f64::NAN);
+    let mut times = Vec::new();
+    let mut losses = Vec::new();
+    for _ in 0..repeats.max(1) {
+        let start = Instant::now();
+        let h = model.fit(&x, &y, config(1))?;
+        times.push(start.elapsed().as_secs_f64());
+        losses.push(h.last("loss").unwrap_or(f64::NAN));
+    }
+    let (first, last) = (warmup, *losses.last().expect("at least one repetition"));
+    let fell = last < first && last < 10f64.ln(); // false for NaN too
+    if !fell {
+        return Err(Error::Config(format!(
+            "{}: the loss did not fall ({first} -> {last}); a number without a falling loss is not a training number",
+            w.name()
+        )));
+    }
+    let steps = synthetic::SAMPLES.div_ceil(batch);
+    let t = median(times);
+    let mut fan_in = synthetic::FEATURES;
+    let mut flops = 0.0;
+    for (i, &units) in hidden.iter().chain(&[synthetic::CLASSES]).enumerate() {
+        // forward, weight gradient, and (above the first layer) the input gradient
+        let products = if i == 0 { 2.0 } else { 3.0 };
+        flops += products * 2.0 * (batch * fan_in * units) as f64;
+        fan_in = units;
+    }
+    Ok(BenchResult {
+        workload: w.name().into(),
+        backend,
+        gflops: Some(flops * steps as f64 / t / 1e9),
+        samples_per_sec: Some(synthetic::SAMPLES as f64 / t),
+        ms_per_step: t * 1e3 / steps as f64,
+        first_loss: Some(first),
+        final_loss: Some(last),
+        flops_per_step: flops,
+    })
+}
