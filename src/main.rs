@@ -149,7 +149,8 @@ struct TrainArgs {
     /// What `--save-mode best` watches.
     #[arg(long, default_value = "val_loss")]
     monitor: String,
-    /// Continue training from this checkpoint (same flags and seed as the run that wrote it).
+    /// Continue training from this checkpoint (same flags and seed as the run that wrote it);
+    /// its weights, optimizer state, learning rate, epoch count and input scaling are used.
     #[arg(long)]
     resume: Option<PathBuf>,
     /// Write the learning curves per epoch here (.csv or .json).

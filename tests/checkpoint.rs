@@ -293,3 +293,24 @@ fn a_killed_writer_never_leaves_a_torn_file() {
     eprintln!("{interrupted} of 8 kills interrupted a write in progress");
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn resuming_with_another_loss_or_optimizer_is_an_error() {
+    let (x, y) = data();
+    let mut m = model(CpuBackend::new(), Optimizer::adam(1e-3));
+    m.fit(&x, &y, fit(1, 0)).unwrap();
+    let ckpt = m.checkpoint().unwrap();
+    let mut sgd = model(CpuBackend::new(), Optimizer::Sgd { lr: 0.1 });
+    let err = sgd.restore(&ckpt).unwrap_err().to_string();
+    assert!(err.contains("same optimizer"), "{err}");
+    let mut other_loss = Sequential::new()
+        .add(Dense::new(24, Activation::Relu))
+        .add(Dense::new(10, Activation::Linear))
+        .compile(
+            CpuBackend::new(),
+            Compile::new(LossFn::MeanSquaredError, Optimizer::adam(1e-3)),
+        )
+        .unwrap();
+    let err = other_loss.restore(&ckpt).unwrap_err().to_string();
+    assert!(err.contains("same loss"), "{err}");
+}

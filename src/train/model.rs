@@ -395,6 +395,12 @@ impl<B: Backend> Model<B> {
                 self.spec.layers().len()
             )));
         }
+        if ckpt.config.loss != self.loss {
+            return Err(Error::Config(format!(
+                "the checkpoint was trained with {:?}, this model uses {:?}; resume with the same loss",
+                ckpt.config.loss, self.loss
+            )));
+        }
         if std::mem::discriminant(&ckpt.config.optimizer) != std::mem::discriminant(&self.optimizer)
         {
             return Err(Error::Config(format!(
