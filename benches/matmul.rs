@@ -5,14 +5,15 @@
 //!
 //! Each GPU iteration records one product, submits it and waits for the queue to drain, so
 //! the figure includes the per-submit overhead a training step pays once. Every result is
-//! checked against the reference on a sample of entries before it is timed.
+//! checked against the reference on a sample of entries before it is timed. Both matmul
+//! variants run side by side (`gpu-v1-tiled`, `gpu-v2-direct`).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::time::Duration;
 use wgtrain::backend::cpu::CpuBackend;
-use wgtrain::backend::gpu::GpuBackend;
+use wgtrain::backend::gpu::{GpuBackend, MatmulTiles};
 use wgtrain::backend::Backend;
 
 /// One benchmarked product: `C[M, N] = op(A) · op(B)`.
@@ -150,15 +151,22 @@ fn bench(c: &mut Criterion) {
     for s in SHAPES {
         group.throughput(Throughput::Elements((2 * s.m * s.n * s.k) as u64));
         if let Some(g) = gpu.as_mut() {
-            let mut o = s.operands(g);
-            s.run(g, &mut o);
-            s.validate(&g.read(&o.c_t).unwrap(), &o);
-            group.bench_function(BenchmarkId::new("gpu", s.name), |bench| {
-                bench.iter(|| {
-                    s.run(g, &mut o);
-                    g.finish().unwrap();
-                })
-            });
+            // Every matmul variant, side by side, each validated before it is timed.
+            for (id, tiles) in [
+                ("gpu-v1-tiled", MatmulTiles::TILED),
+                ("gpu-v2-direct", MatmulTiles::DIRECT),
+            ] {
+                g.set_matmul_tiles(tiles).unwrap();
+                let mut o = s.operands(g);
+                s.run(g, &mut o);
+                s.validate(&g.read(&o.c_t).unwrap(), &o);
+                group.bench_function(BenchmarkId::new(id, s.name), |bench| {
+                    bench.iter(|| {
+                        s.run(g, &mut o);
+                        g.finish().unwrap();
+                    })
+                });
+            }
         }
         if s.m * s.n * s.k <= REFERENCE_MAX_MACS {
             let mut cpu = CpuBackend::new();

@@ -6,11 +6,20 @@
 //   input grad   dX = dY · Wᵀ    (TRANS_B = true)
 //   weight grad  dW = Xᵀ · dY    (TRANS_A = true)
 //
-// Tiling: a workgroup of WG_X × WG_Y threads computes a BM × BN = (WG_Y·TM) × (WG_X·TN) block
-// of C; each thread holds a TM × TN register block. K is walked in steps of BK through two
-// workgroup-memory tiles, loaded cooperatively with the index order that keeps consecutive
-// threads on consecutive addresses for either storage order. Out-of-range elements load as 0,
-// so no shape needs padding.
+// Two numbered variants, validated against the reference by the same parity tests and timed
+// side by side by `wgtrain bench` / `cargo bench`:
+//
+// v1 `matmul` (tiled): a workgroup of WG_X × WG_Y threads computes a BM × BN =
+// (WG_Y·TM) × (WG_X·TN) block of C; each thread holds a TM × TN register block. K is walked in
+// steps of BK through two workgroup-memory tiles, loaded cooperatively with the index order
+// that keeps consecutive threads on consecutive addresses for either storage order. The kernel
+// for real GPUs, where workgroup memory is fast and global loads are not.
+//
+// v2 `matmul_direct`: the same TM × TN register block per thread, read straight from storage,
+// no workgroup memory and no barriers. On a software adapter (lavapipe), where workgroup memory
+// is emulated and every barrier is a context switch, this is the faster one.
+//
+// Out-of-range elements load as 0, so no shape needs padding.
 
 struct Params {
     m: u32,
@@ -109,6 +118,44 @@ fn matmul(
         }
         for (var j = 0u; j < TN; j++) {
             let col = col0 + lid.x * TN + j;
+            if (col < p.n) {
+                c[row * p.n + col] = acc[i][j];
+            }
+        }
+    }
+}
+
+// v2: see the top of the file. Each thread computes rows gid.y·TM.. and columns gid.x·TN..
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn matmul_direct(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let row0 = gid.y * TM;
+    let col0 = gid.x * TN;
+    if (row0 >= p.m || col0 >= p.n) {
+        return;
+    }
+    var acc: array<array<f32, TN>, TM>;
+    for (var kk = 0u; kk < p.k; kk++) {
+        var av: array<f32, TM>;
+        var bv: array<f32, TN>;
+        for (var i = 0u; i < TM; i++) {
+            av[i] = load_a(row0 + i, kk);
+        }
+        for (var j = 0u; j < TN; j++) {
+            bv[j] = load_b(kk, col0 + j);
+        }
+        for (var i = 0u; i < TM; i++) {
+            for (var j = 0u; j < TN; j++) {
+                acc[i][j] = fma(av[i], bv[j], acc[i][j]);
+            }
+        }
+    }
+    for (var i = 0u; i < TM; i++) {
+        let row = row0 + i;
+        if (row >= p.m) {
+            break;
+        }
+        for (var j = 0u; j < TN; j++) {
+            let col = col0 + j;
             if (col < p.n) {
                 c[row * p.n + col] = acc[i][j];
             }

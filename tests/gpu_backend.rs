@@ -211,33 +211,35 @@ fn twenty_steps_agree_with_the_reference_and_learn() {
     );
 }
 
-/// The tile sizes are WGSL `override` constants set from the host: other tilings must give the
-/// same products on the shapes that break tiling, and impossible ones are refused.
+/// Both matmul variants, with their tile sizes set as WGSL `override` constants from the host,
+/// give the reference's products on the shapes that break tiling; impossible tilings are
+/// refused.
 #[test]
-fn other_matmul_tilings_agree_with_the_reference() {
-    use wgtrain::backend::gpu::MatmulTiles;
+fn every_matmul_variant_and_tiling_agrees_with_the_reference() {
+    use wgtrain::backend::gpu::{MatmulTiles, MatmulVariant};
     let Some(mut g) = common::gpu() else { return };
+    let tiled = |wg_x, wg_y, bk| MatmulTiles {
+        variant: MatmulVariant::Tiled,
+        wg_x,
+        wg_y,
+        bk,
+    };
+    let direct = |wg_x, wg_y| MatmulTiles {
+        variant: MatmulVariant::Direct,
+        wg_x,
+        wg_y,
+        bk: 1,
+    };
     let tilings = [
-        MatmulTiles {
-            wg_x: 8,
-            wg_y: 8,
-            bk: 8,
-        },
-        MatmulTiles {
-            wg_x: 32,
-            wg_y: 4,
-            bk: 4,
-        },
-        MatmulTiles {
-            wg_x: 4,
-            wg_y: 16,
-            bk: 32,
-        },
-        MatmulTiles {
-            wg_x: 1,
-            wg_y: 1,
-            bk: 1,
-        },
+        MatmulTiles::TILED,
+        MatmulTiles::DIRECT,
+        tiled(8, 8, 8),
+        tiled(32, 4, 4),
+        tiled(4, 16, 32),
+        tiled(1, 1, 1),
+        direct(16, 16),
+        direct(32, 2),
+        direct(1, 1),
     ];
     let mut r = common::rng(20);
     for tiles in tilings {
@@ -272,23 +274,12 @@ fn other_matmul_tilings_agree_with_the_reference() {
             }
         }
     }
-    let too_big = MatmulTiles {
-        wg_x: 64,
-        wg_y: 64,
-        bk: 16,
-    };
+    let too_big = tiled(64, 64, 16);
     let err = g.set_matmul_tiles(too_big).unwrap_err().to_string();
     assert!(
         err.contains("max_compute_invocations_per_workgroup"),
         "{err}"
     );
-    let err = g
-        .set_matmul_tiles(MatmulTiles {
-            wg_x: 0,
-            wg_y: 8,
-            bk: 8,
-        })
-        .unwrap_err()
-        .to_string();
+    let err = g.set_matmul_tiles(tiled(0, 8, 8)).unwrap_err().to_string();
     assert!(err.contains("at least 1"), "{err}");
 }

@@ -92,8 +92,10 @@ const fn k(module: Module, entry: &'static str, bindings: &'static [Access]) -> 
     }
 }
 
-/// c, a, b
+/// c, a, b: v1, tiled in workgroup memory
 pub const MATMUL: Kernel = k(Module::Matmul, "matmul", &[RW, R, R]);
+/// c, a, b: v2, straight from storage
+pub const MATMUL_DIRECT: Kernel = k(Module::Matmul, "matmul_direct", &[RW, R, R]);
 /// z, bias
 pub const BIAS_ADD: Kernel = k(Module::Bias, "bias_add", &[RW, R]);
 /// db, dy
@@ -132,8 +134,9 @@ pub const OPT_MOMENTUM: Kernel = k(Module::Optim, "opt_momentum", &[RW, R, R, RW
 pub const OPT_ADAM: Kernel = k(Module::Optim, "opt_adam", &[RW, R, R, RW, RW]);
 
 /// Every kernel, for tests that build every pipeline.
-pub const ALL: [Kernel; 19] = [
+pub const ALL: [Kernel; 20] = [
     MATMUL,
+    MATMUL_DIRECT,
     BIAS_ADD,
     BIAS_GRAD,
     FILL,
@@ -195,10 +198,31 @@ impl Constants {
     }
 }
 
+/// The matmul kernels of `shaders/matmul.wgsl`, numbered as there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatmulVariant {
+    /// v1: workgroup-memory tiles (for real GPUs).
+    Tiled,
+    /// v2: register blocks read straight from storage (for software adapters).
+    Direct,
+}
+
+impl MatmulVariant {
+    /// The kernel that runs this variant.
+    pub(crate) fn kernel(self) -> Kernel {
+        match self {
+            MatmulVariant::Tiled => MATMUL,
+            MatmulVariant::Direct => MATMUL_DIRECT,
+        }
+    }
+}
+
 /// Matmul tiling. The WGSL `override`s of the same names are set from these at pipeline
 /// creation, and the host sizes the dispatch grid from them, so the two cannot disagree.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MatmulTiles {
+    /// Which kernel.
+    pub variant: MatmulVariant,
     /// Threads per workgroup along N.
     pub wg_x: u32,
     /// Threads per workgroup along M.
@@ -213,13 +237,43 @@ pub const MATMUL_TM: u32 = 4;
 pub const MATMUL_TN: u32 = 4;
 
 impl MatmulTiles {
-    /// 16 × 16 threads, a 64 × 64 block of C per workgroup, K in steps of 16: 8 KiB of
-    /// workgroup memory and 256 invocations, inside WebGPU's default limits.
-    pub const DEFAULT: MatmulTiles = MatmulTiles {
+    /// v1 with 16 × 16 threads, a 64 × 64 block of C per workgroup, K in steps of 16: 8 KiB
+    /// of workgroup memory and 256 invocations, inside WebGPU's default limits. The default on
+    /// real GPUs.
+    pub const TILED: MatmulTiles = MatmulTiles {
+        variant: MatmulVariant::Tiled,
         wg_x: 16,
         wg_y: 16,
         bk: 16,
     };
+
+    /// v2 with 8 × 8 threads of 4 × 4 outputs each (`bk` unused). The default on software
+    /// adapters.
+    pub const DIRECT: MatmulTiles = MatmulTiles {
+        variant: MatmulVariant::Direct,
+        wg_x: 8,
+        wg_y: 8,
+        bk: 1,
+    };
+
+    /// The default for an adapter of this wgpu device type (`"Cpu"` for a software one).
+    pub fn for_device_type(device_type: &str) -> MatmulTiles {
+        if device_type == "Cpu" {
+            MatmulTiles::DIRECT
+        } else {
+            MatmulTiles::TILED
+        }
+    }
+
+    /// Bytes of workgroup memory a workgroup uses.
+    pub fn workgroup_bytes(self) -> u64 {
+        match self.variant {
+            MatmulVariant::Tiled => {
+                4 * self.bk as u64 * (self.block_m() as u64 + self.block_n() as u64)
+            }
+            MatmulVariant::Direct => 0,
+        }
+    }
 
     /// Rows of C per workgroup.
     pub fn block_m(self) -> u32 {

@@ -21,8 +21,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub use context::{AdapterDescription, GpuContext};
-pub use kernels::MatmulTiles;
 use kernels::{Access, Constants, Kernel, MAX_BINDINGS, PARAMS_SIZE};
+pub use kernels::{MatmulTiles, MatmulVariant};
 
 use super::{check, Activation, Backend, Loss, Optimizer, PointError, Tensor, ROC_HISTOGRAM_SLOTS};
 use crate::error::{Error, Result};
@@ -144,6 +144,7 @@ impl GpuBackend {
             mapped_at_creation: false,
         });
         let finite_guard = storage_tensor(&ctx.device, 1, 1, false);
+        let ctx_device_type = ctx.adapter().device_type.clone();
         GpuBackend {
             ctx,
             recorded: Vec::new(),
@@ -157,7 +158,7 @@ impl GpuBackend {
                 ..GpuStats::default()
             },
             last_op: "none",
-            matmul_tiles: MatmulTiles::DEFAULT,
+            matmul_tiles: MatmulTiles::for_device_type(&ctx_device_type),
             finite_guard,
         }
     }
@@ -178,7 +179,7 @@ impl GpuBackend {
     pub fn set_matmul_tiles(&mut self, tiles: MatmulTiles) -> Result<()> {
         let l = self.ctx.limits();
         let threads = tiles.wg_x as u64 * tiles.wg_y as u64;
-        let shared_bytes = 4 * tiles.bk as u64 * (tiles.block_m() as u64 + tiles.block_n() as u64);
+        let shared_bytes = tiles.workgroup_bytes();
         let problem = if tiles.wg_x == 0 || tiles.wg_y == 0 || tiles.bk == 0 {
             Some("every size must be at least 1".to_string())
         } else if threads > l.max_compute_invocations_per_workgroup as u64 {
@@ -483,7 +484,7 @@ impl Backend for GpuBackend {
             _pad: 0,
         };
         self.record(
-            kernels::MATMUL,
+            tiles.variant.kernel(),
             tiles.constants(ta, tb),
             params,
             &[c, a, b],
