@@ -17,8 +17,10 @@ const TRAIN: RGBColor = RGBColor(31, 119, 180);
 const VALIDATION: RGBColor = RGBColor(255, 127, 14);
 
 /// Registers the embedded DejaVu Sans as plotters' "sans-serif", so that no system font is
-/// needed.
-fn register_font() {
+/// needed. wgtrain builds plotters with its `ab_glyph` font backend, and Cargo unifies that
+/// feature across a build: a program that also draws with plotters should call this once
+/// before drawing text, or plotters reports `FontUnavailable`.
+pub fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let _ = plotters::style::register_font(
