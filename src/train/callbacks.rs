@@ -73,6 +73,33 @@ impl Mode {
     }
 }
 
+/// The best value so far of a monitored quantity, for the callbacks that act on improvement.
+#[derive(Debug, Default)]
+struct Best(Option<f64>);
+
+impl Best {
+    /// Reads `monitor` from `logs` and remembers it if it beats the best so far by more than
+    /// `min_delta` (the first value always does). Returns whether it did, and the value.
+    fn update(
+        &mut self,
+        monitor: &str,
+        mode: Mode,
+        min_delta: f64,
+        logs: &Logs,
+        who: &str,
+    ) -> Result<(bool, f64)> {
+        let value = monitored(monitor, logs, who)?;
+        let mode = mode.resolve(monitor);
+        let improved = self
+            .0
+            .is_none_or(|best| mode.improved(value, best, min_delta));
+        if improved {
+            self.0 = Some(value);
+        }
+        Ok((improved, value))
+    }
+}
+
 fn monitored(monitor: &str, logs: &Logs, who: &str) -> Result<f64> {
     logs.get(monitor).ok_or_else(|| {
         Error::Config(format!(
@@ -96,7 +123,7 @@ pub struct EarlyStopping {
     pub mode: Mode,
     /// At the end, put back the weights of the best epoch.
     pub restore_best_weights: bool,
-    best: Option<f64>,
+    best: Best,
     wait: usize,
     best_epoch: usize,
     best_weights: Option<Vec<LayerWeights>>,
@@ -111,7 +138,7 @@ impl EarlyStopping {
             patience,
             mode: Mode::Auto,
             restore_best_weights: false,
-            best: None,
+            best: Best::default(),
             wait: 0,
             best_epoch: 0,
             best_weights: None,
@@ -143,13 +170,14 @@ impl Callback for EarlyStopping {
         logs: &Logs,
         model: &mut dyn ModelControl,
     ) -> Result<()> {
-        let value = monitored(&self.monitor, logs, "EarlyStopping")?;
-        let mode = self.mode.resolve(&self.monitor);
-        if self
-            .best
-            .is_none_or(|best| mode.improved(value, best, self.min_delta))
-        {
-            self.best = Some(value);
+        let (improved, value) = self.best.update(
+            &self.monitor,
+            self.mode,
+            self.min_delta,
+            logs,
+            "EarlyStopping",
+        )?;
+        if improved {
             self.best_epoch = epoch;
             self.wait = 0;
             if self.restore_best_weights {
@@ -162,7 +190,7 @@ impl Callback for EarlyStopping {
                     "EarlyStopping: {} did not improve for {} epochs (best {:.6} at epoch {})",
                     self.monitor,
                     self.patience,
-                    self.best.unwrap_or(value),
+                    self.best.0.unwrap_or(value),
                     self.best_epoch
                 ));
             }
@@ -196,7 +224,7 @@ pub struct ReduceLrOnPlateau {
     pub min_lr: f32,
     /// Direction of improvement.
     pub mode: Mode,
-    best: Option<f64>,
+    best: Best,
     wait: usize,
     cooldown_left: usize,
 }
@@ -212,7 +240,7 @@ impl ReduceLrOnPlateau {
             cooldown: 0,
             min_lr: 0.0,
             mode: Mode::Auto,
-            best: None,
+            best: Best::default(),
             wait: 0,
             cooldown_left: 0,
         }
@@ -232,17 +260,18 @@ impl Callback for ReduceLrOnPlateau {
                 self.factor
             )));
         }
-        let value = monitored(&self.monitor, logs, "ReduceLROnPlateau")?;
-        let mode = self.mode.resolve(&self.monitor);
         if self.cooldown_left > 0 {
             self.cooldown_left -= 1;
             self.wait = 0;
         }
-        if self
-            .best
-            .is_none_or(|best| mode.improved(value, best, self.min_delta))
-        {
-            self.best = Some(value);
+        let (improved, _) = self.best.update(
+            &self.monitor,
+            self.mode,
+            self.min_delta,
+            logs,
+            "ReduceLROnPlateau",
+        )?;
+        if improved {
             self.wait = 0;
         } else if self.cooldown_left == 0 {
             self.wait += 1;
@@ -284,7 +313,7 @@ pub struct ModelCheckpoint {
     pub monitor: Option<String>,
     /// Direction of improvement for `monitor`.
     pub mode: Mode,
-    best: Option<f64>,
+    best: Best,
 }
 
 impl ModelCheckpoint {
@@ -294,7 +323,7 @@ impl ModelCheckpoint {
             path: path.into(),
             monitor: None,
             mode: Mode::Auto,
-            best: None,
+            best: Best::default(),
         }
     }
 
@@ -304,7 +333,7 @@ impl ModelCheckpoint {
             path: path.into(),
             monitor: Some(monitor.to_string()),
             mode: Mode::Auto,
-            best: None,
+            best: Best::default(),
         }
     }
 }
@@ -317,12 +346,12 @@ impl Callback for ModelCheckpoint {
         model: &mut dyn ModelControl,
     ) -> Result<()> {
         if let Some(monitor) = &self.monitor {
-            let value = monitored(monitor, logs, "ModelCheckpoint")?;
-            let mode = self.mode.resolve(monitor);
-            if !self.best.is_none_or(|best| mode.improved(value, best, 0.0)) {
+            let (improved, _) =
+                self.best
+                    .update(monitor, self.mode, 0.0, logs, "ModelCheckpoint")?;
+            if !improved {
                 return Ok(());
             }
-            self.best = Some(value);
         }
         model.save_checkpoint(&self.path)
     }
