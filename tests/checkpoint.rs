@@ -25,10 +25,13 @@ fn data() -> (Matrix, Matrix) {
     (x.head(256), y.head(256))
 }
 
-fn model<B: Backend>(b: B, opt: Optimizer) -> Model<B> {
-    Sequential::new()
-        .add(Dense::new(24, Activation::Relu))
-        .add(Dense::new(10, Activation::Linear))
+/// A digits classifier with these hidden relu layers, trained from logits, seed 9.
+fn classifier<B: Backend>(b: B, hidden: &[usize], opt: Optimizer) -> Model<B> {
+    let mut spec = Sequential::new();
+    for &units in hidden {
+        spec = spec.add(Dense::new(units, Activation::Relu));
+    }
+    spec.add(Dense::new(10, Activation::Linear))
         .compile(
             b,
             Compile::new(
@@ -39,6 +42,10 @@ fn model<B: Backend>(b: B, opt: Optimizer) -> Model<B> {
             .seed(9),
         )
         .unwrap()
+}
+
+fn model<B: Backend>(b: B, opt: Optimizer) -> Model<B> {
+    classifier(b, &[24], opt)
 }
 
 fn fit(epochs: usize, initial: usize) -> FitConfig {
@@ -128,17 +135,7 @@ fn loading_into_another_architecture_names_the_tensor_and_both_shapes() {
     m.fit(&x, &y, fit(1, 0)).unwrap();
     m.save(&path).unwrap();
     let ckpt = Checkpoint::load(&path).unwrap();
-    let mut other = Sequential::new()
-        .add(Dense::new(32, Activation::Relu))
-        .add(Dense::new(10, Activation::Linear))
-        .compile(
-            CpuBackend::new(),
-            Compile::new(
-                LossFn::SparseCategoricalCrossentropy { from_logits: true },
-                Optimizer::adam(1e-3),
-            ),
-        )
-        .unwrap();
+    let mut other = classifier(CpuBackend::new(), &[32], Optimizer::adam(1e-3));
     let err = other.restore(&ckpt).unwrap_err().to_string();
     assert!(
         err.contains("dense_0.weight") && err.contains("[64, 24]") && err.contains("[64, 32]"),
@@ -221,18 +218,7 @@ fn model_checkpoint_saves_each_epoch_or_the_best() {
 /// parsed: safetensors writes the metadata map in a per-process order.)
 fn variants() -> [Vec<u8>; 2] {
     let (x, y) = data();
-    let mut m = Sequential::new()
-        .add(Dense::new(512, Activation::Relu))
-        .add(Dense::new(512, Activation::Relu))
-        .add(Dense::new(10, Activation::Linear))
-        .compile(
-            CpuBackend::new(),
-            Compile::new(
-                LossFn::SparseCategoricalCrossentropy { from_logits: true },
-                Optimizer::adam(1e-3),
-            ),
-        )
-        .unwrap();
+    let mut m = classifier(CpuBackend::new(), &[512, 512], Optimizer::adam(1e-3));
     m.build(x.cols()).unwrap();
     let a = m.checkpoint().unwrap().to_bytes().unwrap();
     m.fit(

@@ -21,6 +21,8 @@ pub use metrics::Metric;
 use model::Phase;
 pub use model::{Compile, Evaluation, Model};
 
+use std::borrow::Cow;
+
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -171,7 +173,7 @@ impl<B: Backend> Model<B> {
         let (x_train, y_train, validation) = match config.validation_data.take() {
             Some((vx, vy)) => {
                 self.check_data(&vx, Some(&vy), "validation data")?;
-                (x.clone(), y.clone(), Some((vx, vy)))
+                (Cow::Borrowed(x), Cow::Borrowed(y), Some((vx, vy)))
             }
             None if config.validation_split > 0.0 => {
                 let n_val = (x.rows() as f64 * config.validation_split as f64).round() as usize;
@@ -186,13 +188,16 @@ impl<B: Backend> Model<B> {
                 }
                 let (xt, xv) = x.split_at(x.rows() - n_val);
                 let (yt, yv) = y.split_at(y.rows() - n_val);
-                (xt, yt, Some((xv, yv)))
+                (Cow::Owned(xt), Cow::Owned(yt), Some((xv, yv)))
             }
-            None => (x.clone(), y.clone(), None),
+            None => (Cow::Borrowed(x), Cow::Borrowed(y), None),
         };
         // Standardize the training rows here; validation rows are raw, and evaluate prepares
-        // them itself.
-        let x_train = self.prepare(&x_train)?.into_owned();
+        // them itself. Without a standardizer the rows are used as they are, not copied.
+        let x_train: Cow<Matrix> = match self.prepare(&x_train)? {
+            Cow::Owned(standardized) => Cow::Owned(standardized),
+            Cow::Borrowed(_) => x_train,
+        };
 
         let n = x_train.rows();
         let steps = n.div_ceil(config.batch_size);
