@@ -51,6 +51,9 @@ const SHAPES: &[Shape] = &[
     shape("MM-MLP dY·Wᵀ", 128, 784, 512, false, true),
     shape("MM-MLP Xᵀ·dY", 784, 512, 128, true, false),
     shape("MM-M", 1024, 1024, 1024, false, false),
+    // MLP-B's two large products: its step is short in K on the weight gradient.
+    shape("MLP-B X·W", 64, 128, 784, false, false),
+    shape("MLP-B Xᵀ·dZ", 784, 128, 64, true, false),
 ];
 
 /// The reference runs on shapes up to this many multiply-adds.
@@ -155,6 +158,7 @@ fn bench(c: &mut Criterion) {
             for (id, tiles) in [
                 ("gpu-v1-tiled", MatmulTiles::TILED),
                 ("gpu-v2-direct", MatmulTiles::DIRECT),
+                ("gpu-v3-vec4", MatmulTiles::VEC4),
             ] {
                 g.set_matmul_tiles(tiles).unwrap();
                 let mut o = s.operands(g);

@@ -6,8 +6,9 @@
 //   input grad   dX = dY · Wᵀ    (TRANS_B = true)
 //   weight grad  dW = Xᵀ · dY    (TRANS_A = true)
 //
-// Two numbered variants, validated against the reference by the same parity tests and timed
-// side by side by `wgtrain bench` / `cargo bench`:
+// Four numbered variants, validated against the reference by the same parity tests and timed
+// side by side by `cargo bench --bench matmul`; v1 and v2 are here, v3 in matmul_vec4.wgsl and
+// v4 in matmul_subgroup.wgsl:
 //
 // v1 `matmul` (tiled): a workgroup of WG_X × WG_Y threads computes a BM × BN =
 // (WG_Y·TM) × (WG_X·TN) block of C; each thread holds a TM × TN register block. K is walked in
@@ -16,8 +17,9 @@
 // for real GPUs, where workgroup memory is fast and global loads are not.
 //
 // v2 `matmul_direct`: the same TM × TN register block per thread, read straight from storage,
-// no workgroup memory and no barriers. On a software adapter (lavapipe), where workgroup memory
-// is emulated and every barrier is a context switch, this is the faster one.
+// no workgroup memory and no barriers. Faster than v1 on a software adapter (lavapipe), where
+// workgroup memory is emulated and every barrier is a context switch; it runs the shapes v3 and
+// v4 cannot (dimensions that are not multiples of 4).
 //
 // Out-of-range elements load as 0, so no shape needs padding.
 

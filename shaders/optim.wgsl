@@ -37,7 +37,40 @@ fn skip(i: u32) -> bool {
 
 override NESTEROV: bool = false;
 
-// p -= lr g. Bindings: param, guard, grad.
+// The update rules, written once on vec4 and used by both kernel families below.
+
+// Keras momentum: v = μ v - lr g; the parameter moves by v (or μ v - lr g with Nesterov).
+struct MomentumStep {
+    delta: vec4<f32>,
+    v: vec4<f32>,
+}
+
+fn momentum_step(g: vec4<f32>, v0: vec4<f32>) -> MomentumStep {
+    let v = p.beta1 * v0 - p.lr * g;
+    if (NESTEROV) {
+        return MomentumStep(p.beta1 * v - p.lr * g, v);
+    }
+    return MomentumStep(v, v);
+}
+
+// Adam / AdamW: the new parameter and moments.
+struct AdamStep {
+    param: vec4<f32>,
+    m: vec4<f32>,
+    v: vec4<f32>,
+}
+
+fn adam_step(param0: vec4<f32>, g: vec4<f32>, m0: vec4<f32>, v0: vec4<f32>) -> AdamStep {
+    let m = p.beta1 * m0 + (1.0 - p.beta1) * g;
+    let v = p.beta2 * v0 + (1.0 - p.beta2) * g * g;
+    let m_hat = m / p.bias_correction1;
+    let v_hat = v / p.bias_correction2;
+    let decayed = param0 * (1.0 - p.lr * p.weight_decay);
+    return AdamStep(decayed - p.lr * m_hat / (sqrt(v_hat) + p.eps), m, v);
+}
+
+// One thread per element of one tensor. Bindings: param, guard, grad (, s1 (, s2)).
+
 @compute @workgroup_size(WG_1D)
 fn opt_sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
@@ -46,38 +79,65 @@ fn opt_sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     }
 }
 
-// Keras momentum: v = μ v - lr g; p += v (or p += μ v - lr g with Nesterov). Bindings: param,
-// guard, grad, v.
 @compute @workgroup_size(WG_1D)
 fn opt_momentum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
     if (skip(i)) {
         return;
     }
-    let g = grad[i];
-    let v = p.beta1 * s1[i] - p.lr * g;
-    s1[i] = v;
-    if (NESTEROV) {
-        param[i] += p.beta1 * v - p.lr * g;
-    } else {
-        param[i] += v;
-    }
+    let r = momentum_step(vec4(grad[i]), vec4(s1[i]));
+    s1[i] = r.v.x;
+    param[i] += r.delta.x;
 }
 
-// Adam / AdamW. Bindings: param, guard, grad, m, v.
 @compute @workgroup_size(WG_1D)
 fn opt_adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
     if (skip(i)) {
         return;
     }
-    let g = grad[i];
-    let m = p.beta1 * s1[i] + (1.0 - p.beta1) * g;
-    let v = p.beta2 * s2[i] + (1.0 - p.beta2) * g * g;
-    s1[i] = m;
-    s2[i] = v;
-    let m_hat = m / p.bias_correction1;
-    let v_hat = v / p.bias_correction2;
-    let decayed = param[i] * (1.0 - p.lr * p.weight_decay);
-    param[i] = decayed - p.lr * m_hat / (sqrt(v_hat) + p.eps);
+    let r = adam_step(vec4(param[i]), vec4(grad[i]), vec4(s1[i]), vec4(s2[i]));
+    param[i] = r.param.x;
+    s1[i] = r.m.x;
+    s2[i] = r.v.x;
+}
+
+// One thread per 4 elements of a whole parameter group (Backend::zeros_group): every layer's
+// weights and biases in one buffer, updated by one dispatch. `p.len` counts vec4s here. The
+// gaps between the group's tensors are zero in parameters, gradients and state alike, and
+// every rule maps zeros to zeros, so they stay zero.
+@group(0) @binding(1) var<storage, read_write> param4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> grad4: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> s1_4: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> s2_4: array<vec4<f32>>;
+
+@compute @workgroup_size(WG_1D)
+fn opt_sgd4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (!skip(i)) {
+        param4[i] -= p.lr * grad4[i];
+    }
+}
+
+@compute @workgroup_size(WG_1D)
+fn opt_momentum4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (skip(i)) {
+        return;
+    }
+    let r = momentum_step(grad4[i], s1_4[i]);
+    s1_4[i] = r.v;
+    param4[i] += r.delta;
+}
+
+@compute @workgroup_size(WG_1D)
+fn opt_adam4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (skip(i)) {
+        return;
+    }
+    let r = adam_step(param4[i], grad4[i], s1_4[i], s2_4[i]);
+    param4[i] = r.param;
+    s1_4[i] = r.m;
+    s2_4[i] = r.v;
 }

@@ -6,11 +6,12 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::backend::gpu::GpuBackend;
 use crate::backend::{Activation, Backend, Optimizer};
 use crate::data::{synthetic, Matrix};
 use crate::error::{Error, Result};
 use crate::nn::{Dense, LossFn, Sequential};
-use crate::train::{Compile, FitConfig};
+use crate::train::{Compile, FitConfig, Model};
 
 /// A workload from `BENCHMARKS.md`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,6 +101,22 @@ pub struct BenchResult {
     /// FLOPs counted per step: every matmul, forward and backward (2·M·N·K each);
     /// element-wise work is not counted.
     pub flops_per_step: f64,
+    /// GPU time per step by kernel, from timestamp queries (`wgtrain bench --profile`, MLP
+    /// workloads on a GPU adapter that has them), measured in a separate epoch after the timed
+    /// ones because profiling waits for every submit.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kernels: Vec<KernelShare>,
+}
+
+/// One kernel's share of a training step, from [`GpuBackend::kernel_times`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct KernelShare {
+    /// The kernel (matmuls with their transposes).
+    pub kernel: String,
+    /// Dispatches per step.
+    pub dispatches_per_step: f64,
+    /// GPU milliseconds per step.
+    pub gpu_ms_per_step: f64,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -187,6 +204,7 @@ fn run_matmul<B: Backend>(mut b: B, w: Workload, repeats: usize) -> Result<Bench
         first_loss: None,
         final_loss: None,
         flops_per_step: flops,
+        kernels: Vec::new(),
     })
 }
 
@@ -216,53 +234,122 @@ fn validate(
     Ok(())
 }
 
-fn run_mlp<B: Backend>(b: B, w: Workload, repeats: usize) -> Result<BenchResult> {
-    let backend = b.describe();
-    let (hidden, batch): (&[usize], usize) = if w == Workload::MlpA {
-        (&[512, 512], 128)
-    } else {
-        (&[128], 64)
-    };
-    let (x, y) = synthetic::benchmark_data(synthetic::SAMPLES);
-    let mut spec = Sequential::new();
-    for &h in hidden {
-        spec = spec.add(Dense::new(h, Activation::Relu));
+/// An MLP workload's model, data and per-epoch fit configuration.
+struct MlpRun<B: Backend> {
+    model: Model<B>,
+    x: Matrix,
+    y: Matrix,
+    batch: usize,
+    hidden: &'static [usize],
+}
+
+impl<B: Backend> MlpRun<B> {
+    fn new(b: B, w: Workload) -> Result<MlpRun<B>> {
+        let (hidden, batch): (&'static [usize], usize) = match w {
+            Workload::MlpA => (&[512, 512], 128),
+            Workload::MlpB => (&[128], 64),
+            _ => {
+                return Err(Error::Config(format!(
+                    "{} is not a training workload",
+                    w.name()
+                )))
+            }
+        };
+        let (x, y) = synthetic::benchmark_data(synthetic::SAMPLES);
+        let mut spec = Sequential::new();
+        for &h in hidden {
+            spec = spec.add(Dense::new(h, Activation::Relu));
+        }
+        let spec = spec.add(Dense::new(synthetic::CLASSES, Activation::Linear));
+        let adam = Optimizer::Adam {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        };
+        let model = spec.compile(
+            b,
+            Compile::new(
+                LossFn::SparseCategoricalCrossentropy { from_logits: true },
+                adam,
+            ),
+        )?;
+        Ok(MlpRun {
+            model,
+            x,
+            y,
+            batch,
+            hidden,
+        })
     }
-    let spec = spec.add(Dense::new(synthetic::CLASSES, Activation::Linear));
-    let adam = Optimizer::Adam {
-        lr: 1e-3,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        weight_decay: 0.0,
-    };
-    let mut model = spec.compile(
-        b,
-        Compile::new(
-            LossFn::SparseCategoricalCrossentropy { from_logits: true },
-            adam,
-        ),
-    )?;
-    let config = |epochs| {
-        FitConfig::epochs(epochs)
-            .batch_size(batch)
+
+    fn config(&self) -> FitConfig {
+        FitConfig::epochs(1)
+            .batch_size(self.batch)
             .shuffle(false)
             .verbose(0)
-    };
+    }
 
-    // Warm-up: 10 steps (pipelines built, buffers made), then the timed epochs.
-    let (wx, wy): (Matrix, Matrix) = (x.head(10 * batch), y.head(10 * batch));
-    let warmup = model
-        .fit(&wx, &wy, config(1))?
-        .last("loss")
-        .unwrap_or(f64::NAN);
+    /// The 10 warm-up steps (pipelines built, buffers made); their mean loss.
+    fn warm_up(&mut self) -> Result<f64> {
+        let (wx, wy) = (self.x.head(10 * self.batch), self.y.head(10 * self.batch));
+        let config = self.config();
+        Ok(self
+            .model
+            .fit(&wx, &wy, config)?
+            .last("loss")
+            .unwrap_or(f64::NAN))
+    }
+
+    /// One epoch over all samples; its mean loss.
+    fn epoch(&mut self) -> Result<f64> {
+        let config = self.config();
+        Ok(self
+            .model
+            .fit(&self.x, &self.y, config)?
+            .last("loss")
+            .unwrap_or(f64::NAN))
+    }
+
+    fn steps(&self) -> usize {
+        synthetic::SAMPLES.div_ceil(self.batch)
+    }
+}
+
+/// GPU time per kernel for one epoch of an MLP workload, after the warm-up: where a step's
+/// time goes on the device. An error where the adapter has no timestamp queries.
+pub fn profile(mut b: GpuBackend, w: Workload) -> Result<Vec<KernelShare>> {
+    b.enable_profiling()?;
+    let mut run = MlpRun::new(b, w)?;
+    run.warm_up()?;
+    run.model.backend_mut().reset_kernel_times();
+    run.epoch()?;
+    let steps = run.steps() as f64;
+    Ok(run
+        .model
+        .backend()
+        .kernel_times()
+        .into_iter()
+        .map(|t| KernelShare {
+            kernel: t.kernel.to_string(),
+            dispatches_per_step: t.dispatches as f64 / steps,
+            gpu_ms_per_step: t.nanos / 1e6 / steps,
+        })
+        .collect())
+}
+
+fn run_mlp<B: Backend>(b: B, w: Workload, repeats: usize) -> Result<BenchResult> {
+    let backend = b.describe();
+    let mut run = MlpRun::new(b, w)?;
+    let warmup = run.warm_up()?;
     let mut times = Vec::new();
     let mut losses = Vec::new();
     for _ in 0..repeats.max(1) {
         let start = Instant::now();
-        let h = model.fit(&x, &y, config(1))?;
+        let loss = run.epoch()?;
         times.push(start.elapsed().as_secs_f64());
-        losses.push(h.last("loss").unwrap_or(f64::NAN));
+        losses.push(loss);
     }
     let (first, last) = (warmup, *losses.last().expect("at least one repetition"));
     let fell = last < first && last < 10f64.ln(); // false for NaN too
@@ -272,7 +359,7 @@ fn run_mlp<B: Backend>(b: B, w: Workload, repeats: usize) -> Result<BenchResult>
             w.name()
         )));
     }
-    let steps = synthetic::SAMPLES.div_ceil(batch);
+    let (steps, batch, hidden) = (run.steps(), run.batch, run.hidden);
     let t = median(times);
     let mut fan_in = synthetic::FEATURES;
     let mut flops = 0.0;
@@ -291,5 +378,6 @@ fn run_mlp<B: Backend>(b: B, w: Workload, repeats: usize) -> Result<BenchResult>
         first_loss: Some(first),
         final_loss: Some(last),
         flops_per_step: flops,
+        kernels: Vec::new(),
     })
 }

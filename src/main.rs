@@ -52,6 +52,11 @@ struct BenchArgs {
     /// Skip the CPU reference rows.
     #[arg(long)]
     no_reference: bool,
+    /// For the MLP workloads on a GPU, also time every kernel with timestamp queries in one
+    /// extra epoch and show each one's GPU time per step (the rest of `ms/step` is host and
+    /// driver overhead).
+    #[arg(long)]
+    profile: bool,
     #[command(flatten)]
     common: Common,
 }
@@ -786,7 +791,7 @@ impl Job for Predict<'_> {
 
 /// `wgtrain bench`: each workload on the chosen backend, then the small ones on the reference.
 fn bench(args: &BenchArgs) -> Result<()> {
-    use wgtrain::bench::{run, Workload};
+    use wgtrain::bench::{profile, run, Workload};
     let explicit = !args.workloads.is_empty();
     let workloads: Vec<Workload> = if explicit {
         args.workloads
@@ -812,7 +817,12 @@ fn bench(args: &BenchArgs) -> Result<()> {
     for w in workloads {
         if gpu.is_some() && !(w.real_gpu_only() && software && !explicit) {
             eprintln!("running {} on the GPU backend...", w.name());
-            results.push(run(GpuBackend::new()?, w, args.repeats)?);
+            let mut r = run(GpuBackend::new()?, w, args.repeats)?;
+            if args.profile && r.samples_per_sec.is_some() {
+                eprintln!("profiling {} with timestamp queries...", w.name());
+                r.kernels = profile(GpuBackend::new()?, w)?;
+            }
+            results.push(r);
         }
         let reference_row = gpu.is_none() || (!args.no_reference && w.fits_the_reference());
         if reference_row && (w.fits_the_reference() || explicit) {
@@ -845,6 +855,24 @@ fn bench(args: &BenchArgs) -> Result<()> {
                 opt(r.final_loss, 4),
                 r.backend
             );
+        }
+        for r in results.iter().filter(|r| !r.kernels.is_empty()) {
+            let gpu: f64 = r.kernels.iter().map(|k| k.gpu_ms_per_step).sum();
+            outln!(
+                "\n{}: GPU time per step by kernel (timestamp queries); {:.3} of {:.3} ms/step",
+                r.workload,
+                gpu,
+                r.ms_per_step
+            );
+            for k in &r.kernels {
+                outln!(
+                    "  {:<24} {:>6.1} dispatches {:>9.3} ms {:>5.1}%",
+                    k.kernel,
+                    k.dispatches_per_step,
+                    k.gpu_ms_per_step,
+                    100.0 * k.gpu_ms_per_step / r.ms_per_step
+                );
+            }
         }
     }
     Ok(())

@@ -211,7 +211,7 @@ fn twenty_steps_agree_with_the_reference_and_learn() {
     );
 }
 
-/// Both matmul variants, with their tile sizes set as WGSL `override` constants from the host,
+/// Every matmul variant, with their tile sizes set as WGSL `override` constants from the host,
 /// give the reference's products on the shapes that break tiling; impossible tilings are
 /// refused.
 #[test]
@@ -230,9 +230,18 @@ fn every_matmul_variant_and_tiling_agrees_with_the_reference() {
         wg_y,
         bk: 1,
     };
+    let vec4 = |wg_x, wg_y| MatmulTiles {
+        variant: MatmulVariant::Vec4,
+        wg_x,
+        wg_y,
+        bk: 1,
+    };
     let tilings = [
         MatmulTiles::TILED,
         MatmulTiles::DIRECT,
+        MatmulTiles::VEC4,
+        vec4(4, 2),
+        vec4(1, 1),
         tiled(8, 8, 8),
         tiled(32, 4, 4),
         tiled(4, 16, 32),
@@ -241,6 +250,20 @@ fn every_matmul_variant_and_tiling_agrees_with_the_reference() {
         direct(32, 2),
         direct(1, 1),
     ];
+    let subgroup = |wg_y| MatmulTiles {
+        variant: MatmulVariant::Subgroup,
+        wg_x: 8,
+        wg_y,
+        bk: 1,
+    };
+    let mut tilings = tilings.to_vec();
+    if g.context().adapter().subgroup_sizes == Some((8, 8)) {
+        tilings.extend([MatmulTiles::SUBGROUP, subgroup(2), subgroup(1)]);
+    } else {
+        let err = g.set_matmul_tiles(MatmulTiles::SUBGROUP).unwrap_err();
+        assert!(err.to_string().contains("exactly 8"), "{err}");
+        eprintln!("no 8-wide subgroups here: matmul v4 not tested");
+    }
     let mut r = common::rng(20);
     for tiles in tilings {
         g.set_matmul_tiles(tiles).unwrap();
@@ -282,4 +305,152 @@ fn every_matmul_variant_and_tiling_agrees_with_the_reference() {
     );
     let err = g.set_matmul_tiles(tiled(0, 8, 8)).unwrap_err().to_string();
     assert!(err.contains("at least 1"), "{err}");
+}
+
+/// Params, grads and each kind of optimizer state as tensors of `shapes`, made as one group
+/// each (or one by one) and filled from `values` (`shapes.len()` tensors per role, in that
+/// order); one `optimizer_step_all` guarded by a `[1, 1]` holding `guard`; every tensor read
+/// back in the same order.
+fn step_all<B: Backend>(
+    b: &mut B,
+    opt: Optimizer,
+    shapes: &[[usize; 2]],
+    values: &[Vec<f32>],
+    grouped: bool,
+    guard: f32,
+) -> Vec<Vec<f32>> {
+    let n = shapes.len();
+    let make = |b: &mut B, vals: &[Vec<f32>]| -> Vec<B::Tensor> {
+        let mut ts = if grouped {
+            b.zeros_group(shapes).unwrap()
+        } else {
+            shapes
+                .iter()
+                .map(|s| b.zeros(s[0], s[1]).unwrap())
+                .collect()
+        };
+        for (t, v) in ts.iter_mut().zip(vals) {
+            b.write(t, v).unwrap();
+        }
+        ts
+    };
+    let mut params = make(b, &values[..n]);
+    let grads = make(b, &values[n..2 * n]);
+    let mut state: Vec<Vec<B::Tensor>> = (0..n).map(|_| Vec::new()).collect();
+    for k in 0..opt.state_tensors() {
+        let kind = make(b, &values[(2 + k) * n..(3 + k) * n]);
+        for (s, t) in state.iter_mut().zip(kind) {
+            s.push(t);
+        }
+    }
+    let guard_t = b.upload(1, 1, &[guard]).unwrap();
+    b.optimizer_step_all(opt, 3, &mut params, &grads, &mut state, Some((&guard_t, 0)))
+        .unwrap();
+    let mut out: Vec<Vec<f32>> = params
+        .iter()
+        .chain(&grads)
+        .map(|t| b.read(t).unwrap())
+        .collect();
+    for k in 0..opt.state_tensors() {
+        out.extend(state.iter().map(|s| b.read(&s[k]).unwrap()));
+    }
+    out
+}
+
+/// `optimizer_step_all` over tensors made by `zeros_group` updates every parameter as the
+/// reference's per-tensor steps do, in one dispatch; over tensors that are not whole groups it
+/// falls back to one dispatch per tensor with the same result. Each optimizer, with the
+/// non-finite guard both clear and tripped.
+#[test]
+fn a_grouped_optimizer_step_is_one_dispatch_and_matches_the_reference() {
+    use wgtrain::backend::cpu::CpuBackend;
+    let Some(mut g) = common::gpu() else { return };
+    let shapes = [[7, 5], [1, 5], [5, 3], [1, 3], [3, 1], [1, 1]];
+    let n = shapes.len();
+    let optimizers = [
+        Optimizer::Sgd { lr: 0.1 },
+        Optimizer::Momentum {
+            lr: 0.05,
+            momentum: 0.9,
+            nesterov: true,
+        },
+        Optimizer::Adam {
+            lr: 0.01,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-7,
+            weight_decay: 0.01,
+        },
+    ];
+    let mut r = common::rng(33);
+    for opt in optimizers {
+        for (grouped, guard) in [(true, 0.0), (false, 0.0), (true, f32::NAN)] {
+            let values: Vec<Vec<f32>> = (0..(2 + opt.state_tensors()) * n)
+                .map(|i| {
+                    let [rows, cols] = shapes[i % n];
+                    let lo = if i / n == 3 { 0.0 } else { -1.0 }; // Adam's v is ≥ 0
+                    common::uniform(&mut r, rows * cols, lo, 1.0)
+                })
+                .collect();
+            let want = step_all(
+                &mut CpuBackend::new(),
+                opt,
+                &shapes,
+                &values,
+                grouped,
+                guard,
+            );
+            let before = g.stats().dispatches;
+            let got = step_all(&mut g, opt, &shapes, &values, grouped, guard);
+            let dispatches = g.stats().dispatches - before;
+            let what = format!("{opt:?} grouped={grouped} guard={guard}");
+            for (i, (got, want)) in got.iter().zip(&want).enumerate() {
+                common::assert_close(
+                    &format!("{what}: tensor {i}"),
+                    Tolerance::new(1e-6, 1e-5),
+                    got,
+                    want,
+                );
+            }
+            if guard.is_nan() {
+                assert_eq!(got, values, "{what}: a tensor changed under a NaN guard");
+            } else {
+                assert_ne!(got[..n], values[..n], "{what}: nothing moved");
+            }
+            let expected = if grouped { 1 } else { n as u64 };
+            assert_eq!(dispatches, expected, "{what}: dispatches");
+        }
+    }
+}
+
+/// With profiling on, every dispatch is timed by timestamp queries and the times are summed
+/// per kernel, the matmul named with its transposes.
+#[test]
+fn profiling_times_every_dispatch_by_kernel() {
+    let Some(mut g) = common::gpu() else { return };
+    if !g.context().has_timestamps() {
+        eprintln!("no timestamp queries on this adapter: skipped");
+        assert!(g.enable_profiling().is_err());
+        return;
+    }
+    g.enable_profiling().unwrap();
+    let a = g.upload(16, 8, &[0.5; 128]).unwrap();
+    let w = g.upload(8, 4, &[0.25; 32]).unwrap();
+    let mut c = g.zeros(16, 4).unwrap();
+    let mut d = g.zeros(16, 4).unwrap();
+    for _ in 0..3 {
+        g.matmul(&a, false, &w, false, &mut c).unwrap();
+        g.activation(Activation::Relu, &c, &mut d).unwrap();
+    }
+    g.flush().unwrap();
+    g.matmul(&a, false, &w, false, &mut c).unwrap();
+    assert_eq!(g.read(&c).unwrap()[0], 1.0);
+    let times = g.kernel_times();
+    let find = |name: &str| times.iter().find(|t| t.kernel.contains(name)).cloned();
+    let mm = find("A·B").expect("the matmul was timed");
+    let act = find("act_forward").expect("the activation was timed");
+    assert_eq!((mm.dispatches, act.dispatches), (4, 3), "{times:?}");
+    assert!(mm.nanos > 0.0 && act.nanos > 0.0, "{times:?}");
+    g.reset_kernel_times();
+    assert!(g.kernel_times().is_empty());
 }

@@ -203,6 +203,34 @@ pub trait Backend {
         state: &mut [Self::Tensor],
         guard: Option<(&Self::Tensor, usize)>,
     ) -> Result<()>;
+
+    /// New zeroed tensors of these shapes, allocated together. A backend may place them in
+    /// one block of memory so that [`Backend::optimizer_step_all`] over exactly this group
+    /// runs as one pass (the GPU backend does: one buffer, one dispatch). Each tensor is
+    /// still an independent tensor for every other op.
+    fn zeros_group(&mut self, shapes: &[[usize; 2]]) -> Result<Vec<Self::Tensor>> {
+        shapes.iter().map(|&[r, c]| self.zeros(r, c)).collect()
+    }
+
+    /// [`Backend::optimizer_step`] for every `params[j]` with `grads[j]` and `state[j]`, with
+    /// one optimizer, step and guard. The result is the same as stepping each in turn; where
+    /// params, grads and each kind of state were each made by one [`Backend::zeros_group`], in
+    /// order, a backend may update them all in one pass.
+    fn optimizer_step_all(
+        &mut self,
+        opt: Optimizer,
+        t: u64,
+        params: &mut [Self::Tensor],
+        grads: &[Self::Tensor],
+        state: &mut [Vec<Self::Tensor>],
+        guard: Option<(&Self::Tensor, usize)>,
+    ) -> Result<()> {
+        check::optimizer_all(params.len(), grads.len(), state.len())?;
+        for ((p, g), s) in params.iter_mut().zip(grads).zip(state) {
+            self.optimizer_step(opt, t, p, g, s, guard)?;
+        }
+        Ok(())
+    }
 }
 
 /// Shape checks, shared by every backend so that both reject the same calls the same way.
@@ -392,6 +420,19 @@ pub mod check {
                     fmt(target.shape())
                 ),
             ));
+        }
+        Ok(())
+    }
+
+    /// The lists of `optimizer_step_all` line up.
+    pub fn optimizer_all(params: usize, grads: usize, states: usize) -> Result<()> {
+        if params != grads || params != states {
+            return Err(Error::Invalid {
+                op: "optimizer_step_all",
+                detail: format!(
+                    "{params} parameters, {grads} gradients and {states} state lists; one each per parameter"
+                ),
+            });
         }
         Ok(())
     }

@@ -125,18 +125,6 @@ pub struct LayerState {
     pub bias: Vec<Vec<f32>>,
 }
 
-/// One dense layer's tensors on a backend.
-#[derive(Debug)]
-pub struct DenseParams<T> {
-    activation: Activation,
-    w: T,
-    b: T,
-    dw: T,
-    db: T,
-    w_state: Vec<T>,
-    b_state: Vec<T>,
-}
-
 /// The per-batch-size buffers of a forward and backward pass: for each layer `z`, `a = act(z)`
 /// and their gradients. Allocated once per batch size and reused every step.
 #[derive(Debug)]
@@ -161,10 +149,19 @@ impl<T> Activations<T> {
 
 /// The parameters of a stack of dense layers on a backend, with their gradients and optimizer
 /// state.
+///
+/// Parameter `2i` is layer `i`'s weight `[fan_in, units]`, `2i + 1` its bias `[1, units]`. The
+/// parameters, the gradients and each kind of optimizer state are each allocated as one group
+/// ([`Backend::zeros_group`]), so the whole update is one [`Backend::optimizer_step_all`]: one
+/// dispatch on the GPU.
 #[derive(Debug)]
 pub struct Network<T> {
     input_dim: usize,
-    layers: Vec<DenseParams<T>>,
+    activations: Vec<Activation>,
+    params: Vec<T>,
+    grads: Vec<T>,
+    /// `state[j]`: the optimizer's state tensors of parameter `j`.
+    state: Vec<Vec<T>>,
 }
 
 impl<T: Tensor> Network<T> {
@@ -178,35 +175,43 @@ impl<T: Tensor> Network<T> {
         rng: &mut StdRng,
     ) -> Result<Network<T>> {
         spec.validate()?;
-        let mut layers = Vec::with_capacity(spec.layers.len());
+        let mut shapes = Vec::with_capacity(2 * spec.layers.len());
+        let mut initial = Vec::with_capacity(2 * spec.layers.len());
         let mut fan_in = input_dim;
         for (i, l) in spec.layers.iter().enumerate() {
             let init_err = |e: String| Error::Config(format!("layer {i}: {e}"));
-            let w = l
-                .kernel_initializer
-                .sample(fan_in, l.units, rng)
-                .map_err(init_err)?;
-            let bias = l
-                .bias_initializer
-                .sample(1, l.units, rng)
-                .map_err(init_err)?;
-            let state = |b: &mut B, r, c| -> Result<Vec<T>> {
-                (0..optimizer.state_tensors())
-                    .map(|_| b.zeros(r, c))
-                    .collect()
-            };
-            layers.push(DenseParams {
-                activation: l.activation,
-                w: b.upload(fan_in, l.units, &w)?,
-                b: b.upload(1, l.units, &bias)?,
-                dw: b.zeros(fan_in, l.units)?,
-                db: b.zeros(1, l.units)?,
-                w_state: state(b, fan_in, l.units)?,
-                b_state: state(b, 1, l.units)?,
-            });
+            initial.push(
+                l.kernel_initializer
+                    .sample(fan_in, l.units, rng)
+                    .map_err(init_err)?,
+            );
+            initial.push(
+                l.bias_initializer
+                    .sample(1, l.units, rng)
+                    .map_err(init_err)?,
+            );
+            shapes.push([fan_in, l.units]);
+            shapes.push([1, l.units]);
             fan_in = l.units;
         }
-        Ok(Network { input_dim, layers })
+        let mut params = b.zeros_group(&shapes)?;
+        for (t, values) in params.iter_mut().zip(&initial) {
+            b.write(t, values)?;
+        }
+        let grads = b.zeros_group(&shapes)?;
+        let mut state: Vec<Vec<T>> = (0..shapes.len()).map(|_| Vec::new()).collect();
+        for _ in 0..optimizer.state_tensors() {
+            for (s, t) in state.iter_mut().zip(b.zeros_group(&shapes)?) {
+                s.push(t);
+            }
+        }
+        Ok(Network {
+            input_dim,
+            activations: spec.layers.iter().map(|l| l.activation).collect(),
+            params,
+            grads,
+            state,
+        })
     }
 
     /// The input width.
@@ -216,12 +221,20 @@ impl<T: Tensor> Network<T> {
 
     /// The output width.
     pub fn output_dim(&self) -> usize {
-        self.layers.last().map_or(0, |l| l.db.cols())
+        self.params.last().map_or(0, |b| b.cols())
     }
 
     /// Number of trainable values.
     pub fn parameter_count(&self) -> usize {
-        self.layers.iter().map(|l| l.w.len() + l.b.len()).sum()
+        self.params.iter().map(|t| t.len()).sum()
+    }
+
+    fn weight(&self, layer: usize) -> &T {
+        &self.params[2 * layer]
+    }
+
+    fn bias(&self, layer: usize) -> &T {
+        &self.params[2 * layer + 1]
     }
 
     /// Buffers for batches of `rows` samples.
@@ -231,9 +244,8 @@ impl<T: Tensor> Network<T> {
         rows: usize,
     ) -> Result<Activations<T>> {
         let mut make = || -> Result<Vec<T>> {
-            self.layers
-                .iter()
-                .map(|l| b.zeros(rows, l.db.cols()))
+            (0..self.activations.len())
+                .map(|i| b.zeros(rows, self.bias(i).cols()))
                 .collect()
         };
         Ok(Activations {
@@ -252,12 +264,12 @@ impl<T: Tensor> Network<T> {
         x: &T,
         acts: &mut Activations<T>,
     ) -> Result<()> {
-        for (i, l) in self.layers.iter().enumerate() {
+        for (i, &act) in self.activations.iter().enumerate() {
             let (below, rest) = acts.a.split_at_mut(i);
             let input = if i == 0 { x } else { &below[i - 1] };
-            b.matmul(input, false, &l.w, false, &mut acts.z[i])?;
-            b.bias_add(&mut acts.z[i], &l.b)?;
-            b.activation(l.activation, &acts.z[i], &mut rest[0])?;
+            b.matmul(input, false, self.weight(i), false, &mut acts.z[i])?;
+            b.bias_add(&mut acts.z[i], self.bias(i))?;
+            b.activation(act, &acts.z[i], &mut rest[0])?;
         }
         Ok(())
     }
@@ -272,12 +284,11 @@ impl<T: Tensor> Network<T> {
         acts: &mut Activations<T>,
         top_dz_given: bool,
     ) -> Result<()> {
-        let top = self.layers.len() - 1;
+        let top = self.activations.len() - 1;
         for i in (0..=top).rev() {
-            let l = &mut self.layers[i];
             if !(i == top && top_dz_given) {
                 b.activation_backward(
-                    l.activation,
+                    self.activations[i],
                     &acts.z[i],
                     &acts.a[i],
                     &acts.da[i],
@@ -285,10 +296,17 @@ impl<T: Tensor> Network<T> {
                 )?;
             }
             let input = if i == 0 { x } else { &acts.a[i - 1] };
-            b.matmul(input, true, &acts.dz[i], false, &mut l.dw)?;
-            b.bias_grad(&acts.dz[i], &mut l.db)?;
+            let (dw, db) = self.grads[2 * i..2 * i + 2].split_at_mut(1);
+            b.matmul(input, true, &acts.dz[i], false, &mut dw[0])?;
+            b.bias_grad(&acts.dz[i], &mut db[0])?;
             if i > 0 {
-                b.matmul(&acts.dz[i], false, &l.w, true, &mut acts.da[i - 1])?;
+                b.matmul(
+                    &acts.dz[i],
+                    false,
+                    &self.params[2 * i],
+                    true,
+                    &mut acts.da[i - 1],
+                )?;
             }
         }
         Ok(())
@@ -303,23 +321,26 @@ impl<T: Tensor> Network<T> {
         t: u64,
         guard: Option<(&T, usize)>,
     ) -> Result<()> {
-        for l in &mut self.layers {
-            b.optimizer_step(optimizer, t, &mut l.w, &l.dw, &mut l.w_state, guard)?;
-            b.optimizer_step(optimizer, t, &mut l.b, &l.db, &mut l.b_state, guard)?;
-        }
-        Ok(())
+        b.optimizer_step_all(
+            optimizer,
+            t,
+            &mut self.params,
+            &self.grads,
+            &mut self.state,
+            guard,
+        )
     }
 
     /// Reads every layer's weights back.
     pub fn weights<B: Backend<Tensor = T>>(&self, b: &mut B) -> Result<Vec<LayerWeights>> {
-        self.layers
-            .iter()
-            .map(|l| {
+        (0..self.activations.len())
+            .map(|i| {
+                let w = self.weight(i);
                 Ok(LayerWeights {
-                    fan_in: l.w.rows(),
-                    units: l.w.cols(),
-                    weight: b.read(&l.w)?,
-                    bias: b.read(&l.b)?,
+                    fan_in: w.rows(),
+                    units: w.cols(),
+                    weight: b.read(w)?,
+                    bias: b.read(self.bias(i))?,
                 })
             })
             .collect()
@@ -331,29 +352,32 @@ impl<T: Tensor> Network<T> {
         b: &mut B,
         weights: &[LayerWeights],
     ) -> Result<()> {
-        if weights.len() != self.layers.len() {
+        if weights.len() != self.activations.len() {
             return Err(Error::Config(format!(
                 "{} layers of weights given for a model of {} layers",
                 weights.len(),
-                self.layers.len()
+                self.activations.len()
             )));
         }
-        for (i, (l, w)) in self.layers.iter_mut().zip(weights).enumerate() {
-            if [w.fan_in, w.units] != l.w.shape()
-                || w.weight.len() != l.w.len()
-                || w.bias.len() != l.b.len()
+        for (i, w) in weights.iter().enumerate() {
+            let (wt, bt) = (self.weight(i), self.bias(i));
+            if [w.fan_in, w.units] != wt.shape()
+                || w.weight.len() != wt.len()
+                || w.bias.len() != bt.len()
             {
                 return Err(Error::Config(format!(
                     "layer {i}: weights of [{}, {}] (+ {} biases) given for a [{}, {}] layer",
                     w.fan_in,
                     w.units,
                     w.bias.len(),
-                    l.w.rows(),
-                    l.w.cols()
+                    wt.rows(),
+                    wt.cols()
                 )));
             }
-            b.write(&mut l.w, &w.weight)?;
-            b.write(&mut l.b, &w.bias)?;
+        }
+        for (i, w) in weights.iter().enumerate() {
+            b.write(&mut self.params[2 * i], &w.weight)?;
+            b.write(&mut self.params[2 * i + 1], &w.bias)?;
         }
         Ok(())
     }
@@ -361,12 +385,12 @@ impl<T: Tensor> Network<T> {
     /// Reads the optimizer state back: per layer, the state tensors of the weight, then those
     /// of the bias (Adam: m, v; momentum: the velocity; SGD: none).
     pub fn optimizer_state<B: Backend<Tensor = T>>(&self, b: &mut B) -> Result<Vec<LayerState>> {
-        self.layers
-            .iter()
-            .map(|l| {
+        let read = |b: &mut B, s: &[T]| s.iter().map(|t| b.read(t)).collect::<Result<Vec<_>>>();
+        (0..self.activations.len())
+            .map(|i| {
                 Ok(LayerState {
-                    weight: l.w_state.iter().map(|s| b.read(s)).collect::<Result<_>>()?,
-                    bias: l.b_state.iter().map(|s| b.read(s)).collect::<Result<_>>()?,
+                    weight: read(b, &self.state[2 * i])?,
+                    bias: read(b, &self.state[2 * i + 1])?,
                 })
             })
             .collect()
@@ -378,26 +402,29 @@ impl<T: Tensor> Network<T> {
         b: &mut B,
         state: &[LayerState],
     ) -> Result<()> {
-        if state.len() != self.layers.len() {
+        if state.len() != self.activations.len() {
             return Err(Error::Config(format!(
                 "optimizer state for {} layers given to a model of {} layers",
                 state.len(),
-                self.layers.len()
+                self.activations.len()
             )));
         }
-        for (i, (l, s)) in self.layers.iter_mut().zip(state).enumerate() {
-            if s.weight.len() != l.w_state.len() || s.bias.len() != l.b_state.len() {
+        for (i, s) in state.iter().enumerate() {
+            let (ws, bs) = (&self.state[2 * i], &self.state[2 * i + 1]);
+            if s.weight.len() != ws.len() || s.bias.len() != bs.len() {
                 return Err(Error::Config(format!(
                     "layer {i}: {} optimizer state tensors given, the optimizer keeps {}",
                     s.weight.len() + s.bias.len(),
-                    l.w_state.len() + l.b_state.len()
+                    ws.len() + bs.len()
                 )));
             }
-            for (t, values) in l
-                .w_state
+        }
+        for (i, s) in state.iter().enumerate() {
+            let (ws, bs) = self.state[2 * i..2 * i + 2].split_at_mut(1);
+            for (t, values) in ws[0]
                 .iter_mut()
                 .zip(&s.weight)
-                .chain(l.b_state.iter_mut().zip(&s.bias))
+                .chain(bs[0].iter_mut().zip(&s.bias))
             {
                 b.write(t, values)?;
             }

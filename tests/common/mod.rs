@@ -134,6 +134,18 @@ pub const MATMUL_SHAPES: &[(usize, usize, usize, &str)] = &[
     ),
     (2, 300, 29, "N ≫ M: a short, wide output (a batch of 2)"),
     (129, 1, 17, "one output column (a 1-unit layer)"),
+    (
+        12,
+        20,
+        28,
+        "multiples of 4, not of 8: v3 runs, with clamped edge blocks",
+    ),
+    (
+        68,
+        36,
+        132,
+        "multiples of 4 past one 64 block: v3 with partial blocks",
+    ),
     (1, 130, 66, "one output row (a batch of 1)"),
 ];
 

@@ -21,6 +21,8 @@ pub struct AdapterDescription {
     pub driver: String,
     /// Driver version information.
     pub driver_info: String,
+    /// Subgroup width range `(min, max)` where the device has subgroup operations.
+    pub subgroup_sizes: Option<(u32, u32)>,
 }
 
 impl AdapterDescription {
@@ -31,6 +33,7 @@ impl AdapterDescription {
             device_type: format!("{:?}", info.device_type),
             driver: info.driver.clone(),
             driver_info: info.driver_info.clone(),
+            subgroup_sizes: None,
         }
     }
 }
@@ -75,6 +78,8 @@ pub struct GpuContext {
     errors: Arc<Mutex<Vec<String>>>,
     /// Set by the device-lost callback.
     lost: Arc<Mutex<Option<String>>>,
+    /// Whether matmul v4 gave the reference's products here (checked once, on first use).
+    pub(crate) subgroup_matmul_ok: std::sync::OnceLock<bool>,
 }
 
 impl fmt::Debug for GpuContext {
@@ -137,13 +142,24 @@ impl GpuContext {
                 found,
             });
         };
-        let info = AdapterDescription::from_info(&adapter.get_info());
+        let mut info = AdapterDescription::from_info(&adapter.get_info());
 
         // Ask for what the adapter has, not the WebGPU defaults: larger bindings and workgroups.
         let limits = adapter.limits();
+        // Timestamps inside a pass time each dispatch (GpuBackend::enable_profiling); asked
+        // for only where the adapter has them.
+        // Subgroups let matmul v4 share loads (GpuBackend picks it where they are 8 wide).
+        let features = adapter.features()
+            & (wgpu::Features::TIMESTAMP_QUERY
+                | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES
+                | wgpu::Features::SUBGROUP);
+        if features.contains(wgpu::Features::SUBGROUP) {
+            let raw = adapter.get_info();
+            info.subgroup_sizes = Some((raw.subgroup_min_size, raw.subgroup_max_size));
+        }
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgtrain"),
-            required_features: wgpu::Features::empty(),
+            required_features: features,
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -178,12 +194,20 @@ impl GpuContext {
             pipelines: Mutex::default(),
             errors,
             lost,
+            subgroup_matmul_ok: std::sync::OnceLock::new(),
         })
     }
 
     /// The adapter this context runs on.
     pub fn adapter(&self) -> &AdapterDescription {
         &self.adapter
+    }
+
+    /// Whether dispatches can be timed on the device (timestamp queries inside passes).
+    pub fn has_timestamps(&self) -> bool {
+        self.device.features().contains(
+            wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES,
+        )
     }
 
     /// The limits the device was created with (the adapter's own).

@@ -9,6 +9,11 @@ use bytemuck::{Pod, Zeroable};
 pub enum Module {
     /// `shaders/matmul.wgsl`
     Matmul,
+    /// `shaders/matmul_vec4.wgsl`
+    MatmulVec4,
+    /// `shaders/matmul_vec4.wgsl` + `shaders/matmul_subgroup.wgsl` (only on adapters with
+    /// subgroup operations).
+    MatmulSubgroup,
     /// `shaders/bias.wgsl`
     Bias,
     /// `shaders/fill.wgsl`
@@ -38,6 +43,13 @@ impl Module {
     pub fn source(self) -> &'static str {
         match self {
             Module::Matmul => shader!("matmul.wgsl"),
+            Module::MatmulVec4 => shader!("matmul_vec4.wgsl"),
+            // naga 30 takes subgroup builtins without (and refuses) `enable subgroups;`.
+            Module::MatmulSubgroup => concat!(
+                shader!("matmul_vec4.wgsl"),
+                "\n",
+                include_str!("../../../shaders/matmul_subgroup.wgsl")
+            ),
             Module::Bias => shader!("bias.wgsl"),
             Module::Fill => shader!("fill.wgsl"),
             Module::Activation => shader!("activation.wgsl"),
@@ -51,6 +63,8 @@ impl Module {
     pub fn file(self) -> &'static str {
         match self {
             Module::Matmul => "matmul.wgsl",
+            Module::MatmulVec4 => "matmul_vec4.wgsl",
+            Module::MatmulSubgroup => "matmul_subgroup.wgsl",
             Module::Bias => "bias.wgsl",
             Module::Fill => "fill.wgsl",
             Module::Activation => "activation.wgsl",
@@ -96,6 +110,11 @@ const fn k(module: Module, entry: &'static str, bindings: &'static [Access]) -> 
 pub const MATMUL: Kernel = k(Module::Matmul, "matmul", &[RW, R, R]);
 /// c, a, b: v2, straight from storage
 pub const MATMUL_DIRECT: Kernel = k(Module::Matmul, "matmul_direct", &[RW, R, R]);
+/// c, a, b: v3, vec4 loads and 8 × 8 per thread, straight from storage
+pub const MATMUL_VEC4: Kernel = k(Module::MatmulVec4, "matmul_vec4", &[RW, R, R]);
+/// c, a, b: v4, v3 with op(A) shared by subgroup broadcasts (adapters with 8-wide subgroups;
+/// not in [`ALL`])
+pub const MATMUL_SUBGROUP: Kernel = k(Module::MatmulSubgroup, "matmul_subgroup", &[RW, R, R]);
 /// z, bias
 pub const BIAS_ADD: Kernel = k(Module::Bias, "bias_add", &[RW, R]);
 /// db, dy
@@ -132,11 +151,18 @@ pub const OPT_SGD: Kernel = k(Module::Optim, "opt_sgd", &[RW, R, R]);
 pub const OPT_MOMENTUM: Kernel = k(Module::Optim, "opt_momentum", &[RW, R, R, RW]);
 /// param, guard, grad, m, v
 pub const OPT_ADAM: Kernel = k(Module::Optim, "opt_adam", &[RW, R, R, RW, RW]);
+/// The same three over a whole parameter group as vec4 (`p.len` in vec4s).
+pub const OPT_SGD4: Kernel = k(Module::Optim, "opt_sgd4", &[RW, R, R]);
+/// See [`OPT_SGD4`].
+pub const OPT_MOMENTUM4: Kernel = k(Module::Optim, "opt_momentum4", &[RW, R, R, RW]);
+/// See [`OPT_SGD4`].
+pub const OPT_ADAM4: Kernel = k(Module::Optim, "opt_adam4", &[RW, R, R, RW, RW]);
 
 /// Every kernel, for tests that build every pipeline.
-pub const ALL: [Kernel; 20] = [
+pub const ALL: [Kernel; 24] = [
     MATMUL,
     MATMUL_DIRECT,
+    MATMUL_VEC4,
     BIAS_ADD,
     BIAS_GRAD,
     FILL,
@@ -155,6 +181,9 @@ pub const ALL: [Kernel; 20] = [
     OPT_SGD,
     OPT_MOMENTUM,
     OPT_ADAM,
+    OPT_SGD4,
+    OPT_MOMENTUM4,
+    OPT_ADAM4,
 ];
 
 /// The most storage bindings any kernel has.
@@ -205,6 +234,13 @@ pub enum MatmulVariant {
     Tiled,
     /// v2: register blocks read straight from storage (for software adapters).
     Direct,
+    /// v3: 8 × 8 register blocks from vec4 loads straight from storage, for shapes whose
+    /// N, K (and M, when A is transposed) are multiples of 4 (others run v2).
+    Vec4,
+    /// v4: v3 with op(A) loaded once per subgroup of 8 and broadcast; for adapters whose
+    /// subgroups are exactly 8 wide. `wg_x` is the subgroup (8), `wg_y` subgroups per
+    /// workgroup.
+    Subgroup,
 }
 
 impl MatmulVariant {
@@ -213,6 +249,39 @@ impl MatmulVariant {
         match self {
             MatmulVariant::Tiled => MATMUL,
             MatmulVariant::Direct => MATMUL_DIRECT,
+            MatmulVariant::Vec4 => MATMUL_VEC4,
+            MatmulVariant::Subgroup => MATMUL_SUBGROUP,
+        }
+    }
+
+    /// The name of a product with these transposes in a profile.
+    pub fn label(self, trans_a: bool, trans_b: bool) -> &'static str {
+        use MatmulVariant::*;
+        match (self, trans_a, trans_b) {
+            (Tiled, false, false) => "matmul A·B",
+            (Tiled, false, true) => "matmul A·Bᵀ",
+            (Tiled, true, false) => "matmul Aᵀ·B",
+            (Tiled, true, true) => "matmul Aᵀ·Bᵀ",
+            (Direct, false, false) => "matmul_direct A·B",
+            (Direct, false, true) => "matmul_direct A·Bᵀ",
+            (Direct, true, false) => "matmul_direct Aᵀ·B",
+            (Direct, true, true) => "matmul_direct Aᵀ·Bᵀ",
+            (Vec4, false, false) => "matmul_vec4 A·B",
+            (Vec4, false, true) => "matmul_vec4 A·Bᵀ",
+            (Vec4, true, false) => "matmul_vec4 Aᵀ·B",
+            (Vec4, true, true) => "matmul_vec4 Aᵀ·Bᵀ",
+            (Subgroup, false, false) => "matmul_subgroup A·B",
+            (Subgroup, false, true) => "matmul_subgroup A·Bᵀ",
+            (Subgroup, true, false) => "matmul_subgroup Aᵀ·B",
+            (Subgroup, true, true) => "matmul_subgroup Aᵀ·Bᵀ",
+        }
+    }
+
+    /// Each thread's register block, rows × columns.
+    pub fn register_block(self) -> (u32, u32) {
+        match self {
+            MatmulVariant::Tiled | MatmulVariant::Direct => (MATMUL_TM, MATMUL_TN),
+            MatmulVariant::Vec4 | MatmulVariant::Subgroup => (8, 8),
         }
     }
 }
@@ -247,10 +316,26 @@ impl MatmulTiles {
         bk: 16,
     };
 
-    /// v2 with 8 × 8 threads of 4 × 4 outputs each (`bk` unused). The default on software
-    /// adapters.
+    /// v2 with 8 × 8 threads of 4 × 4 outputs each (`bk` unused). Runs the shapes v3 cannot.
     pub const DIRECT: MatmulTiles = MatmulTiles {
         variant: MatmulVariant::Direct,
+        wg_x: 8,
+        wg_y: 8,
+        bk: 1,
+    };
+
+    /// v3 with 8 × 8 threads of 8 × 8 outputs each (`bk` unused). The default on software
+    /// adapters.
+    pub const VEC4: MatmulTiles = MatmulTiles {
+        variant: MatmulVariant::Vec4,
+        wg_x: 8,
+        wg_y: 8,
+        bk: 1,
+    };
+
+    /// v4 with 8 subgroups of 8 per workgroup: a 64 × 64 block of C.
+    pub const SUBGROUP: MatmulTiles = MatmulTiles {
+        variant: MatmulVariant::Subgroup,
         wg_x: 8,
         wg_y: 8,
         bk: 1,
@@ -259,7 +344,7 @@ impl MatmulTiles {
     /// The default for an adapter of this wgpu device type (`"Cpu"` for a software one).
     pub fn for_device_type(device_type: &str) -> MatmulTiles {
         if device_type == "Cpu" {
-            MatmulTiles::DIRECT
+            MatmulTiles::VEC4
         } else {
             MatmulTiles::TILED
         }
@@ -271,29 +356,48 @@ impl MatmulTiles {
             MatmulVariant::Tiled => {
                 4 * self.bk as u64 * (self.block_m() as u64 + self.block_n() as u64)
             }
-            MatmulVariant::Direct => 0,
+            MatmulVariant::Direct | MatmulVariant::Vec4 | MatmulVariant::Subgroup => 0,
         }
     }
 
     /// Rows of C per workgroup.
     pub fn block_m(self) -> u32 {
-        self.wg_y * MATMUL_TM
+        self.wg_y * self.variant.register_block().0
     }
 
     /// Columns of C per workgroup.
     pub fn block_n(self) -> u32 {
-        self.wg_x * MATMUL_TN
+        self.wg_x * self.variant.register_block().1
     }
 
     /// The pipeline constants for a product with these transposes.
     pub fn constants(self, trans_a: bool, trans_b: bool) -> Constants {
-        Constants::new(&[
+        let all = [
             ("TRANS_A", trans_a as u8 as f64),
             ("TRANS_B", trans_b as u8 as f64),
             ("WG_X", self.wg_x as f64),
             ("WG_Y", self.wg_y as f64),
             ("BK", self.bk as f64),
-        ])
+        ];
+        match self.variant {
+            MatmulVariant::Tiled => Constants::new(&all),
+            // No workgroup tiles, so no BK.
+            MatmulVariant::Direct | MatmulVariant::Vec4 | MatmulVariant::Subgroup => {
+                Constants::new(&all[..4])
+            }
+        }
+    }
+
+    /// Whether this variant runs `op(A)[M, K] · op(B)[K, N]` with these transposes: v3 reads
+    /// every operand as vec4 along its contiguous dimension, so K, and M (when A is
+    /// transposed) must be multiples of 4, and N, because C is written as vec4 too.
+    pub fn runs(self, m: usize, n: usize, k: usize, trans_a: bool, _trans_b: bool) -> bool {
+        match self.variant {
+            MatmulVariant::Tiled | MatmulVariant::Direct => true,
+            MatmulVariant::Vec4 | MatmulVariant::Subgroup => {
+                k % 4 == 0 && n % 4 == 0 && (!trans_a || m % 4 == 0)
+            }
+        }
     }
 }
 

@@ -27,13 +27,69 @@ pub use kernels::{MatmulTiles, MatmulVariant};
 use super::{check, Activation, Backend, Loss, Optimizer, PointError, Tensor, ROC_HISTOGRAM_SLOTS};
 use crate::error::{Error, Result};
 
-/// A tensor in a GPU storage buffer.
+/// A tensor in a GPU storage buffer: a whole buffer, or one part of a group's buffer
+/// ([`Backend::zeros_group`]).
 #[derive(Debug)]
 pub struct GpuTensor {
     buffer: wgpu::Buffer,
+    /// Where the tensor starts in `buffer`, in bytes (0 unless it is part of a group).
+    offset: u64,
     id: u64,
     rows: usize,
     cols: usize,
+    group: Option<Group>,
+}
+
+/// A tensor's place in a group made by one `zeros_group` call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Group {
+    /// The id the whole buffer is bound under.
+    id: u64,
+    /// This tensor's position in the group.
+    index: usize,
+    /// Tensors in the group.
+    count: usize,
+    /// The whole buffer's length in f32, a multiple of 4.
+    len: usize,
+}
+
+impl GpuTensor {
+    fn bytes(&self) -> u64 {
+        self.len() as u64 * 4
+    }
+
+    fn binding(&self) -> wgpu::BindingResource<'_> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: &self.buffer,
+            offset: self.offset,
+            size: wgpu::BufferSize::new(self.bytes()),
+        })
+    }
+
+    /// The whole buffer of the group that `parts` are, in order, exactly the members of: one
+    /// tensor to bind for an op over all of them. `None` if they are not such a group.
+    fn whole_group<'a>(parts: impl ExactSizeIterator<Item = &'a GpuTensor>) -> Option<GpuTensor> {
+        let count = parts.len();
+        let mut whole = None;
+        for (i, t) in parts.enumerate() {
+            let g = t.group?;
+            if g.index != i
+                || g.count != count
+                || whole.as_ref().is_some_and(|w: &GpuTensor| w.id != g.id)
+            {
+                return None;
+            }
+            whole.get_or_insert_with(|| GpuTensor {
+                buffer: t.buffer.clone(),
+                offset: 0,
+                id: g.id,
+                rows: 1,
+                cols: g.len,
+                group: None,
+            });
+        }
+        whole
+    }
 }
 
 impl Tensor for GpuTensor {
@@ -61,14 +117,38 @@ pub struct GpuStats {
 }
 
 struct Dispatch {
+    label: &'static str,
     pipeline: wgpu::ComputePipeline,
     bind_group: wgpu::BindGroup,
     params_offset: u32,
     groups: [u32; 3],
 }
 
-/// Dispatches the arena holds before a flush is forced.
-const ARENA_DISPATCHES: usize = 4096;
+/// Dispatches the arena holds before a flush is forced (one under wgpu's 4096 queries per
+/// query set, so the profiler can time every one).
+const ARENA_DISPATCHES: usize = 4095;
+
+/// GPU time spent in one kernel, summed over its dispatches, from timestamp queries.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KernelTime {
+    /// The kernel (matmuls with their transposes, e.g. `matmul_vec4 A·Bᵀ`).
+    pub kernel: &'static str,
+    /// Dispatches timed.
+    pub dispatches: u64,
+    /// Total GPU time, nanoseconds.
+    pub nanos: f64,
+}
+
+/// Timestamp queries around every dispatch of a submit, read back after it.
+struct Profiler {
+    queries: wgpu::QuerySet,
+    resolve: wgpu::Buffer,
+    readback: wgpu::Buffer,
+    period_ns: f64,
+    /// Labels of the dispatches in the submitted, not yet read, encoder.
+    pending: Vec<&'static str>,
+    totals: Vec<KernelTime>,
+}
 /// Bind groups cached before the cache is cleared (it holds dropped tensors' buffers alive).
 const BIND_GROUP_CACHE_MAX: usize = 4096;
 
@@ -88,6 +168,7 @@ pub struct GpuBackend {
     matmul_tiles: MatmulTiles,
     /// A `[1, 1]` zero bound as the guard of unguarded optimizer steps.
     finite_guard: GpuTensor,
+    profiler: Option<Profiler>,
 }
 
 impl std::fmt::Debug for GpuBackend {
@@ -145,7 +226,7 @@ impl GpuBackend {
         });
         let finite_guard = storage_tensor(&ctx.device, 1, 1, false);
         let ctx_device_type = ctx.adapter().device_type.clone();
-        GpuBackend {
+        let mut backend = GpuBackend {
             ctx,
             recorded: Vec::new(),
             arena: Vec::new(),
@@ -160,7 +241,64 @@ impl GpuBackend {
             last_op: "none",
             matmul_tiles: MatmulTiles::for_device_type(&ctx_device_type),
             finite_guard,
+            profiler: None,
+        };
+        if backend.matmul_tiles == MatmulTiles::VEC4 && backend.subgroup_matmul_works() {
+            backend.matmul_tiles = MatmulTiles::SUBGROUP;
         }
+        backend
+    }
+
+    /// Whether matmul v4 can run here and gives the reference's products: subgroups exactly 8
+    /// wide, and a small product of each transpose checked against `cpu::matmul_forward`.
+    /// Checked once per context.
+    fn subgroup_matmul_works(&mut self) -> bool {
+        if self.ctx.adapter().subgroup_sizes != Some((8, 8)) {
+            return false;
+        }
+        if let Some(&ok) = self.ctx.subgroup_matmul_ok.get() {
+            return ok;
+        }
+        let saved = self.matmul_tiles;
+        self.matmul_tiles = MatmulTiles::SUBGROUP;
+        let ok = self.check_matmul_against_reference().unwrap_or(false);
+        self.matmul_tiles = saved;
+        // A failed build leaves its error in the sink; it is not the caller's.
+        let _ = self.ctx.check_errors("matmul v4 check");
+        *self.ctx.subgroup_matmul_ok.get_or_init(|| ok)
+    }
+
+    /// Runs products of awkward shapes with the current tiling, for every transpose, and
+    /// compares them with the reference.
+    fn check_matmul_against_reference(&mut self) -> Result<bool> {
+        let (m, n, k) = (76, 72, 20);
+        let a: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 7919) % 61) as f32 / 61.0 - 0.5)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 104_729) % 53) as f32 / 53.0 - 0.5)
+            .collect();
+        for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+            let at = if ta {
+                self.upload(k, m, &a)?
+            } else {
+                self.upload(m, k, &a)?
+            };
+            let bt = if tb {
+                self.upload(n, k, &b)?
+            } else {
+                self.upload(k, n, &b)?
+            };
+            let mut ct = self.zeros(m, n)?;
+            self.matmul(&at, ta, &bt, tb, &mut ct)?;
+            let got = self.read(&ct)?;
+            let mut want = vec![0.0; m * n];
+            super::cpu::matmul_forward(&a, ta, &b, tb, &mut want, m, n, k);
+            if got.iter().zip(&want).any(|(g, w)| (g - w).abs() > 1e-4) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// The shared context (adapter, limits).
@@ -182,6 +320,18 @@ impl GpuBackend {
         let shared_bytes = tiles.workgroup_bytes();
         let problem = if tiles.wg_x == 0 || tiles.wg_y == 0 || tiles.bk == 0 {
             Some("every size must be at least 1".to_string())
+        } else if tiles.variant == MatmulVariant::Subgroup
+            && self.ctx.adapter().subgroup_sizes != Some((8, 8))
+        {
+            Some(format!(
+                "v4 needs subgroups of exactly 8 invocations; this adapter has {}",
+                match self.ctx.adapter().subgroup_sizes {
+                    Some((lo, hi)) => format!("{lo} to {hi}"),
+                    None => "no subgroup operations".into(),
+                }
+            ))
+        } else if tiles.variant == MatmulVariant::Subgroup && tiles.wg_x != 8 {
+            Some("v4's wg_x is the subgroup width and must be 8".into())
         } else if threads > l.max_compute_invocations_per_workgroup as u64 {
             Some(format!(
                 "{threads} threads per workgroup, over max_compute_invocations_per_workgroup = {}",
@@ -222,10 +372,132 @@ impl GpuBackend {
         self.stats
     }
 
+    /// Times every dispatch from now on with timestamp queries, summed per kernel in
+    /// [`GpuBackend::kernel_times`]. Each submit then waits for its timestamps, so profile to
+    /// see where GPU time goes, and time throughput without it. An error where the adapter has
+    /// no timestamp queries inside passes.
+    pub fn enable_profiling(&mut self) -> Result<()> {
+        if !self.ctx.has_timestamps() {
+            return Err(Error::Invalid {
+                op: "enable_profiling",
+                detail: format!(
+                    "{} has no timestamp queries inside compute passes",
+                    self.ctx.adapter().name
+                ),
+            });
+        }
+        self.flush()?;
+        let queries = (ARENA_DISPATCHES + 1) as u32;
+        let bytes = 8 * queries as u64;
+        let device = &self.ctx.device;
+        self.profiler = Some(Profiler {
+            queries: device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("wgtrain profiler"),
+                ty: wgpu::QueryType::Timestamp,
+                count: queries,
+            }),
+            resolve: device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("wgtrain profiler resolve"),
+                size: bytes,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            }),
+            readback: device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("wgtrain profiler readback"),
+                size: bytes,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+            period_ns: self.ctx.queue.get_timestamp_period() as f64,
+            pending: Vec::new(),
+            totals: Vec::new(),
+        });
+        self.stats.buffers_created += 2;
+        Ok(())
+    }
+
+    /// GPU time per kernel since profiling was enabled (or last reset), longest first. Empty
+    /// when profiling is off.
+    pub fn kernel_times(&self) -> Vec<KernelTime> {
+        let mut t = self
+            .profiler
+            .as_ref()
+            .map(|p| p.totals.clone())
+            .unwrap_or_default();
+        t.sort_by(|a, b| b.nanos.total_cmp(&a.nanos));
+        t
+    }
+
+    /// Clears the per-kernel totals (after a warm-up, say).
+    pub fn reset_kernel_times(&mut self) {
+        if let Some(p) = &mut self.profiler {
+            p.totals.clear();
+        }
+    }
+
+    /// Reads the timestamps of the last submit, if it was profiled, and adds them up. Waits.
+    fn collect_profile(&mut self) -> Result<()> {
+        let Some(p) = self.profiler.as_mut() else {
+            return Ok(());
+        };
+        if p.pending.is_empty() {
+            return Ok(());
+        }
+        let bytes = 8 * (p.pending.len() as u64 + 1);
+        let (tx, rx) = std::sync::mpsc::channel();
+        p.readback
+            .slice(0..bytes)
+            .map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send(r);
+            });
+        let polled = self.ctx.device.poll(wgpu::PollType::wait_indefinitely());
+        polled.map_err(|e| Error::DeviceLost(e.to_string()))?;
+        let p = self.profiler.as_mut().expect("checked above");
+        rx.recv()
+            .map_err(|_| Error::DeviceLost("the profiler callback never ran".into()))?
+            .map_err(|e| Error::DeviceLost(format!("mapping the profiler buffer failed: {e}")))?;
+        {
+            let view = p.readback.slice(0..bytes).get_mapped_range().map_err(|e| {
+                Error::DeviceLost(format!("reading the profiler buffer failed: {e}"))
+            })?;
+            let stamps: &[u64] = bytemuck::cast_slice(&view);
+            for (i, label) in p.pending.iter().enumerate() {
+                let nanos = stamps[i + 1].saturating_sub(stamps[i]) as f64 * p.period_ns;
+                match p.totals.iter_mut().find(|t| t.kernel == *label) {
+                    Some(t) => {
+                        t.dispatches += 1;
+                        t.nanos += nanos;
+                    }
+                    None => p.totals.push(KernelTime {
+                        kernel: label,
+                        dispatches: 1,
+                        nanos,
+                    }),
+                }
+            }
+        }
+        p.readback.unmap();
+        p.pending.clear();
+        Ok(())
+    }
+
     /// Records one dispatch of `kernel` over `buffers` (in the kernel's binding order).
     fn record<P: bytemuck::Pod>(
         &mut self,
         kernel: Kernel,
+        constants: Constants,
+        params: P,
+        buffers: &[&GpuTensor],
+        groups: [u32; 3],
+    ) -> Result<()> {
+        self.record_labeled(kernel, kernel.entry, constants, params, buffers, groups)
+    }
+
+    /// [`GpuBackend::record`] under another name in the profile.
+    fn record_labeled<P: bytemuck::Pod>(
+        &mut self,
+        kernel: Kernel,
+        label: &'static str,
         constants: Constants,
         params: P,
         buffers: &[&GpuTensor],
@@ -260,7 +532,7 @@ impl GpuBackend {
                 for (i, t) in buffers.iter().enumerate() {
                     entries.push(wgpu::BindGroupEntry {
                         binding: i as u32 + 1,
-                        resource: t.buffer.as_entire_binding(),
+                        resource: t.binding(),
                     });
                 }
                 let bg = self
@@ -283,6 +555,7 @@ impl GpuBackend {
         self.arena[offset..offset + bytes.len()].copy_from_slice(bytes);
 
         self.recorded.push(Dispatch {
+            label,
             pipeline,
             bind_group,
             params_offset: offset as u32,
@@ -356,9 +629,11 @@ fn storage_tensor(device: &wgpu::Device, rows: usize, cols: usize, mapped: bool)
     });
     GpuTensor {
         buffer,
+        offset: 0,
         id: NEXT_TENSOR_ID.fetch_add(1, Ordering::Relaxed),
         rows,
         cols,
+        group: None,
     }
 }
 
@@ -387,12 +662,12 @@ impl Backend for GpuBackend {
         }
         self.ctx
             .queue
-            .write_buffer(&t.buffer, 0, bytemuck::cast_slice(data));
+            .write_buffer(&t.buffer, t.offset, bytemuck::cast_slice(data));
         Ok(())
     }
 
     fn read(&mut self, t: &GpuTensor) -> Result<Vec<f32>> {
-        let bytes = t.buffer.size();
+        let bytes = t.bytes();
         if self.staging.as_ref().is_none_or(|s| s.size() < bytes) {
             self.staging = Some(self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("wgtrain readback"),
@@ -407,7 +682,7 @@ impl Backend for GpuBackend {
             .staging
             .clone()
             .expect("staging buffer was just created");
-        encoder.copy_buffer_to_buffer(&t.buffer, 0, &staging, 0, Some(bytes));
+        encoder.copy_buffer_to_buffer(&t.buffer, t.offset, &staging, 0, Some(bytes));
         self.ctx.queue.submit([encoder.finish()]);
         self.stats.submits += 1;
 
@@ -416,6 +691,7 @@ impl Backend for GpuBackend {
             let _ = tx.send(r);
         });
         self.wait()?;
+        self.collect_profile()?;
         rx.recv()
             .map_err(|_| Error::DeviceLost("the readback callback never ran".into()))?
             .map_err(|e| Error::DeviceLost(format!("mapping the readback buffer failed: {e}")))?;
@@ -436,7 +712,8 @@ impl Backend for GpuBackend {
         let encoder = self.encode_recorded();
         self.ctx.queue.submit([encoder.finish()]);
         self.stats.submits += 1;
-        self.ctx.check_errors(self.last_op)
+        self.ctx.check_errors(self.last_op)?;
+        self.collect_profile()
     }
 
     fn finish(&mut self) -> Result<()> {
@@ -463,7 +740,11 @@ impl Backend for GpuBackend {
         c: &mut GpuTensor,
     ) -> Result<()> {
         let (m, n, k) = check::matmul(a, ta, b, tb, c)?;
-        let tiles = self.matmul_tiles;
+        let tiles = if self.matmul_tiles.runs(m, n, k, ta, tb) {
+            self.matmul_tiles
+        } else {
+            MatmulTiles::DIRECT
+        };
         let max = self.ctx.limits().max_compute_workgroups_per_dimension as usize;
         let groups = [
             n.div_ceil(tiles.block_n() as usize),
@@ -483,8 +764,9 @@ impl Backend for GpuBackend {
             k: u32_dim("matmul", k)?,
             _pad: 0,
         };
-        self.record(
+        self.record_labeled(
             tiles.variant.kernel(),
+            tiles.variant.label(ta, tb),
             tiles.constants(ta, tb),
             params,
             &[c, a, b],
@@ -739,6 +1021,79 @@ impl Backend for GpuBackend {
         self.reduce(kernels::ERROR_SUM, constants, params, acc, pred, target)
     }
 
+    fn zeros_group(&mut self, shapes: &[[usize; 2]]) -> Result<Vec<GpuTensor>> {
+        // Each part starts at the storage-offset alignment (and on a vec4), so each can be
+        // bound on its own; the gaps stay zero.
+        let align = (self.ctx.limits().min_storage_buffer_offset_alignment as usize).max(16) / 4;
+        let mut starts = Vec::with_capacity(shapes.len());
+        let mut end = 0usize;
+        for &[rows, cols] in shapes {
+            check::new_tensor(rows, cols, None)?;
+            let start = end.next_multiple_of(align);
+            starts.push(start);
+            end = start + rows * cols;
+        }
+        if shapes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let len = end.next_multiple_of(4);
+        let whole = self.new_tensor(1, len, None)?;
+        Ok(shapes
+            .iter()
+            .zip(starts)
+            .enumerate()
+            .map(|(index, (&[rows, cols], start))| GpuTensor {
+                buffer: whole.buffer.clone(),
+                offset: start as u64 * 4,
+                id: NEXT_TENSOR_ID.fetch_add(1, Ordering::Relaxed),
+                rows,
+                cols,
+                group: Some(Group {
+                    id: whole.id,
+                    index,
+                    count: shapes.len(),
+                    len,
+                }),
+            })
+            .collect())
+    }
+
+    fn optimizer_step_all(
+        &mut self,
+        opt: Optimizer,
+        t: u64,
+        params: &mut [GpuTensor],
+        grads: &[GpuTensor],
+        state: &mut [Vec<GpuTensor>],
+        guard: Option<(&GpuTensor, usize)>,
+    ) -> Result<()> {
+        check::optimizer_all(params.len(), grads.len(), state.len())?;
+        for ((p, g), s) in params.iter().zip(grads).zip(state.iter()) {
+            check::optimizer(opt, t, p, g, s, guard)?;
+        }
+        // One dispatch over the whole buffers when params, grads and each kind of state are
+        // whole groups with the same layout; otherwise one step per tensor.
+        let whole = GpuTensor::whole_group(params.iter()).and_then(|p| {
+            let g = GpuTensor::whole_group(grads.iter())?;
+            let s = (0..opt.state_tensors())
+                .map(|k| GpuTensor::whole_group(state.iter().map(|s| &s[k])))
+                .collect::<Option<Vec<_>>>()?;
+            let same = g.len() == p.len() && s.iter().all(|s| s.len() == p.len());
+            same.then_some((p, g, s))
+        });
+        match whole {
+            Some((mut p, g, mut s)) => {
+                self.optimizer_dispatch(opt, t, &mut p, &g, &mut s, guard, true)
+            }
+            None => {
+                for ((p, g), s) in params.iter_mut().zip(grads).zip(state) {
+                    self.optimizer_step(opt, t, p, g, s, guard)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
     fn optimizer_step(
         &mut self,
         opt: Optimizer,
@@ -749,6 +1104,26 @@ impl Backend for GpuBackend {
         guard: Option<(&GpuTensor, usize)>,
     ) -> Result<()> {
         check::optimizer(opt, t, param, grad, state, guard)?;
+        self.optimizer_dispatch(opt, t, param, grad, state, guard, false)
+    }
+}
+
+impl GpuBackend {
+    /// One optimizer dispatch over `param` (checked by the caller): one thread per element,
+    /// or with `vec4` (whole groups, whose lengths are multiples of 4) per four.
+    #[allow(clippy::too_many_arguments)]
+    fn optimizer_dispatch(
+        &mut self,
+        opt: Optimizer,
+        t: u64,
+        param: &mut GpuTensor,
+        grad: &GpuTensor,
+        state: &mut [GpuTensor],
+        guard: Option<(&GpuTensor, usize)>,
+        vec4: bool,
+    ) -> Result<()> {
+        let lanes = if vec4 { 4 } else { 1 };
+        let kernel = |scalar: Kernel, wide: Kernel| if vec4 { wide } else { scalar };
         // A second handle on the same buffer (same id, so the same cached bind group).
         let fallback = GpuTensor {
             buffer: self.finite_guard.buffer.clone(),
@@ -756,7 +1131,7 @@ impl Backend for GpuBackend {
         };
         let (guard, guard_slot) = guard.unwrap_or((&fallback, 0));
         let mut params = kernels::OptimParams {
-            len: u32_dim("optimizer_step", param.len())?,
+            len: u32_dim("optimizer_step", param.len() / lanes)?,
             lr: opt.lr(),
             beta1: 0.0,
             beta2: 0.0,
@@ -766,10 +1141,10 @@ impl Backend for GpuBackend {
             bias_correction2: 1.0,
             guard_slot: u32_dim("optimizer_step", guard_slot)?,
         };
-        let groups = self.grid_1d(param.len())?;
+        let groups = self.grid_1d(param.len() / lanes)?;
         match (opt, state) {
             (Optimizer::Sgd { .. }, []) => self.record(
-                kernels::OPT_SGD,
+                kernel(kernels::OPT_SGD, kernels::OPT_SGD4),
                 Constants::default(),
                 params,
                 &[param, guard, grad],
@@ -784,7 +1159,7 @@ impl Backend for GpuBackend {
                 params.beta1 = momentum;
                 let constants = Constants::new(&[("NESTEROV", nesterov as u8 as f64)]);
                 self.record(
-                    kernels::OPT_MOMENTUM,
+                    kernel(kernels::OPT_MOMENTUM, kernels::OPT_MOMENTUM4),
                     constants,
                     params,
                     &[param, guard, grad, v],
@@ -809,7 +1184,7 @@ impl Backend for GpuBackend {
                 params.bias_correction1 = bc1;
                 params.bias_correction2 = bc2;
                 self.record(
-                    kernels::OPT_ADAM,
+                    kernel(kernels::OPT_ADAM, kernels::OPT_ADAM4),
                     Constants::default(),
                     params,
                     &[param, guard, grad, m, v],
@@ -865,10 +1240,25 @@ impl GpuBackend {
                 label: Some("wgtrain"),
                 timestamp_writes: None,
             });
+            if let Some(p) = &mut self.profiler {
+                pass.write_timestamp(&p.queries, 0);
+                p.pending.clear();
+            }
             for d in self.recorded.drain(..) {
                 pass.set_pipeline(&d.pipeline);
                 pass.set_bind_group(0, &d.bind_group, &[d.params_offset]);
                 pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
+                if let Some(p) = &mut self.profiler {
+                    p.pending.push(d.label);
+                    pass.write_timestamp(&p.queries, p.pending.len() as u32);
+                }
+            }
+        }
+        if let Some(p) = &self.profiler {
+            if !p.pending.is_empty() {
+                let n = p.pending.len() as u32 + 1;
+                encoder.resolve_query_set(&p.queries, 0..n, &p.resolve, 0);
+                encoder.copy_buffer_to_buffer(&p.resolve, 0, &p.readback, 0, Some(8 * n as u64));
             }
         }
         encoder
