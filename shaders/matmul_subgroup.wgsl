@@ -13,80 +13,118 @@
 // holds however the adapter groups invocations. No invocation returns early: every lane must
 // take part in the broadcasts, so out-of-range ones load clamped data and skip their stores.
 
+// op(A)'s rows row0..row0 + 8 at k0..k0 + 4, one load per lane, shared by broadcasts. Every lane
+// of the subgroup must call it (uniform control flow).
+fn share_a(row0: u32, k0: u32, lane: u32) -> ABlock {
+    if (TRANS_A) {
+        // Stored [K, M]: lane 2·kk + h loads rows row0 + 4h.. at k0 + kk.
+        let m4 = p.m / 4u;
+        let mine = a[(k0 + lane / 2u) * m4 + min(row0 / 4u + lane % 2u, m4 - 1u)];
+        let l0 = subgroupBroadcast(mine, 0u);
+        let h0 = subgroupBroadcast(mine, 1u);
+        let l1 = subgroupBroadcast(mine, 2u);
+        let h1 = subgroupBroadcast(mine, 3u);
+        let l2 = subgroupBroadcast(mine, 4u);
+        let h2 = subgroupBroadcast(mine, 5u);
+        let l3 = subgroupBroadcast(mine, 6u);
+        let h3 = subgroupBroadcast(mine, 7u);
+        return ABlock(
+            vec4(l0.x, l1.x, l2.x, l3.x),
+            vec4(l0.y, l1.y, l2.y, l3.y),
+            vec4(l0.z, l1.z, l2.z, l3.z),
+            vec4(l0.w, l1.w, l2.w, l3.w),
+            vec4(h0.x, h1.x, h2.x, h3.x),
+            vec4(h0.y, h1.y, h2.y, h3.y),
+            vec4(h0.z, h1.z, h2.z, h3.z),
+            vec4(h0.w, h1.w, h2.w, h3.w),
+        );
+    }
+    // Stored [M, K]: lane i loads row row0 + i at k0..k0 + 4.
+    let mine = a[min(row0 + lane, p.m - 1u) * (p.k / 4u) + k0 / 4u];
+    return ABlock(
+        subgroupBroadcast(mine, 0u),
+        subgroupBroadcast(mine, 1u),
+        subgroupBroadcast(mine, 2u),
+        subgroupBroadcast(mine, 3u),
+        subgroupBroadcast(mine, 4u),
+        subgroupBroadcast(mine, 5u),
+        subgroupBroadcast(mine, 6u),
+        subgroupBroadcast(mine, 7u),
+    );
+}
+
+// v4's block: rows row0..row0 + 8 for the subgroup, columns col0..col0 + 8 for this lane.
+fn subgroup_block(row0: u32, col0: u32, lane: u32) -> Acc8 {
+    var acc: Acc8;
+    for (var k0 = 0u; k0 < p.k; k0 += 4u) {
+        acc = mac8(acc, share_a(row0, k0, lane), load_b(k0, col0));
+    }
+    return acc;
+}
+
 @compute @workgroup_size(8u * WG_Y)
 fn matmul_subgroup(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(subgroup_id) sg: u32,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
-    let row0 = (wid.y * WG_Y + sg) * TM;
-    let col0 = (wid.x * 8u + lane) * TN;
-    let k4 = p.k / 4u;
-    var c0: Pair;
-    var c1: Pair;
-    var c2: Pair;
-    var c3: Pair;
-    var c4: Pair;
-    var c5: Pair;
-    var c6: Pair;
-    var c7: Pair;
+    let row0 = (wid.y * WG_Y + sg) * 8u;
+    let col0 = (wid.x * 8u + lane) * 8u;
+    store8(row0, col0, subgroup_block(row0, col0, lane));
+}
+
+@compute @workgroup_size(8u * WG_Y)
+fn matmul_subgroup_bias_act(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(subgroup_id) sg: u32,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    let row0 = (wid.y * WG_Y + sg) * 8u;
+    let col0 = (wid.x * 8u + lane) * 8u;
+    store8_bias_act(row0, col0, subgroup_block(row0, col0, lane));
+}
+
+// v5 `matmul_subgroup16`: v4 with 16 rows per invocation (a 16 × 64 block per subgroup): two
+// shared loads of op(A) and the same 8 of op(B) per step of 4 in K, for twice the
+// multiply-adds. The accumulators no longer fit in registers on a CPU; spilling them costs less
+// than the loads it saves there.
+struct Acc16 {
+    top: Acc8,
+    bottom: Acc8,
+}
+
+fn subgroup16_block(row0: u32, col0: u32, lane: u32) -> Acc16 {
+    var acc: Acc16;
     for (var k0 = 0u; k0 < p.k; k0 += 4u) {
-        var av: ABlock;
-        if (TRANS_A) {
-            // Stored [K, M]: lane 2·kk + h loads rows row0 + 4h.. at k0 + kk.
-            let m4 = p.m / 4u;
-            let mine = a[(k0 + lane / 2u) * m4 + min(row0 / 4u + lane % 2u, m4 - 1u)];
-            let l0 = subgroupBroadcast(mine, 0u);
-            let h0 = subgroupBroadcast(mine, 1u);
-            let l1 = subgroupBroadcast(mine, 2u);
-            let h1 = subgroupBroadcast(mine, 3u);
-            let l2 = subgroupBroadcast(mine, 4u);
-            let h2 = subgroupBroadcast(mine, 5u);
-            let l3 = subgroupBroadcast(mine, 6u);
-            let h3 = subgroupBroadcast(mine, 7u);
-            av = ABlock(
-                vec4(l0.x, l1.x, l2.x, l3.x),
-                vec4(l0.y, l1.y, l2.y, l3.y),
-                vec4(l0.z, l1.z, l2.z, l3.z),
-                vec4(l0.w, l1.w, l2.w, l3.w),
-                vec4(h0.x, h1.x, h2.x, h3.x),
-                vec4(h0.y, h1.y, h2.y, h3.y),
-                vec4(h0.z, h1.z, h2.z, h3.z),
-                vec4(h0.w, h1.w, h2.w, h3.w),
-            );
-        } else {
-            // Stored [M, K]: lane i loads row row0 + i at k0..k0 + 4.
-            let mine = a[min(row0 + lane, p.m - 1u) * k4 + k0 / 4u];
-            av = ABlock(
-                subgroupBroadcast(mine, 0u),
-                subgroupBroadcast(mine, 1u),
-                subgroupBroadcast(mine, 2u),
-                subgroupBroadcast(mine, 3u),
-                subgroupBroadcast(mine, 4u),
-                subgroupBroadcast(mine, 5u),
-                subgroupBroadcast(mine, 6u),
-                subgroupBroadcast(mine, 7u),
-            );
-        }
-        let bv = load_b(k0, min(col0, p.n - 1u));
-        c0 = mac(c0, av.r0, bv);
-        c1 = mac(c1, av.r1, bv);
-        c2 = mac(c2, av.r2, bv);
-        c3 = mac(c3, av.r3, bv);
-        c4 = mac(c4, av.r4, bv);
-        c5 = mac(c5, av.r5, bv);
-        c6 = mac(c6, av.r6, bv);
-        c7 = mac(c7, av.r7, bv);
+        let bv = load_b(k0, col0);
+        acc.top = mac8(acc.top, share_a(row0, k0, lane), bv);
+        acc.bottom = mac8(acc.bottom, share_a(row0 + 8u, k0, lane), bv);
     }
-    if (col0 >= p.n) {
-        return;
-    }
-    store_row(row0, col0, c0);
-    store_row(row0 + 1u, col0, c1);
-    store_row(row0 + 2u, col0, c2);
-    store_row(row0 + 3u, col0, c3);
-    store_row(row0 + 4u, col0, c4);
-    store_row(row0 + 5u, col0, c5);
-    store_row(row0 + 6u, col0, c6);
-    store_row(row0 + 7u, col0, c7);
+    return acc;
+}
+
+@compute @workgroup_size(8u * WG_Y)
+fn matmul_subgroup16(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(subgroup_id) sg: u32,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    let row0 = (wid.y * WG_Y + sg) * 16u;
+    let col0 = (wid.x * 8u + lane) * 8u;
+    let acc = subgroup16_block(row0, col0, lane);
+    store8(row0, col0, acc.top);
+    store8(row0 + 8u, col0, acc.bottom);
+}
+
+@compute @workgroup_size(8u * WG_Y)
+fn matmul_subgroup16_bias_act(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(subgroup_id) sg: u32,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    let row0 = (wid.y * WG_Y + sg) * 16u;
+    let col0 = (wid.x * 8u + lane) * 8u;
+    let acc = subgroup16_block(row0, col0, lane);
+    store8_bias_act(row0, col0, acc.top);
+    store8_bias_act(row0 + 8u, col0, acc.bottom);
 }

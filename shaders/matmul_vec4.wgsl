@@ -17,13 +17,18 @@ struct Params {
     m: u32,
     n: u32,
     k: u32,
-    _pad: u32,
+    // The activation's α, for the fused epilogue.
+    alpha: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> c: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> b: array<vec4<f32>>;
+// The `*_bias_act` entry points' epilogue: c = op(A)·op(B) + bias (a [1, N] row), act_out =
+// act(c), with the activation chosen by the ACT override (act_math.wgsl).
+@group(0) @binding(4) var<storage, read> bias: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> act_out: array<vec4<f32>>;
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
@@ -156,8 +161,44 @@ fn mac(acc: Pair, a_row: vec4<f32>, bb: BBlock) -> Pair {
     return r;
 }
 
+// The 8 rows of C an invocation owns.
+struct Acc8 {
+    r0: Pair,
+    r1: Pair,
+    r2: Pair,
+    r3: Pair,
+    r4: Pair,
+    r5: Pair,
+    r6: Pair,
+    r7: Pair,
+}
+
+// acc += the 8 × 4 block of op(A) · the 4 × 8 block of op(B), row by row, in k order.
+fn mac8(acc: Acc8, av: ABlock, bv: BBlock) -> Acc8 {
+    return Acc8(
+        mac(acc.r0, av.r0, bv),
+        mac(acc.r1, av.r1, bv),
+        mac(acc.r2, av.r2, bv),
+        mac(acc.r3, av.r3, bv),
+        mac(acc.r4, av.r4, bv),
+        mac(acc.r5, av.r5, bv),
+        mac(acc.r6, av.r6, bv),
+        mac(acc.r7, av.r7, bv),
+    );
+}
+
+fn act4(v: vec4<f32>) -> vec4<f32> {
+    return vec4(
+        act_forward(v.x, p.alpha),
+        act_forward(v.y, p.alpha),
+        act_forward(v.z, p.alpha),
+        act_forward(v.w, p.alpha),
+    );
+}
+
+// Row `row` of C at columns col0..col0 + 8.
 fn store_row(row: u32, col0: u32, r: Pair) {
-    if (row >= p.m) {
+    if (row >= p.m || col0 >= p.n) {
         return;
     }
     let i = (row * p.n + col0) / 4u;
@@ -167,39 +208,69 @@ fn store_row(row: u32, col0: u32, r: Pair) {
     }
 }
 
+// The same with the epilogue: C's row plus the bias, and its activation. A separate function
+// (not a flag) so the plain entry points never touch the epilogue's bindings.
+fn store_row_bias_act(row: u32, col0: u32, r: Pair) {
+    if (row >= p.m || col0 >= p.n) {
+        return;
+    }
+    let i = (row * p.n + col0) / 4u;
+    let j = col0 / 4u;
+    let lo = r.lo + bias[j];
+    c[i] = lo;
+    act_out[i] = act4(lo);
+    if (col0 + 4u < p.n) {
+        let hi = r.hi + bias[j + 1u];
+        c[i + 1u] = hi;
+        act_out[i + 1u] = act4(hi);
+    }
+}
+
+fn store8(row0: u32, col0: u32, acc: Acc8) {
+    store_row(row0, col0, acc.r0);
+    store_row(row0 + 1u, col0, acc.r1);
+    store_row(row0 + 2u, col0, acc.r2);
+    store_row(row0 + 3u, col0, acc.r3);
+    store_row(row0 + 4u, col0, acc.r4);
+    store_row(row0 + 5u, col0, acc.r5);
+    store_row(row0 + 6u, col0, acc.r6);
+    store_row(row0 + 7u, col0, acc.r7);
+}
+
+fn store8_bias_act(row0: u32, col0: u32, acc: Acc8) {
+    store_row_bias_act(row0, col0, acc.r0);
+    store_row_bias_act(row0 + 1u, col0, acc.r1);
+    store_row_bias_act(row0 + 2u, col0, acc.r2);
+    store_row_bias_act(row0 + 3u, col0, acc.r3);
+    store_row_bias_act(row0 + 4u, col0, acc.r4);
+    store_row_bias_act(row0 + 5u, col0, acc.r5);
+    store_row_bias_act(row0 + 6u, col0, acc.r6);
+    store_row_bias_act(row0 + 7u, col0, acc.r7);
+}
+
+// Each invocation's 8 × 8 block: rows gid.y·8.., columns gid.x·8...
+fn vec4_block(row0: u32, col0: u32) -> Acc8 {
+    var acc: Acc8;
+    for (var k0 = 0u; k0 < p.k; k0 += 4u) {
+        acc = mac8(acc, load_a(row0, k0), load_b(k0, col0));
+    }
+    return acc;
+}
+
 @compute @workgroup_size(WG_X, WG_Y, 1)
 fn matmul_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
     let row0 = gid.y * TM;
     let col0 = gid.x * TN;
-    if (row0 >= p.m || col0 >= p.n) {
-        return;
+    if (row0 < p.m && col0 < p.n) {
+        store8(row0, col0, vec4_block(row0, col0));
     }
-    var c0: Pair;
-    var c1: Pair;
-    var c2: Pair;
-    var c3: Pair;
-    var c4: Pair;
-    var c5: Pair;
-    var c6: Pair;
-    var c7: Pair;
-    for (var k0 = 0u; k0 < p.k; k0 += 4u) {
-        let av = load_a(row0, k0);
-        let bv = load_b(k0, col0);
-        c0 = mac(c0, av.r0, bv);
-        c1 = mac(c1, av.r1, bv);
-        c2 = mac(c2, av.r2, bv);
-        c3 = mac(c3, av.r3, bv);
-        c4 = mac(c4, av.r4, bv);
-        c5 = mac(c5, av.r5, bv);
-        c6 = mac(c6, av.r6, bv);
-        c7 = mac(c7, av.r7, bv);
+}
+
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn matmul_vec4_bias_act(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let row0 = gid.y * TM;
+    let col0 = gid.x * TN;
+    if (row0 < p.m && col0 < p.n) {
+        store8_bias_act(row0, col0, vec4_block(row0, col0));
     }
-    store_row(row0, col0, c0);
-    store_row(row0 + 1u, col0, c1);
-    store_row(row0 + 2u, col0, c2);
-    store_row(row0 + 3u, col0, c3);
-    store_row(row0 + 4u, col0, c4);
-    store_row(row0 + 5u, col0, c5);
-    store_row(row0 + 6u, col0, c6);
-    store_row(row0 + 7u, col0, c7);
 }

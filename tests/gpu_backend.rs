@@ -259,6 +259,13 @@ fn every_matmul_variant_and_tiling_agrees_with_the_reference() {
     let mut tilings = tilings.to_vec();
     if g.context().adapter().subgroup_sizes == Some((8, 8)) {
         tilings.extend([MatmulTiles::SUBGROUP, subgroup(2), subgroup(1)]);
+        tilings.extend([
+            MatmulTiles::SUBGROUP16,
+            MatmulTiles {
+                wg_y: 1,
+                ..MatmulTiles::SUBGROUP16
+            },
+        ]);
     } else {
         let err = g.set_matmul_tiles(MatmulTiles::SUBGROUP).unwrap_err();
         assert!(err.to_string().contains("exactly 8"), "{err}");
@@ -434,6 +441,7 @@ fn profiling_times_every_dispatch_by_kernel() {
         return;
     }
     g.enable_profiling().unwrap();
+    g.set_autotune(false); // its trial runs would be timed too
     let a = g.upload(16, 8, &[0.5; 128]).unwrap();
     let w = g.upload(8, 4, &[0.25; 32]).unwrap();
     let mut c = g.zeros(16, 4).unwrap();
@@ -453,4 +461,37 @@ fn profiling_times_every_dispatch_by_kernel() {
     assert!(mm.nanos > 0.0 && act.nanos > 0.0, "{times:?}");
     g.reset_kernel_times();
     assert!(g.kernel_times().is_empty());
+}
+
+/// The matmul tiling is measured once per shape class (dimensions rounded up to powers of two,
+/// and the transposes) and the choice is shared by every backend on the context; a tiling set
+/// by hand turns tuning off.
+#[test]
+fn autotuning_runs_once_per_shape_class_and_is_shared_by_the_context() {
+    use std::sync::Arc;
+    use wgtrain::backend::gpu::{GpuBackend, MatmulTiles};
+    if common::gpu().is_none() {
+        return;
+    }
+    let ctx = Arc::new(GpuContext::new().unwrap());
+    let mut g = GpuBackend::with_context(ctx.clone());
+    let product = |g: &mut GpuBackend, m: usize, n: usize, k: usize| {
+        let a = g.upload(m, k, &vec![1.0; m * k]).unwrap();
+        let b = g.upload(k, n, &vec![0.5; k * n]).unwrap();
+        let mut c = g.zeros(m, n).unwrap();
+        g.matmul(&a, false, &b, false, &mut c).unwrap();
+        assert!(g.read(&c).unwrap().iter().all(|&v| v == 0.5 * k as f32));
+    };
+    product(&mut g, 40, 44, 36);
+    assert_eq!(g.stats().tunings, 1, "first use of the 64×64×64 class");
+    product(&mut g, 36, 60, 48);
+    assert_eq!(g.stats().tunings, 1, "the same class again");
+    product(&mut g, 4, 8, 200);
+    assert_eq!(g.stats().tunings, 2, "a new class");
+    let mut other = GpuBackend::with_context(ctx);
+    product(&mut other, 40, 44, 36);
+    assert_eq!(other.stats().tunings, 0, "another backend on the context");
+    other.set_matmul_tiles(MatmulTiles::VEC4).unwrap();
+    product(&mut other, 400, 400, 400);
+    assert_eq!(other.stats().tunings, 0, "a fixed tiling is not tuned");
 }

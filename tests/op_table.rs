@@ -16,13 +16,13 @@ fn wgsl_const(source: &str, name: &str) -> Option<u32> {
 
 #[test]
 fn activation_codes_match_the_shader() {
-    let src = include_str!("../shaders/activation.wgsl");
+    let src = include_str!("../shaders/act_math.wgsl");
     for act in Activation::ALL {
         let name = format!("ACT_{}", act.name().to_uppercase());
         assert_eq!(
             wgsl_const(src, &name),
             Some(act.code()),
-            "{name} in activation.wgsl"
+            "{name} in act_math.wgsl"
         );
     }
 }

@@ -47,6 +47,38 @@ fn check_matmul<B: Backend>(b: &mut B) {
 }
 backend_test!(matmul, check_matmul);
 
+/// The dense forward `z = x·w + bias; a = act(z)` (fused into the matmul's epilogue on the GPU
+/// where it can be) against the reference's matmul, bias and activation in turn, for every
+/// activation on the matmul shapes (softmax runs unfused).
+fn check_dense_forward<B: Backend>(b: &mut B) {
+    let mut r = rng(11);
+    for act in Activation::ALL {
+        for &(m, n, k, why) in MATMUL_SHAPES {
+            let x_data = uniform(&mut r, m * k, -1.0, 1.0);
+            let w_data = uniform(&mut r, k * n, -1.0, 1.0);
+            let bias_data = uniform(&mut r, n, -1.0, 1.0);
+            let (x, w, bias) = (
+                upload(b, m, k, &x_data),
+                upload(b, k, n, &w_data),
+                upload(b, 1, n, &bias_data),
+            );
+            let (mut z, mut a) = (b.zeros(m, n).unwrap(), b.zeros(m, n).unwrap());
+            b.dense_forward(&x, &w, &bias, act, &mut z, &mut a).unwrap();
+            let mut want_z = vec![0.0; m * n];
+            cpu::matmul_forward(&x_data, false, &w_data, false, &mut want_z, m, n, k);
+            cpu::bias_forward(&mut want_z, &bias_data, n);
+            let mut want_a = vec![0.0; m * n];
+            cpu::activation_forward(act, &want_z, &mut want_a, n);
+            let what = format!("{} dense forward M={m} N={n} K={k} ({why})", act.name());
+            let tol = matmul_tolerance(k);
+            assert_close(&format!("{what}: z"), tol, &b.read(&z).unwrap(), &want_z);
+            let tol = Tolerance::new(tol.abs + ELEMENTWISE.abs, ELEMENTWISE.rel);
+            assert_close(&format!("{what}: a"), tol, &b.read(&a).unwrap(), &want_a);
+        }
+    }
+}
+backend_test!(dense_forward, check_dense_forward);
+
 fn check_bias<B: Backend>(b: &mut B) {
     let mut r = rng(2);
     for &(rows, cols, why) in ROW_SHAPES {

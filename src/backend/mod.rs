@@ -85,6 +85,25 @@ pub trait Backend {
     /// `z[r, :] += bias[0, :]`. `z`: `[N, C]`, `bias`: `[1, C]`.
     fn bias_add(&mut self, z: &mut Self::Tensor, bias: &Self::Tensor) -> Result<()>;
 
+    /// A dense layer's forward: `z = x·w + bias; a = act(z)`, with `x` `[N, K]`, `w` `[K, C]`,
+    /// `bias` `[1, C]`, `z` and `a` `[N, C]`. The same as [`Backend::matmul`],
+    /// [`Backend::bias_add`] and [`Backend::activation`] in turn (the default); the GPU backend
+    /// fuses the bias and an element-wise activation into the product's epilogue where its
+    /// matmul variant has one.
+    fn dense_forward(
+        &mut self,
+        x: &Self::Tensor,
+        w: &Self::Tensor,
+        bias: &Self::Tensor,
+        act: Activation,
+        z: &mut Self::Tensor,
+        a: &mut Self::Tensor,
+    ) -> Result<()> {
+        self.matmul(x, false, w, false, z)?;
+        self.bias_add(z, bias)?;
+        self.activation(act, z, a)
+    }
+
     /// `db[0, c] = Σ_r dy[r, c]`. `dy`: `[N, C]`, `db`: `[1, C]`.
     fn bias_grad(&mut self, dy: &Self::Tensor, db: &mut Self::Tensor) -> Result<()>;
 

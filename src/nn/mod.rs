@@ -267,9 +267,14 @@ impl<T: Tensor> Network<T> {
         for (i, &act) in self.activations.iter().enumerate() {
             let (below, rest) = acts.a.split_at_mut(i);
             let input = if i == 0 { x } else { &below[i - 1] };
-            b.matmul(input, false, self.weight(i), false, &mut acts.z[i])?;
-            b.bias_add(&mut acts.z[i], self.bias(i))?;
-            b.activation(act, &acts.z[i], &mut rest[0])?;
+            b.dense_forward(
+                input,
+                self.weight(i),
+                self.bias(i),
+                act,
+                &mut acts.z[i],
+                &mut rest[0],
+            )?;
         }
         Ok(())
     }

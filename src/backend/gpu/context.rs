@@ -80,6 +80,8 @@ pub struct GpuContext {
     lost: Arc<Mutex<Option<String>>>,
     /// Whether matmul v4 gave the reference's products here (checked once, on first use).
     pub(crate) subgroup_matmul_ok: std::sync::OnceLock<bool>,
+    /// Autotuned matmul tilings by shape class, shared by every backend on this context.
+    pub(crate) tuned: Mutex<HashMap<super::TuneKey, super::MatmulTiles>>,
 }
 
 impl fmt::Debug for GpuContext {
@@ -195,6 +197,7 @@ impl GpuContext {
             errors,
             lost,
             subgroup_matmul_ok: std::sync::OnceLock::new(),
+            tuned: Mutex::default(),
         })
     }
 

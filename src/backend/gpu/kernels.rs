@@ -28,12 +28,12 @@ pub enum Module {
     Optim,
 }
 
+/// `shaders/common.wgsl` followed by the named files, in order.
 macro_rules! shader {
-    ($file:literal) => {
+    ($($file:literal),+) => {
         concat!(
             include_str!("../../../shaders/common.wgsl"),
-            "\n",
-            include_str!(concat!("../../../shaders/", $file))
+            $("\n", include_str!(concat!("../../../shaders/", $file))),+
         )
     };
 }
@@ -43,16 +43,14 @@ impl Module {
     pub fn source(self) -> &'static str {
         match self {
             Module::Matmul => shader!("matmul.wgsl"),
-            Module::MatmulVec4 => shader!("matmul_vec4.wgsl"),
+            Module::MatmulVec4 => shader!("act_math.wgsl", "matmul_vec4.wgsl"),
             // naga 30 takes subgroup builtins without (and refuses) `enable subgroups;`.
-            Module::MatmulSubgroup => concat!(
-                shader!("matmul_vec4.wgsl"),
-                "\n",
-                include_str!("../../../shaders/matmul_subgroup.wgsl")
-            ),
+            Module::MatmulSubgroup => {
+                shader!("act_math.wgsl", "matmul_vec4.wgsl", "matmul_subgroup.wgsl")
+            }
             Module::Bias => shader!("bias.wgsl"),
             Module::Fill => shader!("fill.wgsl"),
-            Module::Activation => shader!("activation.wgsl"),
+            Module::Activation => shader!("act_math.wgsl", "activation.wgsl"),
             Module::Loss => shader!("loss.wgsl"),
             Module::Reduce => shader!("reduce.wgsl"),
             Module::Optim => shader!("optim.wgsl"),
@@ -115,6 +113,26 @@ pub const MATMUL_VEC4: Kernel = k(Module::MatmulVec4, "matmul_vec4", &[RW, R, R]
 /// c, a, b: v4, v3 with op(A) shared by subgroup broadcasts (adapters with 8-wide subgroups;
 /// not in [`ALL`])
 pub const MATMUL_SUBGROUP: Kernel = k(Module::MatmulSubgroup, "matmul_subgroup", &[RW, R, R]);
+/// c, a, b: v5, v4 with 16 rows per invocation (not in [`ALL`])
+pub const MATMUL_SUBGROUP16: Kernel = k(Module::MatmulSubgroup, "matmul_subgroup16", &[RW, R, R]);
+/// z, x, w, bias, a: v3 with the epilogue `z = x·w + bias; a = act(z)`
+pub const MATMUL_VEC4_BIAS_ACT: Kernel = k(
+    Module::MatmulVec4,
+    "matmul_vec4_bias_act",
+    &[RW, R, R, R, RW],
+);
+/// z, x, w, bias, a: v4 with the epilogue (not in [`ALL`])
+pub const MATMUL_SUBGROUP_BIAS_ACT: Kernel = k(
+    Module::MatmulSubgroup,
+    "matmul_subgroup_bias_act",
+    &[RW, R, R, R, RW],
+);
+/// z, x, w, bias, a: v5 with the epilogue (not in [`ALL`])
+pub const MATMUL_SUBGROUP16_BIAS_ACT: Kernel = k(
+    Module::MatmulSubgroup,
+    "matmul_subgroup16_bias_act",
+    &[RW, R, R, R, RW],
+);
 /// z, bias
 pub const BIAS_ADD: Kernel = k(Module::Bias, "bias_add", &[RW, R]);
 /// db, dy
@@ -159,7 +177,7 @@ pub const OPT_MOMENTUM4: Kernel = k(Module::Optim, "opt_momentum4", &[RW, R, R, 
 pub const OPT_ADAM4: Kernel = k(Module::Optim, "opt_adam4", &[RW, R, R, RW, RW]);
 
 /// Every kernel, for tests that build every pipeline.
-pub const ALL: [Kernel; 24] = [
+pub const ALL: [Kernel; 25] = [
     MATMUL,
     MATMUL_DIRECT,
     MATMUL_VEC4,
@@ -184,6 +202,7 @@ pub const ALL: [Kernel; 24] = [
     OPT_SGD4,
     OPT_MOMENTUM4,
     OPT_ADAM4,
+    MATMUL_VEC4_BIAS_ACT,
 ];
 
 /// The most storage bindings any kernel has.
@@ -241,6 +260,8 @@ pub enum MatmulVariant {
     /// subgroups are exactly 8 wide. `wg_x` is the subgroup (8), `wg_y` subgroups per
     /// workgroup.
     Subgroup,
+    /// v5: v4 with 16 rows per invocation (two shared loads of op(A) per step).
+    Subgroup16,
 }
 
 impl MatmulVariant {
@@ -251,7 +272,33 @@ impl MatmulVariant {
             MatmulVariant::Direct => MATMUL_DIRECT,
             MatmulVariant::Vec4 => MATMUL_VEC4,
             MatmulVariant::Subgroup => MATMUL_SUBGROUP,
+            MatmulVariant::Subgroup16 => MATMUL_SUBGROUP16,
         }
+    }
+
+    /// The fused forward's name in a profile.
+    pub fn bias_act_label(self) -> &'static str {
+        match self {
+            MatmulVariant::Tiled | MatmulVariant::Direct => "matmul + bias + act (unfused)",
+            MatmulVariant::Vec4 => "matmul_vec4 A·B + bias + act",
+            MatmulVariant::Subgroup => "matmul_subgroup A·B + bias + act",
+            MatmulVariant::Subgroup16 => "matmul_subgroup16 A·B + bias + act",
+        }
+    }
+
+    /// The same product with the bias + activation epilogue, where this variant has one.
+    pub(crate) fn bias_act_kernel(self) -> Option<Kernel> {
+        match self {
+            MatmulVariant::Tiled | MatmulVariant::Direct => None,
+            MatmulVariant::Vec4 => Some(MATMUL_VEC4_BIAS_ACT),
+            MatmulVariant::Subgroup => Some(MATMUL_SUBGROUP_BIAS_ACT),
+            MatmulVariant::Subgroup16 => Some(MATMUL_SUBGROUP16_BIAS_ACT),
+        }
+    }
+
+    /// Whether it needs subgroups of exactly 8 invocations (`wg_x` = 8).
+    pub fn needs_subgroups(self) -> bool {
+        matches!(self, MatmulVariant::Subgroup | MatmulVariant::Subgroup16)
     }
 
     /// The name of a product with these transposes in a profile.
@@ -274,6 +321,10 @@ impl MatmulVariant {
             (Subgroup, false, true) => "matmul_subgroup A·Bᵀ",
             (Subgroup, true, false) => "matmul_subgroup Aᵀ·B",
             (Subgroup, true, true) => "matmul_subgroup Aᵀ·Bᵀ",
+            (Subgroup16, false, false) => "matmul_subgroup16 A·B",
+            (Subgroup16, false, true) => "matmul_subgroup16 A·Bᵀ",
+            (Subgroup16, true, false) => "matmul_subgroup16 Aᵀ·B",
+            (Subgroup16, true, true) => "matmul_subgroup16 Aᵀ·Bᵀ",
         }
     }
 
@@ -282,6 +333,7 @@ impl MatmulVariant {
         match self {
             MatmulVariant::Tiled | MatmulVariant::Direct => (MATMUL_TM, MATMUL_TN),
             MatmulVariant::Vec4 | MatmulVariant::Subgroup => (8, 8),
+            MatmulVariant::Subgroup16 => (16, 8),
         }
     }
 }
@@ -341,6 +393,14 @@ impl MatmulTiles {
         bk: 1,
     };
 
+    /// v5 with 4 subgroups of 8 per workgroup: a 64 × 64 block of C.
+    pub const SUBGROUP16: MatmulTiles = MatmulTiles {
+        variant: MatmulVariant::Subgroup16,
+        wg_x: 8,
+        wg_y: 4,
+        bk: 1,
+    };
+
     /// The default for an adapter of this wgpu device type (`"Cpu"` for a software one).
     pub fn for_device_type(device_type: &str) -> MatmulTiles {
         if device_type == "Cpu" {
@@ -356,7 +416,10 @@ impl MatmulTiles {
             MatmulVariant::Tiled => {
                 4 * self.bk as u64 * (self.block_m() as u64 + self.block_n() as u64)
             }
-            MatmulVariant::Direct | MatmulVariant::Vec4 | MatmulVariant::Subgroup => 0,
+            MatmulVariant::Direct
+            | MatmulVariant::Vec4
+            | MatmulVariant::Subgroup
+            | MatmulVariant::Subgroup16 => 0,
         }
     }
 
@@ -368,6 +431,13 @@ impl MatmulTiles {
     /// Columns of C per workgroup.
     pub fn block_n(self) -> u32 {
         self.wg_x * self.variant.register_block().1
+    }
+
+    /// The pipeline constants for the fused product with `act` in its epilogue.
+    pub fn bias_act_constants(self, act_code: u32) -> Constants {
+        let mut list = self.constants(false, false).to_wgpu();
+        list.push(("ACT", act_code as f64));
+        Constants::new(&list)
     }
 
     /// The pipeline constants for a product with these transposes.
@@ -382,9 +452,10 @@ impl MatmulTiles {
         match self.variant {
             MatmulVariant::Tiled => Constants::new(&all),
             // No workgroup tiles, so no BK.
-            MatmulVariant::Direct | MatmulVariant::Vec4 | MatmulVariant::Subgroup => {
-                Constants::new(&all[..4])
-            }
+            MatmulVariant::Direct
+            | MatmulVariant::Vec4
+            | MatmulVariant::Subgroup
+            | MatmulVariant::Subgroup16 => Constants::new(&all[..4]),
         }
     }
 
@@ -394,7 +465,7 @@ impl MatmulTiles {
     pub fn runs(self, m: usize, n: usize, k: usize, trans_a: bool, _trans_b: bool) -> bool {
         match self.variant {
             MatmulVariant::Tiled | MatmulVariant::Direct => true,
-            MatmulVariant::Vec4 | MatmulVariant::Subgroup => {
+            MatmulVariant::Vec4 | MatmulVariant::Subgroup | MatmulVariant::Subgroup16 => {
                 k % 4 == 0 && n % 4 == 0 && (!trans_a || m % 4 == 0)
             }
         }
@@ -411,7 +482,8 @@ pub struct MatmulParams {
     pub m: u32,
     pub n: u32,
     pub k: u32,
-    pub _pad: u32,
+    /// The activation's α (fused epilogues only).
+    pub alpha: f32,
 }
 
 /// `bias.wgsl`

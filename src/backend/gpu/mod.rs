@@ -114,6 +114,8 @@ pub struct GpuStats {
     pub dispatches: u64,
     /// Queue submissions.
     pub submits: u64,
+    /// Matmul shape classes this backend autotuned.
+    pub tunings: u64,
 }
 
 struct Dispatch {
@@ -137,6 +139,25 @@ pub struct KernelTime {
     pub dispatches: u64,
     /// Total GPU time, nanoseconds.
     pub nanos: f64,
+}
+
+/// A matmul's shape class for autotuning: each dimension rounded up to a power of two, and the
+/// transposes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct TuneKey([usize; 3], bool, bool);
+
+impl TuneKey {
+    fn new(m: usize, n: usize, k: usize, ta: bool, tb: bool) -> TuneKey {
+        TuneKey(
+            [
+                m.next_power_of_two(),
+                n.next_power_of_two(),
+                k.next_power_of_two(),
+            ],
+            ta,
+            tb,
+        )
+    }
 }
 
 /// Timestamp queries around every dispatch of a submit, read back after it.
@@ -166,6 +187,9 @@ pub struct GpuBackend {
     stats: GpuStats,
     last_op: &'static str,
     matmul_tiles: MatmulTiles,
+    /// Whether matmul tilings are measured per shape class (off once `set_matmul_tiles` fixes
+    /// one).
+    autotune: bool,
     /// A `[1, 1]` zero bound as the guard of unguarded optimizer steps.
     finite_guard: GpuTensor,
     profiler: Option<Profiler>,
@@ -240,6 +264,7 @@ impl GpuBackend {
             },
             last_op: "none",
             matmul_tiles: MatmulTiles::for_device_type(&ctx_device_type),
+            autotune: true,
             finite_guard,
             profiler: None,
         };
@@ -259,10 +284,10 @@ impl GpuBackend {
         if let Some(&ok) = self.ctx.subgroup_matmul_ok.get() {
             return ok;
         }
-        let saved = self.matmul_tiles;
-        self.matmul_tiles = MatmulTiles::SUBGROUP;
+        let saved = (self.matmul_tiles, self.autotune);
+        (self.matmul_tiles, self.autotune) = (MatmulTiles::SUBGROUP, false);
         let ok = self.check_matmul_against_reference().unwrap_or(false);
-        self.matmul_tiles = saved;
+        (self.matmul_tiles, self.autotune) = saved;
         // A failed build leaves its error in the sink; it is not the caller's.
         let _ = self.ctx.check_errors("matmul v4 check");
         *self.ctx.subgroup_matmul_ok.get_or_init(|| ok)
@@ -320,18 +345,18 @@ impl GpuBackend {
         let shared_bytes = tiles.workgroup_bytes();
         let problem = if tiles.wg_x == 0 || tiles.wg_y == 0 || tiles.bk == 0 {
             Some("every size must be at least 1".to_string())
-        } else if tiles.variant == MatmulVariant::Subgroup
+        } else if tiles.variant.needs_subgroups()
             && self.ctx.adapter().subgroup_sizes != Some((8, 8))
         {
             Some(format!(
-                "v4 needs subgroups of exactly 8 invocations; this adapter has {}",
+                "v4 and v5 need subgroups of exactly 8 invocations; this adapter has {}",
                 match self.ctx.adapter().subgroup_sizes {
                     Some((lo, hi)) => format!("{lo} to {hi}"),
                     None => "no subgroup operations".into(),
                 }
             ))
-        } else if tiles.variant == MatmulVariant::Subgroup && tiles.wg_x != 8 {
-            Some("v4's wg_x is the subgroup width and must be 8".into())
+        } else if tiles.variant.needs_subgroups() && tiles.wg_x != 8 {
+            Some("the wg_x of v4 and v5 is the subgroup width and must be 8".into())
         } else if threads > l.max_compute_invocations_per_workgroup as u64 {
             Some(format!(
                 "{threads} threads per workgroup, over max_compute_invocations_per_workgroup = {}",
@@ -362,9 +387,16 @@ impl GpuBackend {
             }),
             None => {
                 self.matmul_tiles = tiles;
+                self.autotune = false;
                 Ok(())
             }
         }
+    }
+
+    /// Turns per-shape autotuning of the matmul tiling on or off (on by default; off after
+    /// [`GpuBackend::set_matmul_tiles`]). Off, every product uses the current tiling.
+    pub fn set_autotune(&mut self, on: bool) {
+        self.autotune = on;
     }
 
     /// Counters of allocations and work so far.
@@ -740,37 +772,46 @@ impl Backend for GpuBackend {
         c: &mut GpuTensor,
     ) -> Result<()> {
         let (m, n, k) = check::matmul(a, ta, b, tb, c)?;
-        let tiles = if self.matmul_tiles.runs(m, n, k, ta, tb) {
-            self.matmul_tiles
-        } else {
-            MatmulTiles::DIRECT
+        let tiles = self.tiles_for(m, n, k, ta, tb)?;
+        self.record_matmul(tiles, a, ta, b, tb, c)
+    }
+
+    fn dense_forward(
+        &mut self,
+        x: &GpuTensor,
+        w: &GpuTensor,
+        bias: &GpuTensor,
+        act: Activation,
+        z: &mut GpuTensor,
+        a: &mut GpuTensor,
+    ) -> Result<()> {
+        let (m, n, k) = check::matmul(x, false, w, false, z)?;
+        check::row_vector("dense_forward", z, bias)?;
+        check::same("dense_forward", &[("z", &*z), ("a", &*a)])?;
+        let tiles = self.tiles_for(m, n, k, false, false)?;
+        let fused = tiles
+            .variant
+            .bias_act_kernel()
+            .filter(|_| !act.is_row_wise());
+        let Some(kernel) = fused else {
+            self.record_matmul(tiles, x, false, w, false, z)?;
+            self.bias_add(z, bias)?;
+            return self.activation(act, z, a);
         };
-        let max = self.ctx.limits().max_compute_workgroups_per_dimension as usize;
-        let groups = [
-            n.div_ceil(tiles.block_n() as usize),
-            m.div_ceil(tiles.block_m() as usize),
-        ];
-        if groups.iter().any(|&g| g > max) {
-            return Err(Error::Invalid {
-                op: "matmul",
-                detail: format!(
-                    "a [{m}, {n}] output needs {groups:?} workgroups; this adapter allows {max} per dimension"
-                ),
-            });
-        }
         let params = kernels::MatmulParams {
             m: u32_dim("matmul", m)?,
             n: u32_dim("matmul", n)?,
             k: u32_dim("matmul", k)?,
-            _pad: 0,
+            alpha: act.alpha(),
         };
+        let groups = self.matmul_grid(tiles, m, n)?;
         self.record_labeled(
-            tiles.variant.kernel(),
-            tiles.variant.label(ta, tb),
-            tiles.constants(ta, tb),
+            kernel,
+            tiles.variant.bias_act_label(),
+            tiles.bias_act_constants(act.code()),
             params,
-            &[c, a, b],
-            [groups[0] as u32, groups[1] as u32, 1],
+            &[z, x, w, bias, a],
+            groups,
         )
     }
 
@@ -1105,6 +1146,177 @@ impl Backend for GpuBackend {
     ) -> Result<()> {
         check::optimizer(opt, t, param, grad, state, guard)?;
         self.optimizer_dispatch(opt, t, param, grad, state, guard, false)
+    }
+}
+
+impl GpuBackend {
+    /// The tiling for a product of this shape: the one `set_matmul_tiles` fixed, or, with
+    /// autotuning on (the default), the fastest candidate for its shape class, measured on
+    /// first use and cached for the process. Shapes the chosen variant cannot run go to v2.
+    fn tiles_for(
+        &mut self,
+        m: usize,
+        n: usize,
+        k: usize,
+        ta: bool,
+        tb: bool,
+    ) -> Result<MatmulTiles> {
+        let fixed = self.matmul_tiles;
+        let fallback = |t: MatmulTiles| {
+            if t.runs(m, n, k, ta, tb) {
+                t
+            } else {
+                MatmulTiles::DIRECT
+            }
+        };
+        if !self.autotune {
+            return Ok(fallback(fixed));
+        }
+        let candidates: Vec<MatmulTiles> = self
+            .tune_candidates()
+            .into_iter()
+            .filter(|t| t.runs(m, n, k, ta, tb))
+            .collect();
+        if candidates.len() < 2 {
+            return Ok(candidates
+                .first()
+                .copied()
+                .unwrap_or_else(|| fallback(fixed)));
+        }
+        let key = TuneKey::new(m, n, k, ta, tb);
+        if let Some(&t) = self
+            .ctx
+            .tuned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return Ok(t);
+        }
+        let best = self.tune(m, n, k, ta, tb, &candidates)?;
+        self.ctx
+            .tuned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, best);
+        self.stats.tunings += 1;
+        Ok(best)
+    }
+
+    /// The tilings worth timing here, the default first.
+    fn tune_candidates(&self) -> Vec<MatmulTiles> {
+        let base = self.matmul_tiles;
+        let with = |wg_x, wg_y, bk| MatmulTiles {
+            wg_x,
+            wg_y,
+            bk,
+            ..base
+        };
+        match base.variant {
+            MatmulVariant::Subgroup | MatmulVariant::Subgroup16 => vec![
+                MatmulTiles::SUBGROUP16,
+                MatmulTiles {
+                    wg_y: 1,
+                    ..MatmulTiles::SUBGROUP16
+                },
+                MatmulTiles::SUBGROUP,
+                MatmulTiles {
+                    wg_y: 2,
+                    ..MatmulTiles::SUBGROUP
+                },
+            ],
+            MatmulVariant::Vec4 | MatmulVariant::Direct => {
+                vec![base, with(8, 2, 1), with(4, 4, 1)]
+            }
+            MatmulVariant::Tiled => vec![base, with(16, 16, 8), with(8, 8, 16), MatmulTiles::VEC4],
+        }
+    }
+
+    /// Times each candidate on scratch operands of this shape (one untimed run that also
+    /// builds its pipeline, then two timed) and returns the fastest.
+    fn tune(
+        &mut self,
+        m: usize,
+        n: usize,
+        k: usize,
+        ta: bool,
+        tb: bool,
+        candidates: &[MatmulTiles],
+    ) -> Result<MatmulTiles> {
+        self.flush()?;
+        let a = if ta {
+            self.zeros(k, m)?
+        } else {
+            self.zeros(m, k)?
+        };
+        let b = if tb {
+            self.zeros(n, k)?
+        } else {
+            self.zeros(k, n)?
+        };
+        let mut c = self.zeros(m, n)?;
+        let mut best = (f64::INFINITY, candidates[0]);
+        for &tiles in candidates {
+            self.record_matmul(tiles, &a, ta, &b, tb, &mut c)?;
+            self.finish()?;
+            let start = std::time::Instant::now();
+            for _ in 0..2 {
+                self.record_matmul(tiles, &a, ta, &b, tb, &mut c)?;
+            }
+            self.finish()?;
+            let secs = start.elapsed().as_secs_f64();
+            if secs < best.0 {
+                best = (secs, tiles);
+            }
+        }
+        Ok(best.1)
+    }
+
+    /// Records `c = op(a)·op(b)` with `tiles` (which must run this shape).
+    fn record_matmul(
+        &mut self,
+        tiles: MatmulTiles,
+        a: &GpuTensor,
+        ta: bool,
+        b: &GpuTensor,
+        tb: bool,
+        c: &mut GpuTensor,
+    ) -> Result<()> {
+        let (m, n) = (c.rows, c.cols);
+        let k = if ta { a.rows } else { a.cols };
+        let groups = self.matmul_grid(tiles, m, n)?;
+        let params = kernels::MatmulParams {
+            m: u32_dim("matmul", m)?,
+            n: u32_dim("matmul", n)?,
+            k: u32_dim("matmul", k)?,
+            alpha: 0.0,
+        };
+        self.record_labeled(
+            tiles.variant.kernel(),
+            tiles.variant.label(ta, tb),
+            tiles.constants(ta, tb),
+            params,
+            &[c, a, b],
+            groups,
+        )
+    }
+
+    /// Workgroups for an `[m, n]` product with `tiles`.
+    fn matmul_grid(&self, tiles: MatmulTiles, m: usize, n: usize) -> Result<[u32; 3]> {
+        let max = self.ctx.limits().max_compute_workgroups_per_dimension as usize;
+        let groups = [
+            n.div_ceil(tiles.block_n() as usize),
+            m.div_ceil(tiles.block_m() as usize),
+        ];
+        if groups.iter().any(|&g| g > max) {
+            return Err(Error::Invalid {
+                op: "matmul",
+                detail: format!(
+                    "a [{m}, {n}] output needs {groups:?} workgroups; this adapter allows {max} per dimension"
+                ),
+            });
+        }
+        Ok([groups[0] as u32, groups[1] as u32, 1])
     }
 }
 
