@@ -42,8 +42,8 @@ enum Command {
 
 #[derive(Args, Debug)]
 struct BenchArgs {
-    /// Workloads to run (repeatable): MM-S, MM-M, MM-L, MM-MLP, MLP-A, MLP-B. Default: all
-    /// (MM-L only on a real GPU).
+    /// Workloads to run (repeatable): MM-S, MM-M, MM-L, MM-MLP, MLP-A, MLP-B, MNIST-E2E.
+    /// Default: all (MM-L only on a real GPU, MNIST-E2E only where its folder is).
     #[arg(long = "workload")]
     workloads: Vec<String>,
     /// Timed repetitions of each; the median is reported.
@@ -52,6 +52,9 @@ struct BenchArgs {
     /// Skip the CPU reference rows.
     #[arg(long)]
     no_reference: bool,
+    /// The MNIST folder for MNIST-E2E (skipped when it is missing and no workload was named).
+    #[arg(long, default_value = "../shared/data/mnist")]
+    mnist: PathBuf,
     /// For the MLP workloads on a GPU, also time every kernel with timestamp queries in one
     /// extra epoch and show each one's GPU time per step (the rest of `ms/step` is host and
     /// driver overhead).
@@ -218,7 +221,7 @@ fn main() -> ExitCode {
         }
         Command::Evaluate(args) => dispatch(args.common.backend, Evaluate(&args)),
         Command::Predict(args) => dispatch(args.common.backend, Predict(&args)),
-        Command::Bench(args) => bench(&args),
+        Command::Bench(args) => bench(&args, started),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -790,8 +793,8 @@ impl Job for Predict<'_> {
 }
 
 /// `wgtrain bench`: each workload on the chosen backend, then the small ones on the reference.
-fn bench(args: &BenchArgs) -> Result<()> {
-    use wgtrain::bench::{profile, run, Workload};
+fn bench(args: &BenchArgs, process_start: Instant) -> Result<()> {
+    use wgtrain::bench::{profile, run, BenchInputs, Workload};
     let explicit = !args.workloads.is_empty();
     let workloads: Vec<Workload> = if explicit {
         args.workloads
@@ -799,7 +802,19 @@ fn bench(args: &BenchArgs) -> Result<()> {
             .map(|w| Workload::from_name(w))
             .collect::<Result<_>>()?
     } else {
-        Workload::ALL.to_vec()
+        Workload::ALL
+            .into_iter()
+            .filter(|w| {
+                let skip = *w == Workload::MnistE2e && !args.mnist.is_dir();
+                if skip {
+                    eprintln!(
+                        "note: MNIST-E2E skipped: no MNIST folder at {} (--mnist DIR)",
+                        args.mnist.display()
+                    );
+                }
+                !skip
+            })
+            .collect()
     };
     let gpu = match args.common.backend {
         BackendChoice::Cpu => None,
@@ -814,11 +829,18 @@ fn bench(args: &BenchArgs) -> Result<()> {
         eprintln!("adapter: {a}");
     }
     let mut results = Vec::new();
+    // Start-up of the first workload counts from process start; later ones from their own
+    // start, with the device already open.
+    let mut inputs = BenchInputs {
+        started: process_start,
+        mnist: args.mnist.clone(),
+    };
     for w in workloads {
         if gpu.is_some() && !(w.real_gpu_only() && software && !explicit) {
             eprintln!("running {} on the GPU backend...", w.name());
-            let mut r = run(GpuBackend::new()?, w, args.repeats)?;
-            if args.profile && r.samples_per_sec.is_some() {
+            let mut r = run(GpuBackend::new()?, w, args.repeats, &inputs)?;
+            inputs.started = Instant::now();
+            if args.profile && matches!(w, Workload::MlpA | Workload::MlpB) {
                 eprintln!("profiling {} with timestamp queries...", w.name());
                 r.kernels = profile(GpuBackend::new()?, w)?;
             }
@@ -827,7 +849,8 @@ fn bench(args: &BenchArgs) -> Result<()> {
         let reference_row = gpu.is_none() || (!args.no_reference && w.fits_the_reference());
         if reference_row && (w.fits_the_reference() || explicit) {
             eprintln!("running {} on the CPU reference...", w.name());
-            results.push(run(CpuBackend::new(), w, args.repeats)?);
+            results.push(run(CpuBackend::new(), w, args.repeats, &inputs)?);
+            inputs.started = Instant::now();
         }
     }
     if args.common.json {
@@ -837,23 +860,35 @@ fn bench(args: &BenchArgs) -> Result<()> {
         outln!("{}", json!({ "adapter": adapter, "results": results }));
     } else {
         outln!(
-            "{:<8} {:>10} {:>12} {:>11} {:>10}  backend",
+            "{:<9} {:>9} {:>10} {:>10} {:>8} {:>9}  backend",
             "workload",
             "GFLOP/s",
             "samples/s",
             "ms/step",
-            "loss"
+            "loss",
+            "start s"
         );
+        let opt = |v: Option<f64>, p: usize| v.map_or("-".to_string(), |v| format!("{v:.p$}"));
         for r in &results {
-            let opt = |v: Option<f64>, p: usize| v.map_or("-".to_string(), |v| format!("{v:.p$}"));
             outln!(
-                "{:<8} {:>10} {:>12} {:>11.3} {:>10}  {}",
+                "{:<9} {:>9} {:>10} {:>10.3} {:>8} {:>9}  {}",
                 r.workload,
                 opt(r.gflops, 2),
                 opt(r.samples_per_sec, 0),
                 r.ms_per_step,
                 opt(r.final_loss, 4),
+                opt(r.startup_s, 2),
                 r.backend
+            );
+        }
+        for r in results.iter().filter(|r| !r.test_accuracy.is_empty()) {
+            let acc: Vec<String> = r.test_accuracy.iter().map(|a| format!("{a:.4}")).collect();
+            outln!(
+                "\n{}: test accuracy by epoch {}; ≥ 98% after {} s; {} s from process start",
+                r.workload,
+                acc.join(", "),
+                opt(r.seconds_to_98, 1),
+                opt(r.wall_s, 1)
             );
         }
         for r in results.iter().filter(|r| !r.kernels.is_empty()) {

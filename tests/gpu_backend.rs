@@ -211,9 +211,9 @@ fn twenty_steps_agree_with_the_reference_and_learn() {
     );
 }
 
-/// Every matmul variant, with their tile sizes set as WGSL `override` constants from the host,
-/// give the reference's products on the shapes that break tiling; impossible tilings are
-/// refused.
+/// Every matmul variant, with its tile sizes set as WGSL `override` constants from the host,
+/// and with its fused bias + activation epilogue, gives the reference's products on the shapes
+/// that break tiling; impossible tilings are refused.
 #[test]
 fn every_matmul_variant_and_tiling_agrees_with_the_reference() {
     use wgtrain::backend::gpu::{MatmulTiles, MatmulVariant};
@@ -301,6 +301,33 @@ fn every_matmul_variant_and_tiling_agrees_with_the_reference() {
                     &g.read(&c).unwrap(),
                     &want,
                 );
+                if (ta, tb) == (false, false) {
+                    // The same product with this variant's bias + ELU epilogue (or unfused).
+                    let bias_data = common::uniform(&mut r, n, -1.0, 1.0);
+                    let bias = g.upload(1, n, &bias_data).unwrap();
+                    let mut act = g.zeros(m, n).unwrap();
+                    g.dense_forward(
+                        &a,
+                        &b,
+                        &bias,
+                        Activation::Elu { alpha: 0.7 },
+                        &mut c,
+                        &mut act,
+                    )
+                    .unwrap();
+                    wgtrain::backend::cpu::bias_forward(&mut want, &bias_data, n);
+                    let mut want_act = vec![0.0; m * n];
+                    wgtrain::backend::cpu::activation_forward(
+                        Activation::Elu { alpha: 0.7 },
+                        &want,
+                        &mut want_act,
+                        n,
+                    );
+                    let what = format!("{tiles:?} dense forward M={m} N={n} K={k} ({why})");
+                    common::assert_close(&what, tol, &g.read(&c).unwrap(), &want);
+                    let tol = Tolerance::new(tol.abs + 2e-6, 2e-5);
+                    common::assert_close(&what, tol, &g.read(&act).unwrap(), &want_act);
+                }
             }
         }
     }

@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+"""The BENCHMARKS.md workloads in PyTorch, for side-by-side runs with `wgtrain bench`.
+
+Same data (the SplitMix64 synthetic set, generated here with numpy and checked against the
+values BENCHMARKS.md gives), same networks, loss, optimizer, batch sizes and method: 10 warm-up
+steps, then one epoch timed three times after the device has drained; the median samples/s,
+GFLOP/s counted as `wgtrain bench` counts them (every matmul, forward and backward), and the
+loss of the last timed epoch, which must have fallen.
+
+    python3 benches/compare/torch_mlp.py --device cpu                  # here
+    python3 benches/compare/torch_mlp.py --device cuda                 # fp32, TF32 off
+    python3 benches/compare/torch_mlp.py --device cuda --tf32          # the second row
+
+Prints one JSON object like `wgtrain bench --json`: {"peer", "device", "results": [...]}.
+PyTorch's Linear layers start from its own (Kaiming-uniform) init, not Glorot's; the loss
+curves differ a little, the work per step does not.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch
+
+PROCESS_START = time.perf_counter()
+
+SAMPLES, FEATURES, CLASSES = 16384, 784, 10
+GOLDEN = 0x9E3779B97F4A7C15
+MASK = (1 << 64) - 1
+
+
+def splitmix(seed, idx):
+    """v(seed, i) of BENCHMARKS.md for an array of indices, in wrapping u64 arithmetic."""
+    z = (np.uint64(seed) + (idx.astype(np.uint64) + np.uint64(1)) * np.uint64(GOLDEN)) & np.uint64(MASK)
+    z = ((z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & np.uint64(MASK)
+    z = ((z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & np.uint64(MASK)
+    return z ^ (z >> np.uint64(31))
+
+
+def benchmark_data():
+    with np.errstate(over="ignore"):
+        m = splitmix(42, np.arange(SAMPLES * FEATURES, dtype=np.uint64)) >> np.uint64(40)
+    m = m.reshape(SAMPLES, FEATURES)
+    x = (m.astype(np.float64) / float(1 << 24)).astype(np.float32)
+    sums = m[:, :780].reshape(SAMPLES, 10, 78).sum(axis=2, dtype=np.uint64)
+    y = sums.argmax(axis=1).astype(np.int64)  # first index on ties, as specified
+    assert np.allclose(x[0, :3], [0.74156487, 0.15991038, 0.2786011], atol=1e-7), x[0, :3]
+    assert list(y[:10]) == [3, 3, 3, 7, 7, 1, 2, 9, 7, 7], y[:10]
+    return x, y
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def mlp(hidden, device):
+    layers, fan_in = [], FEATURES
+    for h in hidden:
+        layers += [torch.nn.Linear(fan_in, h), torch.nn.ReLU()]
+        fan_in = h
+    layers.append(torch.nn.Linear(fan_in, CLASSES))
+    return torch.nn.Sequential(*layers).to(device)
+
+
+def flops_per_step(hidden, batch):
+    flops, fan_in = 0.0, FEATURES
+    for i, units in enumerate(list(hidden) + [CLASSES]):
+        products = 2.0 if i == 0 else 3.0  # forward, weight grad, input grad above layer 0
+        flops += products * 2.0 * batch * fan_in * units
+        fan_in = units
+    return flops
+
+
+def run_mlp(name, hidden, batch, device, x, y, repeats=3):
+    started = time.perf_counter()
+    torch.manual_seed(0)
+    model = mlp(hidden, device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    xs = torch.from_numpy(x).to(device)
+    ys = torch.from_numpy(y).to(device)
+    steps = SAMPLES // batch
+
+    def step(s):
+        xb, yb = xs[s * batch:(s + 1) * batch], ys[s * batch:(s + 1) * batch]
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(xb), yb)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    first = step(0).item()
+    startup = time.perf_counter() - started
+    warm = [first] + [step(s).item() for s in range(1, 10)]
+    sync(device)
+    times, last = [], float("nan")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        losses = [step(s) for s in range(steps)]
+        sync(device)
+        times.append(time.perf_counter() - t)
+        last = float(torch.stack(losses).mean())
+    t = statistics.median(times)
+    first_loss = sum(warm) / len(warm)
+    if not (last < first_loss and last < np.log(10)):
+        raise SystemExit(f"{name}: the loss did not fall ({first_loss} -> {last})")
+    flops = flops_per_step(hidden, batch)
+    return {
+        "workload": name,
+        "samples_per_sec": SAMPLES / t,
+        "gflops": flops * steps / t / 1e9,
+        "ms_per_step": 1e3 * t / steps,
+        "first_loss": first_loss,
+        "final_loss": last,
+        "startup_s": startup,
+        "flops_per_step": flops,
+    }
+
+
+def run_matmul(name, shapes, device, repeats=3):
+    g = torch.Generator().manual_seed(7)
+    ops, flops = [], 0.0
+    for (m, n, k, ta, tb) in shapes:
+        a = torch.rand((k, m) if ta else (m, k), generator=g).to(device) * 2 - 1
+        b = torch.rand((n, k) if tb else (k, n), generator=g).to(device) * 2 - 1
+        ops.append((a.t() if ta else a, b.t() if tb else b))
+        flops += 2.0 * m * n * k
+    for a, b in ops:
+        torch.matmul(a, b)
+    sync(device)
+    t0 = time.perf_counter()
+    for a, b in ops:
+        torch.matmul(a, b)
+    sync(device)
+    once = max(time.perf_counter() - t0, 1e-6)
+    iters = max(1, min(1000, int(np.ceil(0.2 / once))))
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(iters):
+            for a, b in ops:
+                torch.matmul(a, b)
+        sync(device)
+        times.append((time.perf_counter() - t) / iters)
+    t = statistics.median(times)
+    return {"workload": name, "gflops": flops / t / 1e9, "ms_per_step": 1e3 * t, "flops_per_step": flops}
+
+
+def load_idx(path):
+    import gzip
+
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def find(folder, stem):
+    for name in (stem, stem + ".gz"):
+        p = os.path.join(folder, name)
+        if os.path.exists(p):
+            return p
+    raise SystemExit(f"MNIST-E2E: no {stem}(.gz) in {folder}")
+
+
+def run_mnist(folder, device):
+    """MLP-A's network and optimizer on MNIST in [0, 1], 5 epochs of batch 128, shuffled; the
+    test accuracy after each epoch and the time to 98% from process start."""
+    xtr = load_idx(find(folder, "train-images-idx3-ubyte")).reshape(-1, 784).astype(np.float32) / 255
+    ytr = load_idx(find(folder, "train-labels-idx1-ubyte")).astype(np.int64)
+    xte = load_idx(find(folder, "t10k-images-idx3-ubyte")).reshape(-1, 784).astype(np.float32) / 255
+    yte = load_idx(find(folder, "t10k-labels-idx1-ubyte")).astype(np.int64)
+    torch.manual_seed(0)
+    model = mlp([512, 512], device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    xs, ys = torch.from_numpy(xtr).to(device), torch.from_numpy(ytr).to(device)
+    xt, yt = torch.from_numpy(xte).to(device), torch.from_numpy(yte).to(device)
+    accuracy, to_98, train_s = [], None, 0.0
+    g = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        t = time.perf_counter()
+        order = torch.randperm(len(xs), generator=g).to(device)
+        for s in range(0, len(xs), 128):
+            idx = order[s:s + 128]
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(xs[idx]), ys[idx]).backward()
+            opt.step()
+        sync(device)
+        train_s += time.perf_counter() - t
+        with torch.no_grad():
+            acc = float((model(xt).argmax(dim=1) == yt).float().mean())
+        accuracy.append(acc)
+        if acc >= 0.98 and to_98 is None:
+            to_98 = time.perf_counter() - PROCESS_START
+    return {
+        "workload": "MNIST-E2E",
+        "samples_per_sec": 5 * len(xs) / train_s,
+        "test_accuracy": accuracy,
+        "seconds_to_98": to_98,
+        "wall_s": time.perf_counter() - PROCESS_START,
+    }
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--tf32", action="store_true", help="allow TF32 matmuls (CUDA)")
+    p.add_argument("--workload", action="append", help="repeatable; default: all that apply")
+    p.add_argument("--mnist", default="../shared/data/mnist")
+    args = p.parse_args()
+    device = torch.device(args.device)
+    torch.backends.cuda.matmul.allow_tf32 = args.tf32
+    torch.backends.cudnn.allow_tf32 = args.tf32
+    gpu = device.type == "cuda"
+    wanted = args.workload or ["MM-S", "MM-M", "MM-MLP", "MLP-A", "MLP-B", "MNIST-E2E"] + (["MM-L"] if gpu else [])
+    results = []
+    x = y = None
+    for w in wanted:
+        print(f"running {w} on torch {args.device}...", file=sys.stderr)
+        if w in ("MLP-A", "MLP-B") and x is None:
+            x, y = benchmark_data()
+        if w == "MM-S":
+            results.append(run_matmul(w, [(128, 128, 128, False, False)], device))
+        elif w == "MM-M":
+            results.append(run_matmul(w, [(1024, 1024, 1024, False, False)], device))
+        elif w == "MM-L":
+            results.append(run_matmul(w, [(4096, 4096, 4096, False, False)], device))
+        elif w == "MM-MLP":
+            shapes = [(128, 512, 784, False, False), (128, 784, 512, False, True), (784, 512, 128, True, False)]
+            results.append(run_matmul(w, shapes, device))
+        elif w == "MLP-A":
+            results.append(run_mlp(w, [512, 512], 128, device, x, y))
+        elif w == "MLP-B":
+            results.append(run_mlp(w, [128], 64, device, x, y))
+        elif w == "MNIST-E2E":
+            if os.path.isdir(args.mnist):
+                results.append(run_mnist(args.mnist, device))
+            else:
+                print(f"note: MNIST-E2E skipped: no folder {args.mnist}", file=sys.stderr)
+        else:
+            raise SystemExit(f"unknown workload {w}")
+    name = torch.cuda.get_device_name(device) if gpu else f"cpu, {torch.get_num_threads()} threads"
+    print(json.dumps({
+        "peer": f"pytorch {torch.__version__}",
+        "device": name,
+        "tf32": args.tf32,
+        "results": results,
+    }))
+
+
+if __name__ == "__main__":
+    main()
