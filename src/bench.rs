@@ -355,12 +355,7 @@ impl<B: Backend> MlpRun<B> {
         };
         let mut spec = Sequential::new();
         for &h in hidden {
-            // He initialization for the ReLU layers (BENCHMARKS.md leaves init to each
-            // framework; PyTorch uses its own, Keras Glorot).
-            spec = spec.add(
-                Dense::new(h, Activation::Relu)
-                    .kernel_initializer(crate::nn::Initializer::HeUniform),
-            );
+            spec = spec.add(Dense::new(h, Activation::Relu));
         }
         let spec = spec.add(Dense::new(synthetic::CLASSES, Activation::Linear));
         let adam = Optimizer::Adam {
