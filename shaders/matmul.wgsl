@@ -27,13 +27,18 @@ struct Params {
     m: u32,
     n: u32,
     k: u32,
-    _pad: u32,
+    // The activation's α, for the fused epilogue.
+    alpha: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> c: array<f32>;
 @group(0) @binding(2) var<storage, read> a: array<f32>;
 @group(0) @binding(3) var<storage, read> b: array<f32>;
+// The `*_bias_act` entry points' epilogue: c = op(A)·op(B) + bias (a [1, N] row), act_out =
+// act(c), with the activation chosen by the ACT override (act_math.wgsl).
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+@group(0) @binding(5) var<storage, read_write> act_out: array<f32>;
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
@@ -67,18 +72,12 @@ fn load_b(kk: u32, col: u32) -> f32 {
     return b[kk * p.n + col];
 }
 
-@compute @workgroup_size(WG_X, WG_Y, 1)
-fn matmul(
-    @builtin(local_invocation_id) lid: vec3<u32>,
-    @builtin(local_invocation_index) li: u32,
-    @builtin(workgroup_id) wid: vec3<u32>,
-) {
+// v1's block for one thread: rows row0 + lid.y·TM.., columns col0 + lid.x·TN... Every thread of
+// the workgroup must call it (it has barriers).
+fn tiled_block(lid: vec3<u32>, li: u32, row0: u32, col0: u32) -> array<array<f32, TN>, TM> {
     let bm = WG_Y * TM;
     let bn = WG_X * TN;
     let threads = WG_X * WG_Y;
-    let row0 = wid.y * bm;
-    let col0 = wid.x * bn;
-
     var acc: array<array<f32, TN>, TM>;
     for (var k0 = 0u; k0 < p.k; k0 += BK) {
         for (var i = li; i < bm * BK; i += threads) {
@@ -112,29 +111,11 @@ fn matmul(
         }
         workgroupBarrier();
     }
-
-    for (var i = 0u; i < TM; i++) {
-        let row = row0 + lid.y * TM + i;
-        if (row >= p.m) {
-            break;
-        }
-        for (var j = 0u; j < TN; j++) {
-            let col = col0 + lid.x * TN + j;
-            if (col < p.n) {
-                c[row * p.n + col] = acc[i][j];
-            }
-        }
-    }
+    return acc;
 }
 
-// v2: see the top of the file. Each thread computes rows gid.y·TM.. and columns gid.x·TN..
-@compute @workgroup_size(WG_X, WG_Y, 1)
-fn matmul_direct(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let row0 = gid.y * TM;
-    let col0 = gid.x * TN;
-    if (row0 >= p.m || col0 >= p.n) {
-        return;
-    }
+// v2's block for the thread at rows row0.., columns col0...
+fn direct_block(row0: u32, col0: u32) -> array<array<f32, TN>, TM> {
     var acc: array<array<f32, TN>, TM>;
     for (var kk = 0u; kk < p.k; kk++) {
         var av: array<f32, TM>;
@@ -151,6 +132,11 @@ fn matmul_direct(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
         }
     }
+    return acc;
+}
+
+// The in-range part of a TM × TN block of C at (row0, col0).
+fn store_block(row0: u32, col0: u32, acc: array<array<f32, TN>, TM>) {
     for (var i = 0u; i < TM; i++) {
         let row = row0 + i;
         if (row >= p.m) {
@@ -162,5 +148,67 @@ fn matmul_direct(@builtin(global_invocation_id) gid: vec3<u32>) {
                 c[row * p.n + col] = acc[i][j];
             }
         }
+    }
+}
+
+// The same with the epilogue: C plus the bias, and its activation. A separate function (not a
+// flag) so the plain entry points never touch the epilogue's bindings.
+fn store_block_bias_act(row0: u32, col0: u32, acc: array<array<f32, TN>, TM>) {
+    for (var i = 0u; i < TM; i++) {
+        let row = row0 + i;
+        if (row >= p.m) {
+            break;
+        }
+        for (var j = 0u; j < TN; j++) {
+            let col = col0 + j;
+            if (col < p.n) {
+                let z = acc[i][j] + bias[col];
+                c[row * p.n + col] = z;
+                act_out[row * p.n + col] = act_forward(z, p.alpha);
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn matmul(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+) {
+    let row0 = wid.y * WG_Y * TM;
+    let col0 = wid.x * WG_X * TN;
+    let acc = tiled_block(lid, li, row0, col0);
+    store_block(row0 + lid.y * TM, col0 + lid.x * TN, acc);
+}
+
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn matmul_bias_act(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+) {
+    let row0 = wid.y * WG_Y * TM;
+    let col0 = wid.x * WG_X * TN;
+    let acc = tiled_block(lid, li, row0, col0);
+    store_block_bias_act(row0 + lid.y * TM, col0 + lid.x * TN, acc);
+}
+
+// v2: see the top of the file. Each thread computes rows gid.y·TM.. and columns gid.x·TN..
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn matmul_direct(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let row0 = gid.y * TM;
+    let col0 = gid.x * TN;
+    if (row0 < p.m && col0 < p.n) {
+        store_block(row0, col0, direct_block(row0, col0));
+    }
+}
+
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn matmul_direct_bias_act(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let row0 = gid.y * TM;
+    let col0 = gid.x * TN;
+    if (row0 < p.m && col0 < p.n) {
+        store_block_bias_act(row0, col0, direct_block(row0, col0));
     }
 }

@@ -594,3 +594,45 @@ fn bench_reports_the_adapter_and_each_workload() {
         "{err}"
     );
 }
+
+/// With `WGTRAIN_TUNE_CACHE` set, the matmul tilings autotuned in one process are written to
+/// that file (one line per shape class, for this adapter) and read by the next, which then
+/// tunes nothing and leaves the file as it was; lines that do not parse are retuned, not
+/// errors.
+#[test]
+fn the_autotune_cache_file_carries_tunings_across_processes() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("wgtrain-tune-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cache = dir.join("tune.tsv");
+    let run = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_wgtrain"))
+            .args(["bench", "--workload", "MM-S", "--repeats", "1"])
+            .args(["--backend", "gpu", "--no-reference", "--json"])
+            .env("WGTRAIN_TUNE_CACHE", &cache)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    run();
+    let first = std::fs::read_to_string(&cache).expect("the cache was written");
+    let lines: Vec<&str> = first.lines().collect();
+    assert_eq!(lines.len(), 1, "one shape class (128×128×128): {first}");
+    assert_eq!(lines[0].split('\t').count(), 3, "{first}");
+    assert!(lines[0].contains("128 128 128 0 0"), "{first}");
+    let modified = std::fs::metadata(&cache).unwrap().modified().unwrap();
+    run();
+    assert_eq!(std::fs::read_to_string(&cache).unwrap(), first);
+    assert_eq!(
+        std::fs::metadata(&cache).unwrap().modified().unwrap(),
+        modified,
+        "a second process found the tiling and rewrote nothing"
+    );
+    std::fs::write(&cache, "garbage\nmore\tgarbage\n").unwrap();
+    run();
+    let rewritten = std::fs::read_to_string(&cache).unwrap();
+    assert!(rewritten.contains("128 128 128 0 0"), "{rewritten}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

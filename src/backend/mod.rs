@@ -88,8 +88,8 @@ pub trait Backend {
     /// A dense layer's forward: `z = x·w + bias; a = act(z)`, with `x` `[N, K]`, `w` `[K, C]`,
     /// `bias` `[1, C]`, `z` and `a` `[N, C]`. The same as [`Backend::matmul`],
     /// [`Backend::bias_add`] and [`Backend::activation`] in turn (the default); the GPU backend
-    /// fuses the bias and an element-wise activation into the product's epilogue where its
-    /// matmul variant has one.
+    /// fuses the bias and any element-wise activation into the product's epilogue (softmax,
+    /// which needs whole rows, runs after it).
     fn dense_forward(
         &mut self,
         x: &Self::Tensor,

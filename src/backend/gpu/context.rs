@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use super::kernels::{Access, Constants, Kernel, Module, PARAMS_SIZE};
 use crate::error::{Error, Result};
+use std::path::PathBuf;
 
 /// Where the work runs: printed by every test, log and benchmark.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,6 +83,8 @@ pub struct GpuContext {
     pub(crate) subgroup_matmul_ok: std::sync::OnceLock<bool>,
     /// Autotuned matmul tilings by shape class, shared by every backend on this context.
     pub(crate) tuned: Mutex<HashMap<super::TuneKey, super::MatmulTiles>>,
+    /// `WGTRAIN_TUNE_CACHE`: a file that keeps `tuned` across processes.
+    tune_cache: Option<PathBuf>,
 }
 
 impl fmt::Debug for GpuContext {
@@ -186,7 +189,7 @@ impl GpuContext {
                 Some(format!("{reason:?}: {message}"));
         });
 
-        Ok(GpuContext {
+        let ctx = GpuContext {
             device,
             queue,
             adapter: info,
@@ -198,12 +201,91 @@ impl GpuContext {
             lost,
             subgroup_matmul_ok: std::sync::OnceLock::new(),
             tuned: Mutex::default(),
-        })
+            tune_cache: std::env::var_os("WGTRAIN_TUNE_CACHE")
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from),
+        };
+        ctx.load_tuning();
+        Ok(ctx)
+    }
+
+    /// This adapter's key in the autotune cache file.
+    fn cache_id(&self) -> String {
+        let a = &self.adapter;
+        format!("{} | {} | {}", a.name, a.backend, a.driver_info).replace(['\t', '\n'], " ")
+    }
+
+    /// Reads this adapter's tilings from `WGTRAIN_TUNE_CACHE`, if set. A missing file is an
+    /// empty cache; lines that do not parse are skipped (they are retuned and rewritten).
+    fn load_tuning(&self) {
+        let Some(path) = &self.tune_cache else { return };
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return;
+        };
+        let id = self.cache_id();
+        let mut tuned = self.tuned.lock().unwrap_or_else(|p| p.into_inner());
+        for line in text.lines() {
+            let mut f = line.split('\t');
+            let (Some(who), Some(key), Some(tiles)) = (f.next(), f.next(), f.next()) else {
+                continue;
+            };
+            if who != id {
+                continue;
+            }
+            if let (Some(k), Some(t)) = (
+                super::TuneKey::decode(key),
+                super::MatmulTiles::decode(tiles),
+            ) {
+                tuned.insert(k, t);
+            }
+        }
+    }
+
+    /// Writes this adapter's tilings to `WGTRAIN_TUNE_CACHE` (atomically, keeping other
+    /// adapters' lines). A cache that cannot be written is reported once on stderr and
+    /// otherwise ignored: it only saves time.
+    pub(crate) fn save_tuning(&self) {
+        let Some(path) = &self.tune_cache else { return };
+        let id = self.cache_id();
+        let old = std::fs::read_to_string(path).unwrap_or_default();
+        let mut lines: Vec<String> = old
+            .lines()
+            .filter(|l| l.split('\t').next() != Some(id.as_str()))
+            .map(str::to_string)
+            .collect();
+        for (k, t) in self.tuned.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            lines.push(format!("{id}\t{}\t{}", k.encode(), t.encode()));
+        }
+        lines.sort();
+        let text = lines.join("\n") + "\n";
+        if let Err(e) = crate::fs::write_atomic(path, text.as_bytes()) {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                eprintln!(
+                    "warning: could not write the autotune cache {} ({e}); tuning again next time",
+                    path.display()
+                )
+            });
+        }
     }
 
     /// The adapter this context runs on.
     pub fn adapter(&self) -> &AdapterDescription {
         &self.adapter
+    }
+
+    /// The matmul tilings autotuned so far: each shape class (`M×N×K` rounded up to powers of
+    /// two, and the transposes) with the tiling measured fastest.
+    pub fn tuned_tilings(&self) -> Vec<(String, super::MatmulTiles)> {
+        let mut v: Vec<_> = self
+            .tuned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, t)| (k.to_string(), *t))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
     }
 
     /// Whether dispatches can be timed on the device (timestamp queries inside passes).

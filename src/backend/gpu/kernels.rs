@@ -42,7 +42,7 @@ impl Module {
     /// The WGSL source, with the common prelude.
     pub fn source(self) -> &'static str {
         match self {
-            Module::Matmul => shader!("matmul.wgsl"),
+            Module::Matmul => shader!("act_math.wgsl", "matmul.wgsl"),
             Module::MatmulVec4 => shader!("act_math.wgsl", "matmul_vec4.wgsl"),
             // naga 30 takes subgroup builtins without (and refuses) `enable subgroups;`.
             Module::MatmulSubgroup => {
@@ -115,7 +115,12 @@ pub const MATMUL_VEC4: Kernel = k(Module::MatmulVec4, "matmul_vec4", &[RW, R, R]
 pub const MATMUL_SUBGROUP: Kernel = k(Module::MatmulSubgroup, "matmul_subgroup", &[RW, R, R]);
 /// c, a, b: v5, v4 with 16 rows per invocation (not in [`ALL`])
 pub const MATMUL_SUBGROUP16: Kernel = k(Module::MatmulSubgroup, "matmul_subgroup16", &[RW, R, R]);
-/// z, x, w, bias, a: v3 with the epilogue `z = x·w + bias; a = act(z)`
+/// z, x, w, bias, a: v1 with the epilogue `z = x·w + bias; a = act(z)`
+pub const MATMUL_BIAS_ACT: Kernel = k(Module::Matmul, "matmul_bias_act", &[RW, R, R, R, RW]);
+/// z, x, w, bias, a: v2 with the epilogue
+pub const MATMUL_DIRECT_BIAS_ACT: Kernel =
+    k(Module::Matmul, "matmul_direct_bias_act", &[RW, R, R, R, RW]);
+/// z, x, w, bias, a: v3 with the epilogue
 pub const MATMUL_VEC4_BIAS_ACT: Kernel = k(
     Module::MatmulVec4,
     "matmul_vec4_bias_act",
@@ -177,7 +182,7 @@ pub const OPT_MOMENTUM4: Kernel = k(Module::Optim, "opt_momentum4", &[RW, R, R, 
 pub const OPT_ADAM4: Kernel = k(Module::Optim, "opt_adam4", &[RW, R, R, RW, RW]);
 
 /// Every kernel, for tests that build every pipeline.
-pub const ALL: [Kernel; 25] = [
+pub const ALL: [Kernel; 27] = [
     MATMUL,
     MATMUL_DIRECT,
     MATMUL_VEC4,
@@ -203,6 +208,8 @@ pub const ALL: [Kernel; 25] = [
     OPT_MOMENTUM4,
     OPT_ADAM4,
     MATMUL_VEC4_BIAS_ACT,
+    MATMUL_BIAS_ACT,
+    MATMUL_DIRECT_BIAS_ACT,
 ];
 
 /// The most storage bindings any kernel has.
@@ -279,20 +286,22 @@ impl MatmulVariant {
     /// The fused forward's name in a profile.
     pub fn bias_act_label(self) -> &'static str {
         match self {
-            MatmulVariant::Tiled | MatmulVariant::Direct => "matmul + bias + act (unfused)",
+            MatmulVariant::Tiled => "matmul A·B + bias + act",
+            MatmulVariant::Direct => "matmul_direct A·B + bias + act",
             MatmulVariant::Vec4 => "matmul_vec4 A·B + bias + act",
             MatmulVariant::Subgroup => "matmul_subgroup A·B + bias + act",
             MatmulVariant::Subgroup16 => "matmul_subgroup16 A·B + bias + act",
         }
     }
 
-    /// The same product with the bias + activation epilogue, where this variant has one.
-    pub(crate) fn bias_act_kernel(self) -> Option<Kernel> {
+    /// The same product with the bias + activation epilogue.
+    pub(crate) fn bias_act_kernel(self) -> Kernel {
         match self {
-            MatmulVariant::Tiled | MatmulVariant::Direct => None,
-            MatmulVariant::Vec4 => Some(MATMUL_VEC4_BIAS_ACT),
-            MatmulVariant::Subgroup => Some(MATMUL_SUBGROUP_BIAS_ACT),
-            MatmulVariant::Subgroup16 => Some(MATMUL_SUBGROUP16_BIAS_ACT),
+            MatmulVariant::Tiled => MATMUL_BIAS_ACT,
+            MatmulVariant::Direct => MATMUL_DIRECT_BIAS_ACT,
+            MatmulVariant::Vec4 => MATMUL_VEC4_BIAS_ACT,
+            MatmulVariant::Subgroup => MATMUL_SUBGROUP_BIAS_ACT,
+            MatmulVariant::Subgroup16 => MATMUL_SUBGROUP16_BIAS_ACT,
         }
     }
 
@@ -431,6 +440,38 @@ impl MatmulTiles {
     /// Columns of C per workgroup.
     pub fn block_n(self) -> u32 {
         self.wg_x * self.variant.register_block().1
+    }
+
+    /// `"variant wg_x wg_y bk"`, the autotune disk cache's form.
+    pub(crate) fn encode(self) -> String {
+        let v = match self.variant {
+            MatmulVariant::Tiled => "tiled",
+            MatmulVariant::Direct => "direct",
+            MatmulVariant::Vec4 => "vec4",
+            MatmulVariant::Subgroup => "subgroup",
+            MatmulVariant::Subgroup16 => "subgroup16",
+        };
+        format!("{v} {} {} {}", self.wg_x, self.wg_y, self.bk)
+    }
+
+    pub(crate) fn decode(s: &str) -> Option<MatmulTiles> {
+        let mut it = s.split(' ');
+        let variant = match it.next()? {
+            "tiled" => MatmulVariant::Tiled,
+            "direct" => MatmulVariant::Direct,
+            "vec4" => MatmulVariant::Vec4,
+            "subgroup" => MatmulVariant::Subgroup,
+            "subgroup16" => MatmulVariant::Subgroup16,
+            _ => return None,
+        };
+        let mut n = || it.next()?.parse().ok();
+        let t = MatmulTiles {
+            variant,
+            wg_x: n()?,
+            wg_y: n()?,
+            bk: n()?,
+        };
+        it.next().is_none().then_some(t)
     }
 
     /// The pipeline constants for the fused product with `act` in its epilogue.

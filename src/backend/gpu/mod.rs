@@ -146,7 +146,32 @@ pub struct KernelTime {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct TuneKey([usize; 3], bool, bool);
 
+impl std::fmt::Display for TuneKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [m, n, k] = self.0;
+        let t = |x: bool| if x { "ᵀ" } else { "" };
+        write!(f, "{m}×{n}×{k} A{}·B{}", t(self.1), t(self.2))
+    }
+}
+
 impl TuneKey {
+    /// `"m n k ta tb"`, the disk cache's form.
+    fn encode(&self) -> String {
+        let [m, n, k] = self.0;
+        format!("{m} {n} {k} {} {}", self.1 as u8, self.2 as u8)
+    }
+
+    fn decode(s: &str) -> Option<TuneKey> {
+        let v: Vec<usize> = s
+            .split(' ')
+            .map(|x| x.parse().ok())
+            .collect::<Option<_>>()?;
+        match v[..] {
+            [m, n, k, ta, tb] if ta < 2 && tb < 2 => Some(TuneKey([m, n, k], ta == 1, tb == 1)),
+            _ => None,
+        }
+    }
+
     fn new(m: usize, n: usize, k: usize, ta: bool, tb: bool) -> TuneKey {
         TuneKey(
             [
@@ -789,15 +814,12 @@ impl Backend for GpuBackend {
         check::row_vector("dense_forward", z, bias)?;
         check::same("dense_forward", &[("z", &*z), ("a", &*a)])?;
         let tiles = self.tiles_for(m, n, k, false, false)?;
-        let fused = tiles
-            .variant
-            .bias_act_kernel()
-            .filter(|_| !act.is_row_wise());
-        let Some(kernel) = fused else {
+        if act.is_row_wise() {
+            // Softmax needs whole rows: its own kernel after the product.
             self.record_matmul(tiles, x, false, w, false, z)?;
             self.bias_add(z, bias)?;
             return self.activation(act, z, a);
-        };
+        }
         let params = kernels::MatmulParams {
             m: u32_dim("matmul", m)?,
             n: u32_dim("matmul", n)?,
@@ -806,7 +828,7 @@ impl Backend for GpuBackend {
         };
         let groups = self.matmul_grid(tiles, m, n)?;
         self.record_labeled(
-            kernel,
+            tiles.variant.bias_act_kernel(),
             tiles.variant.bias_act_label(),
             tiles.bias_act_constants(act.code()),
             params,
@@ -1184,13 +1206,15 @@ impl GpuBackend {
                 .unwrap_or_else(|| fallback(fixed)));
         }
         let key = TuneKey::new(m, n, k, ta, tb);
-        if let Some(&t) = self
+        let known = self
             .ctx
             .tuned
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&key)
-        {
+            .copied();
+        // A tiling from the disk cache counts only if it is still a candidate here.
+        if let Some(t) = known.filter(|t| candidates.contains(t)) {
             return Ok(t);
         }
         let best = self.tune(m, n, k, ta, tb, &candidates)?;
@@ -1199,6 +1223,7 @@ impl GpuBackend {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(key, best);
+        self.ctx.save_tuning();
         self.stats.tunings += 1;
         Ok(best)
     }
@@ -1220,10 +1245,6 @@ impl GpuBackend {
                     ..MatmulTiles::SUBGROUP16
                 },
                 MatmulTiles::SUBGROUP,
-                MatmulTiles {
-                    wg_y: 2,
-                    ..MatmulTiles::SUBGROUP
-                },
             ],
             MatmulVariant::Vec4 | MatmulVariant::Direct => {
                 vec![base, with(8, 2, 1), with(4, 4, 1)]
