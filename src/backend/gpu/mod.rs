@@ -126,6 +126,9 @@ struct Dispatch {
     groups: [u32; 3],
 }
 
+/// Timed runs of each candidate when autotuning a matmul.
+const TUNE_ROUNDS: usize = 3;
+
 /// Dispatches the arena holds before a flush is forced (one under wgpu's 4096 queries per
 /// query set, so the profiler can time every one).
 const ARENA_DISPATCHES: usize = 4095;
@@ -1253,8 +1256,7 @@ impl GpuBackend {
         }
     }
 
-    /// Times each candidate on scratch operands of this shape (one untimed run that also
-    /// builds its pipeline, then two timed) and returns the fastest.
+    /// Times each candidate on scratch operands of this shape and returns the fastest.
     fn tune(
         &mut self,
         m: usize,
@@ -1276,20 +1278,28 @@ impl GpuBackend {
             self.zeros(k, n)?
         };
         let mut c = self.zeros(m, n)?;
-        let mut best = (f64::INFINITY, candidates[0]);
+        // One untimed run each (builds the pipelines), then rounds that time one run of each
+        // in turn; a candidate's time is its fastest run, so a burst of load on a shared
+        // machine during one run cannot pick the loser.
         for &tiles in candidates {
             self.record_matmul(tiles, &a, ta, &b, tb, &mut c)?;
             self.finish()?;
-            let start = std::time::Instant::now();
-            for _ in 0..2 {
+        }
+        let mut fastest = vec![f64::INFINITY; candidates.len()];
+        for _ in 0..TUNE_ROUNDS {
+            for (&tiles, best) in candidates.iter().zip(&mut fastest) {
+                let start = std::time::Instant::now();
                 self.record_matmul(tiles, &a, ta, &b, tb, &mut c)?;
-            }
-            self.finish()?;
-            let secs = start.elapsed().as_secs_f64();
-            if secs < best.0 {
-                best = (secs, tiles);
+                self.finish()?;
+                *best = best.min(start.elapsed().as_secs_f64());
             }
         }
+        let best = fastest
+            .iter()
+            .zip(candidates)
+            .min_by(|x, y| x.0.total_cmp(y.0))
+            .map(|(&t, &tiles)| (t, tiles))
+            .expect("at least two candidates");
         Ok(best.1)
     }
 
