@@ -79,7 +79,7 @@ pub struct GpuContext {
     errors: Arc<Mutex<Vec<String>>>,
     /// Set by the device-lost callback.
     lost: Arc<Mutex<Option<String>>>,
-    /// Whether matmul v4 gave the reference's products here (checked once, on first use).
+    /// Whether the subgroup matmuls gave the reference's products here (checked once, on first use).
     pub(crate) subgroup_matmul_ok: std::sync::OnceLock<bool>,
     /// Autotuned matmul tilings by shape class, shared by every backend on this context.
     pub(crate) tuned: Mutex<HashMap<super::TuneKey, super::MatmulTiles>>,

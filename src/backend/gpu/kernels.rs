@@ -386,7 +386,7 @@ impl MatmulTiles {
     };
 
     /// v3 with 8 × 8 threads of 8 × 8 outputs each (`bk` unused). The default on software
-    /// adapters.
+    /// adapters without 8-wide subgroups.
     pub const VEC4: MatmulTiles = MatmulTiles {
         variant: MatmulVariant::Vec4,
         wg_x: 8,
@@ -402,7 +402,8 @@ impl MatmulTiles {
         bk: 1,
     };
 
-    /// v5 with 4 subgroups of 8 per workgroup: a 64 × 64 block of C.
+    /// v5 with 4 subgroups of 8 per workgroup: a 64 × 64 block of C. The default on software
+    /// adapters with 8-wide subgroups (once checked against the reference).
     pub const SUBGROUP16: MatmulTiles = MatmulTiles {
         variant: MatmulVariant::Subgroup16,
         wg_x: 8,
