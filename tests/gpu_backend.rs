@@ -5,7 +5,7 @@
 mod common;
 
 use wgtrain::backend::gpu::GpuContext;
-use wgtrain::backend::{Activation, Backend, Loss, Optimizer};
+use wgtrain::backend::{Activation, Backend, Loss, Optimizer, Tensor};
 use wgtrain::tolerance::Tolerance;
 use wgtrain::Error;
 
@@ -521,4 +521,30 @@ fn autotuning_runs_once_per_shape_class_and_is_shared_by_the_context() {
     other.set_matmul_tiles(MatmulTiles::VEC4).unwrap();
     product(&mut other, 400, 400, 400);
     assert_eq!(other.stats().tunings, 0, "a fixed tiling is not tuned");
+}
+
+/// A group larger than one binding can hold is made of separate tensors instead, and its
+/// optimizer step falls back to one dispatch per tensor.
+#[test]
+fn a_group_too_big_to_bind_whole_falls_back_to_separate_tensors() {
+    let Some(mut g) = common::gpu() else { return };
+    let limit = g.context().limits().max_storage_buffer_binding_size as usize / 4;
+    // Two parts that fit a binding each but not together.
+    let rows = limit / 2 / 1024 + 1;
+    let shapes = [[rows, 1024], [rows, 1024]];
+    let mut params = g.zeros_group(&shapes).unwrap();
+    let grads = g.zeros_group(&shapes).unwrap();
+    let mut state: Vec<Vec<_>> = (0..2).map(|_| Vec::new()).collect();
+    let before = g.stats().dispatches;
+    g.optimizer_step_all(
+        Optimizer::Sgd { lr: 0.1 },
+        1,
+        &mut params,
+        &grads,
+        &mut state,
+        None,
+    )
+    .unwrap();
+    assert_eq!(g.stats().dispatches - before, 2);
+    assert_eq!(params[1].shape(), [rows, 1024]);
 }

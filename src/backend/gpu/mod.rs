@@ -1106,6 +1106,14 @@ impl Backend for GpuBackend {
             return Ok(Vec::new());
         }
         let len = end.next_multiple_of(4);
+        let limits = self.ctx.limits();
+        let bind_limit = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
+        if 4 * len as u64 > bind_limit {
+            // Too big to bind as one buffer: separate tensors, stepped one by one.
+            return shapes.iter().map(|&[r, c]| self.zeros(r, c)).collect();
+        }
         let whole = self.new_tensor(1, len, None)?;
         Ok(shapes
             .iter()
