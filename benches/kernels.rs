@@ -15,9 +15,9 @@ use std::time::Duration;
 use wgtrain::backend::cpu::CpuBackend;
 use wgtrain::backend::gpu::GpuBackend;
 use wgtrain::backend::{Activation, Backend, Optimizer};
+use wgtrain::bench::{mlp_model, Workload};
 use wgtrain::data::synthetic;
-use wgtrain::nn::{Dense, LossFn, Sequential};
-use wgtrain::train::{Compile, FitConfig};
+use wgtrain::train::FitConfig;
 
 /// Rows × columns of the element-wise benchmarks: a batch of 128 through a 512-wide layer, and
 /// a large tensor for bandwidth.
@@ -120,7 +120,7 @@ fn elementwise<B: Backend>(c: &mut Criterion, b: &mut B, who: &str) {
     group.finish();
 }
 
-/// One MLP-A or MLP-B training step, as `wgtrain bench` runs them.
+/// One MLP-A or MLP-B training step, with the models `wgtrain bench` builds.
 fn step<B: Backend>(c: &mut Criterion, make: impl Fn() -> B, who: &str) {
     let mut group = c.benchmark_group("step");
     group
@@ -128,21 +128,8 @@ fn step<B: Backend>(c: &mut Criterion, make: impl Fn() -> B, who: &str) {
         .warm_up_time(Duration::from_secs(2))
         .measurement_time(Duration::from_secs(8));
     let (x, y) = synthetic::benchmark_data(1024);
-    for (name, hidden, batch) in [("MLP-B", &[128][..], 64), ("MLP-A", &[512, 512][..], 128)] {
-        let mut spec = Sequential::new();
-        for &h in hidden {
-            spec = spec.add(Dense::new(h, Activation::Relu));
-        }
-        let spec = spec.add(Dense::new(synthetic::CLASSES, Activation::Linear));
-        let adam = Optimizer::Adam {
-            lr: 1e-3,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-        };
-        let loss = LossFn::SparseCategoricalCrossentropy { from_logits: true };
-        let mut model = spec.compile(make(), Compile::new(loss, adam)).unwrap();
+    for w in [Workload::MlpB, Workload::MlpA] {
+        let (mut model, batch) = mlp_model(make(), w, &[]).unwrap();
         let (xb, yb) = (x.head(batch), y.head(batch));
         let config = || {
             FitConfig::epochs(1)
@@ -152,7 +139,7 @@ fn step<B: Backend>(c: &mut Criterion, make: impl Fn() -> B, who: &str) {
         };
         model.fit(&xb, &yb, config()).unwrap();
         group.throughput(Throughput::Elements(batch as u64));
-        group.bench_function(BenchmarkId::new(who, name), |bench| {
+        group.bench_function(BenchmarkId::new(who, w.name()), |bench| {
             bench.iter(|| model.fit(&xb, &yb, config()).unwrap())
         });
     }

@@ -319,6 +319,44 @@ fn validate(
     Ok(())
 }
 
+/// An MLP workload's hidden widths and batch size.
+fn mlp_shape(w: Workload) -> Result<(&'static [usize], usize)> {
+    match w {
+        Workload::MlpA | Workload::MnistE2e => Ok((&[512, 512], 128)),
+        Workload::MlpB => Ok((&[128], 64)),
+        _ => Err(Error::Config(format!(
+            "{} is not a training workload",
+            w.name()
+        ))),
+    }
+}
+
+/// An MLP workload's model as BENCHMARKS.md defines it (ReLU hidden layers, 10 logits, sparse
+/// softmax cross-entropy from logits, Adam 1e-3 / 0.9 / 0.999 / 1e-8) on `b`, with `metrics`,
+/// and its batch size. MNIST-E2E uses MLP-A's.
+pub fn mlp_model<B: Backend>(
+    b: B,
+    w: Workload,
+    metrics: &[crate::train::Metric],
+) -> Result<(Model<B>, usize)> {
+    let (hidden, batch) = mlp_shape(w)?;
+    let mut spec = Sequential::new();
+    for &h in hidden {
+        spec = spec.add(Dense::new(h, Activation::Relu));
+    }
+    let spec = spec.add(Dense::new(synthetic::CLASSES, Activation::Linear));
+    let adam = Optimizer::Adam {
+        lr: 1e-3,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.0,
+    };
+    let loss = LossFn::SparseCategoricalCrossentropy { from_logits: true };
+    let model = spec.compile(b, Compile::new(loss, adam).metrics(metrics))?;
+    Ok((model, batch))
+}
+
 /// An MLP workload's model, data and per-epoch fit configuration.
 struct MlpRun<B: Backend> {
     model: Model<B>,
@@ -343,36 +381,8 @@ impl<B: Backend> MlpRun<B> {
         y: Matrix,
         metrics: &[crate::train::Metric],
     ) -> Result<MlpRun<B>> {
-        let (hidden, batch): (&'static [usize], usize) = match w {
-            Workload::MlpA => (&[512, 512], 128),
-            Workload::MlpB => (&[128], 64),
-            _ => {
-                return Err(Error::Config(format!(
-                    "{} is not a training workload",
-                    w.name()
-                )))
-            }
-        };
-        let mut spec = Sequential::new();
-        for &h in hidden {
-            spec = spec.add(Dense::new(h, Activation::Relu));
-        }
-        let spec = spec.add(Dense::new(synthetic::CLASSES, Activation::Linear));
-        let adam = Optimizer::Adam {
-            lr: 1e-3,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-        };
-        let model = spec.compile(
-            b,
-            Compile::new(
-                LossFn::SparseCategoricalCrossentropy { from_logits: true },
-                adam,
-            )
-            .metrics(metrics),
-        )?;
+        let (hidden, _) = mlp_shape(w)?;
+        let (model, batch) = mlp_model(b, w, metrics)?;
         Ok(MlpRun {
             model,
             x,
