@@ -28,16 +28,7 @@ fn share_a(row0: u32, k0: u32, lane: u32) -> ABlock {
         let h2 = subgroupBroadcast(mine, 5u);
         let l3 = subgroupBroadcast(mine, 6u);
         let h3 = subgroupBroadcast(mine, 7u);
-        return ABlock(
-            vec4(l0.x, l1.x, l2.x, l3.x),
-            vec4(l0.y, l1.y, l2.y, l3.y),
-            vec4(l0.z, l1.z, l2.z, l3.z),
-            vec4(l0.w, l1.w, l2.w, l3.w),
-            vec4(h0.x, h1.x, h2.x, h3.x),
-            vec4(h0.y, h1.y, h2.y, h3.y),
-            vec4(h0.z, h1.z, h2.z, h3.z),
-            vec4(h0.w, h1.w, h2.w, h3.w),
-        );
+        return rows_from_columns(l0, l1, l2, l3, h0, h1, h2, h3);
     }
     // Stored [M, K]: lane i loads row row0 + i at k0..k0 + 4.
     let mine = a[min(row0 + lane, p.m - 1u) * (p.k / 4u) + k0 / 4u];

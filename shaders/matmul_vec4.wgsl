@@ -65,6 +65,30 @@ struct ABlock {
     r7: vec4<f32>,
 }
 
+// Eight rows over 4 k from op(A) stored transposed: `lK` holds rows 0..4 at k0 + K and `hK`
+// rows 4..8; each row is gathered from the four (a register shuffle).
+fn rows_from_columns(
+    l0: vec4<f32>,
+    l1: vec4<f32>,
+    l2: vec4<f32>,
+    l3: vec4<f32>,
+    h0: vec4<f32>,
+    h1: vec4<f32>,
+    h2: vec4<f32>,
+    h3: vec4<f32>,
+) -> ABlock {
+    return ABlock(
+        vec4(l0.x, l1.x, l2.x, l3.x),
+        vec4(l0.y, l1.y, l2.y, l3.y),
+        vec4(l0.z, l1.z, l2.z, l3.z),
+        vec4(l0.w, l1.w, l2.w, l3.w),
+        vec4(h0.x, h1.x, h2.x, h3.x),
+        vec4(h0.y, h1.y, h2.y, h3.y),
+        vec4(h0.z, h1.z, h2.z, h3.z),
+        vec4(h0.w, h1.w, h2.w, h3.w),
+    );
+}
+
 fn load_a(row0: u32, k0: u32) -> ABlock {
     if (TRANS_A) {
         // Stored [K, M]: rows are contiguous, 2 vec4 per k; transposed into rows in registers.
@@ -83,16 +107,7 @@ fn load_a(row0: u32, k0: u32) -> ABlock {
         let h1 = a[b1 + g1];
         let h2 = a[b2 + g1];
         let h3 = a[b3 + g1];
-        return ABlock(
-            vec4(l0.x, l1.x, l2.x, l3.x),
-            vec4(l0.y, l1.y, l2.y, l3.y),
-            vec4(l0.z, l1.z, l2.z, l3.z),
-            vec4(l0.w, l1.w, l2.w, l3.w),
-            vec4(h0.x, h1.x, h2.x, h3.x),
-            vec4(h0.y, h1.y, h2.y, h3.y),
-            vec4(h0.z, h1.z, h2.z, h3.z),
-            vec4(h0.w, h1.w, h2.w, h3.w),
-        );
+        return rows_from_columns(l0, l1, l2, l3, h0, h1, h2, h3);
     }
     // Stored [M, K]: k is contiguous, one vec4 per row.
     let k4 = p.k / 4u;
