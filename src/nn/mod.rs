@@ -219,6 +219,14 @@ impl<T: Tensor> Network<T> {
         self.input_dim
     }
 
+    /// The top layer's activation.
+    pub fn top_activation(&self) -> Activation {
+        *self
+            .activations
+            .last()
+            .expect("a network has at least one layer")
+    }
+
     /// The output width.
     pub fn output_dim(&self) -> usize {
         self.params.last().map_or(0, |b| b.cols())

@@ -524,8 +524,10 @@ impl<B: Backend> Model<B> {
         let top = acts.a.len() - 1;
         net.forward(b, &batch.x, acts)?;
         // The loss's gradient goes where backward starts: dz of the top layer when the loss
-        // reads the logits, its da otherwise.
-        if head.on_logits {
+        // reads the logits, or when the top layer is linear (then a = z, and dz = da would
+        // only be a copy); its da otherwise.
+        let onto_z = head.on_logits || net.top_activation() == Activation::Linear;
+        if onto_z {
             b.loss(
                 head.loss,
                 &acts.z[top],
@@ -552,7 +554,7 @@ impl<B: Backend> Model<B> {
         };
         plan.record(b, output, probs, &batch.y, acc)?;
         if train {
-            net.backward(b, &batch.x, acts, head.on_logits)?;
+            net.backward(b, &batch.x, acts, onto_z)?;
             *step += 1;
             let guard = guard.then_some((&*acc, LOSS_SLOT));
             net.update(b, *optimizer, *step, guard)?;
