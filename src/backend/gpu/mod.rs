@@ -218,6 +218,9 @@ pub struct GpuBackend {
     /// Whether matmul tilings are measured per shape class (off once `set_matmul_tiles` fixes
     /// one).
     autotune: bool,
+    /// The tiling each product shape (M, N, K, transposes) resolved to; cleared when the
+    /// tiling or autotuning is changed.
+    resolved_tiles: HashMap<(usize, usize, usize, bool, bool), MatmulTiles>,
     /// A `[1, 1]` zero bound as the guard of unguarded optimizer steps.
     finite_guard: GpuTensor,
     profiler: Option<Profiler>,
@@ -293,6 +296,7 @@ impl GpuBackend {
             last_op: "none",
             matmul_tiles: MatmulTiles::for_device_type(&ctx_device_type),
             autotune: true,
+            resolved_tiles: HashMap::new(),
             finite_guard,
             profiler: None,
         };
@@ -316,6 +320,7 @@ impl GpuBackend {
         (self.matmul_tiles, self.autotune) = (MatmulTiles::SUBGROUP16, false);
         let ok = self.check_matmul_against_reference().unwrap_or(false);
         (self.matmul_tiles, self.autotune) = saved;
+        self.resolved_tiles.clear();
         // A failed build leaves its error in the sink; it is not the caller's.
         let _ = self.ctx.check_errors("matmul v5 check");
         *self.ctx.subgroup_matmul_ok.get_or_init(|| ok)
@@ -419,6 +424,7 @@ impl GpuBackend {
             None => {
                 self.matmul_tiles = tiles;
                 self.autotune = false;
+                self.resolved_tiles.clear();
                 Ok(())
             }
         }
@@ -428,6 +434,7 @@ impl GpuBackend {
     /// [`GpuBackend::set_matmul_tiles`]). Off, every product uses the current tiling.
     pub fn set_autotune(&mut self, on: bool) {
         self.autotune = on;
+        self.resolved_tiles.clear();
     }
 
     /// Counters of allocations and work so far.
@@ -1189,7 +1196,25 @@ impl GpuBackend {
     /// The tiling for a product of this shape: the one `set_matmul_tiles` fixed, or, with
     /// autotuning on (the default), the fastest candidate for its shape class, measured on
     /// first use and cached for the process. Shapes the chosen variant cannot run go to v2.
+    /// Resolved once per exact shape, so a training step's products cost one lookup each.
     fn tiles_for(
+        &mut self,
+        m: usize,
+        n: usize,
+        k: usize,
+        ta: bool,
+        tb: bool,
+    ) -> Result<MatmulTiles> {
+        let shape = (m, n, k, ta, tb);
+        if let Some(&t) = self.resolved_tiles.get(&shape) {
+            return Ok(t);
+        }
+        let t = self.resolve_tiles(m, n, k, ta, tb)?;
+        self.resolved_tiles.insert(shape, t);
+        Ok(t)
+    }
+
+    fn resolve_tiles(
         &mut self,
         m: usize,
         n: usize,
