@@ -14,8 +14,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use std::time::Duration;
 use wgtrain::backend::cpu::CpuBackend;
 use wgtrain::backend::gpu::GpuBackend;
-use wgtrain::backend::{Activation, Backend, Optimizer};
-use wgtrain::bench::{mlp_model, Workload};
+use wgtrain::backend::{Activation, Backend};
+use wgtrain::bench::{mlp_model, Workload, ADAM};
 use wgtrain::data::synthetic;
 use wgtrain::train::FitConfig;
 
@@ -99,19 +99,12 @@ fn elementwise<B: Backend>(c: &mut Criterion, b: &mut B, who: &str) {
                 s.push(t);
             }
         }
-        let adam = Optimizer::Adam {
-            lr: 1e-3,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-        };
         group.throughput(Throughput::Bytes((4 * 7 * (n + cols)) as u64));
         let mut t = 0;
         group.bench_function(BenchmarkId::new(format!("{who}/adam"), &size), |bench| {
             bench.iter(|| {
                 t += 1;
-                b.optimizer_step_all(adam, t, &mut p, &g, &mut state, None)
+                b.optimizer_step_all(ADAM, t, &mut p, &g, &mut state, None)
                     .unwrap();
                 b.finish().unwrap();
             })

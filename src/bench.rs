@@ -319,6 +319,15 @@ fn validate(
     Ok(())
 }
 
+/// The optimizer of the MLP workloads: Adam(lr 1e-3, β1 0.9, β2 0.999, ε 1e-8).
+pub const ADAM: Optimizer = Optimizer::Adam {
+    lr: 1e-3,
+    beta1: 0.9,
+    beta2: 0.999,
+    eps: 1e-8,
+    weight_decay: 0.0,
+};
+
 /// An MLP workload's hidden widths and batch size.
 fn mlp_shape(w: Workload) -> Result<(&'static [usize], usize)> {
     match w {
@@ -345,15 +354,8 @@ pub fn mlp_model<B: Backend>(
         spec = spec.add(Dense::new(h, Activation::Relu));
     }
     let spec = spec.add(Dense::new(synthetic::CLASSES, Activation::Linear));
-    let adam = Optimizer::Adam {
-        lr: 1e-3,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        weight_decay: 0.0,
-    };
     let loss = LossFn::SparseCategoricalCrossentropy { from_logits: true };
-    let model = spec.compile(b, Compile::new(loss, adam).metrics(metrics))?;
+    let model = spec.compile(b, Compile::new(loss, ADAM).metrics(metrics))?;
     Ok((model, batch))
 }
 
