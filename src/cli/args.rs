@@ -1,0 +1,176 @@
+//! The command line's flags, subcommand by subcommand (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+#[derive(Args, Debug)]
+pub(crate) struct BenchArgs {
+    /// Workloads to run (repeatable): MM-S, MM-M, MM-L, MM-MLP, MLP-A, MLP-B, MNIST-E2E.
+    /// Default: all (MM-L only on a real GPU, MNIST-E2E only where its folder is).
+    #[arg(long = "workload")]
+    pub(crate) workloads: Vec<String>,
+    /// Timed repetitions of each; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub(crate) repeats: usize,
+    /// Skip the CPU reference rows.
+    #[arg(long)]
+    pub(crate) no_reference: bool,
+    /// The MNIST folder for MNIST-E2E (skipped when it is missing and no workload was named).
+    #[arg(long, default_value = "../shared/data/mnist")]
+    pub(crate) mnist: PathBuf,
+    /// For the MLP workloads on a GPU, also time every kernel with timestamp queries in one
+    /// extra epoch and show each one's GPU time per step (the rest of `ms/step` is host and
+    /// driver overhead).
+    #[arg(long)]
+    pub(crate) profile: bool,
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum BackendChoice {
+    /// The best GPU adapter, or the CPU reference (with a warning) if there is none.
+    Auto,
+    /// The best GPU adapter; an error if there is none.
+    Gpu,
+    /// The CPU reference.
+    Cpu,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SaveMode {
+    /// When training ends.
+    End,
+    /// After every epoch (and so also at the end).
+    Epoch,
+    /// After each epoch in which `--monitor` reaches a new best.
+    Best,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct Common {
+    /// Where to run.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub(crate) backend: BackendChoice,
+    /// Print one JSON object with the results on stdout (progress stays on stderr).
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct TrainArgs {
+    /// A CSV file with a header row, or a folder of MNIST IDX files; without it, the
+    /// built-in digits set.
+    #[arg(long)]
+    pub(crate) data: Option<PathBuf>,
+    /// The label column of a CSV, by name or 0-based index (default: the last).
+    #[arg(long)]
+    pub(crate) label_column: Option<String>,
+    /// A separate CSV to test on (instead of holding out --test-split of --data).
+    #[arg(long)]
+    pub(crate) test_data: Option<PathBuf>,
+    /// Standardize each feature with the mean and deviation of the training rows; saved with
+    /// the model and applied by evaluate and predict.
+    #[arg(long)]
+    pub(crate) standardize: bool,
+    /// Hidden layer widths, comma separated.
+    #[arg(long, default_value = "128,64", value_delimiter = ',')]
+    pub(crate) layers: Vec<usize>,
+    /// Hidden activation: linear, relu, leaky_relu, elu, sigmoid, tanh, softplus, gelu, gelu_tanh, silu.
+    #[arg(long, default_value = "relu")]
+    pub(crate) activation: String,
+    /// Loss: sparse_categorical_crossentropy, categorical_crossentropy, binary_crossentropy, mse,
+    /// mae, huber; `auto` picks sparse categorical cross-entropy for integer labels, else mse.
+    #[arg(long, default_value = "auto")]
+    pub(crate) loss: String,
+    /// Optimizer: adam, adamw, sgd, momentum, nesterov.
+    #[arg(long, default_value = "adam")]
+    pub(crate) optimizer: String,
+    /// Learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub(crate) lr: f32,
+    /// Epochs in all (a resumed run continues from its checkpoint's epoch up to this).
+    #[arg(long, default_value_t = 30)]
+    pub(crate) epochs: usize,
+    /// Samples per step (default: 32, or 128 for a training set of 10,000 samples or more,
+    /// as BENCHMARKS.md's MNIST workload).
+    #[arg(long)]
+    pub(crate) batch_size: Option<usize>,
+    /// Fraction of the training data held out (its last rows) to validate after each epoch.
+    #[arg(long, default_value_t = 0.1)]
+    pub(crate) validation_split: f32,
+    /// Fraction of the data held out, after a seeded shuffle, for the final test.
+    #[arg(long, default_value_t = 0.2)]
+    pub(crate) test_split: f32,
+    /// Metrics besides the loss, comma separated (default: accuracy for classification, mae
+    /// for regression).
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) metrics: Vec<String>,
+    /// Seeds the split, the initial weights and the shuffles.
+    #[arg(long, default_value_t = 42)]
+    pub(crate) seed: u64,
+    /// 0: silent, 1: progress bars, 2: one line per epoch.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) verbose: u8,
+    /// Save a checkpoint (safetensors) here; written atomically.
+    #[arg(long)]
+    pub(crate) save: Option<PathBuf>,
+    /// When to save.
+    #[arg(long, value_enum, default_value = "end")]
+    pub(crate) save_mode: SaveMode,
+    /// What `--save-mode best` watches.
+    #[arg(long, default_value = "val_loss")]
+    pub(crate) monitor: String,
+    /// Continue training from this checkpoint (same flags and seed as the run that wrote it);
+    /// its weights, optimizer state, learning rate, epoch count and input scaling are used.
+    #[arg(long)]
+    pub(crate) resume: Option<PathBuf>,
+    /// Write the learning curves per epoch here (.csv or .json).
+    #[arg(long)]
+    pub(crate) history: Option<PathBuf>,
+    /// Draw the learning curves (loss and the main metric, training and validation) here
+    /// (.png or .svg).
+    #[arg(long)]
+    pub(crate) plot: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+/// A saved model and the data to run it on.
+#[derive(Args, Debug)]
+pub(crate) struct ModelInput {
+    /// A checkpoint written by `wgtrain train --save`.
+    #[arg(long)]
+    pub(crate) model: PathBuf,
+    /// A CSV file, or an MNIST folder (its t10k split is used). For predict, a CSV may have a
+    /// label column or not.
+    #[arg(long)]
+    pub(crate) data: PathBuf,
+    /// The label column of a CSV, by name or 0-based index (default: the last; predict drops
+    /// it when the file has one column more than the model takes).
+    #[arg(long)]
+    pub(crate) label_column: Option<String>,
+    /// Samples per batch.
+    #[arg(long, default_value_t = 256)]
+    pub(crate) batch_size: usize,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct EvaluateArgs {
+    #[command(flatten)]
+    pub(crate) input: ModelInput,
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct PredictArgs {
+    #[command(flatten)]
+    pub(crate) input: ModelInput,
+    /// Write the predictions here as CSV (atomically); without it they go to stdout.
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
