@@ -30,6 +30,7 @@
 pub mod backend;
 pub mod bench;
 pub mod checkpoint;
+pub mod console;
 pub mod data;
 pub mod error;
 pub mod fs;

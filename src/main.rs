@@ -54,7 +54,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            wgtrain::stderr_line!("error: {e}");
             ExitCode::FAILURE
         }
     }

@@ -24,7 +24,7 @@ pub(crate) fn bench(args: &BenchArgs, process_start: Instant) -> Result<()> {
             .filter(|w| {
                 let skip = *w == Workload::MnistE2e && !args.mnist.is_dir();
                 if skip {
-                    eprintln!(
+                    wgtrain::stderr_line!(
                         "note: MNIST-E2E skipped: no MNIST folder at {} (--mnist DIR)",
                         args.mnist.display()
                     );
@@ -37,13 +37,15 @@ pub(crate) fn bench(args: &BenchArgs, process_start: Instant) -> Result<()> {
         BackendChoice::Cpu => None,
         BackendChoice::Gpu => Some(GpuBackend::new()?),
         BackendChoice::Auto => GpuBackend::new()
-            .map_err(|e| eprintln!("warning: no GPU ({e}); benchmarking the CPU reference only"))
+            .map_err(|e| {
+                wgtrain::stderr_line!("warning: no GPU ({e}); benchmarking the CPU reference only")
+            })
             .ok(),
     };
     let adapter = gpu.as_ref().map(|g| g.context().adapter().clone());
     let software = adapter.as_ref().is_some_and(|a| a.device_type == "Cpu");
     if let Some(a) = &adapter {
-        eprintln!("adapter: {a}");
+        wgtrain::stderr_line!("adapter: {a}");
     }
     let mut results = Vec::new();
     // Start-up of the first workload counts from process start; later ones from their own
@@ -54,10 +56,10 @@ pub(crate) fn bench(args: &BenchArgs, process_start: Instant) -> Result<()> {
     };
     for w in workloads {
         if gpu.is_some() && !(w.real_gpu_only() && software && !explicit) {
-            eprintln!("running {} on the GPU backend...", w.name());
+            wgtrain::stderr_line!("running {} on the GPU backend...", w.name());
             let mut r = run(GpuBackend::new()?, w, args.repeats, &inputs)?;
             if args.profile && matches!(w, Workload::MlpA | Workload::MlpB) {
-                eprintln!("profiling {} with timestamp queries...", w.name());
+                wgtrain::stderr_line!("profiling {} with timestamp queries...", w.name());
                 r.kernels = profile(GpuBackend::new()?, w)?;
             }
             results.push(r);
@@ -65,7 +67,7 @@ pub(crate) fn bench(args: &BenchArgs, process_start: Instant) -> Result<()> {
         }
         let reference_row = gpu.is_none() || (!args.no_reference && w.fits_the_reference());
         if reference_row && (w.fits_the_reference() || explicit) {
-            eprintln!("running {} on the CPU reference...", w.name());
+            wgtrain::stderr_line!("running {} on the CPU reference...", w.name());
             results.push(run(CpuBackend::new(), w, args.repeats, &inputs)?);
             inputs.started = Instant::now();
         }

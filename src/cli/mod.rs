@@ -34,7 +34,9 @@ pub(crate) fn dispatch(choice: BackendChoice, job: impl Job) -> Result<()> {
         BackendChoice::Auto => match GpuBackend::new() {
             Ok(g) => job.run(g, "gpu"),
             Err(e) => {
-                eprintln!("warning: no GPU ({e}); running on the CPU reference, which is slow");
+                wgtrain::stderr_line!(
+                    "warning: no GPU ({e}); running on the CPU reference, which is slow"
+                );
                 job.run(CpuBackend::new(), "cpu")
             }
         },

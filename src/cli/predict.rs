@@ -88,7 +88,7 @@ impl Job for Predict<'_> {
             }
             outln!("{report}");
         } else if let Some(path) = &args.out {
-            eprintln!(
+            wgtrain::stderr_line!(
                 "wrote {} predictions for {source} to {}",
                 p.rows(),
                 path.display()

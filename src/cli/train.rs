@@ -143,7 +143,7 @@ impl Job for Train<'_> {
         let adapter = backend.describe();
         let mut model = self.model.compile(backend, self.compile)?;
         for w in model.warnings() {
-            eprintln!("warning: {w}");
+            wgtrain::stderr_line!("warning: {w}");
         }
         let mut initial_epoch = 0;
         if let Some(ckpt) = &self.resume {
@@ -168,7 +168,7 @@ impl Job for Train<'_> {
             )));
         }
         if !args.common.json && args.verbose > 0 {
-            eprintln!(
+            wgtrain::stderr_line!(
                 "training on {adapter}\ndata: {} ({} train, {} test samples, {} features){}",
                 self.source,
                 self.x_train.rows(),
@@ -204,7 +204,7 @@ impl Job for Train<'_> {
         let history = model.fit(&self.x_train, &self.y_train, config)?;
         let fit_seconds = fit_start.elapsed().as_secs_f64();
         if let Some(reason) = &history.stopped_early {
-            eprintln!("{reason}");
+            wgtrain::stderr_line!("{reason}");
         }
         if let (Some(path), SaveMode::End) = (&args.save, args.save_mode) {
             model.save(path)?;

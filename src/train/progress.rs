@@ -81,6 +81,6 @@ impl Progress {
         for (name, value) in logs.iter() {
             line += &format!(" - {name}: {value:.4}");
         }
-        eprintln!("{line}");
+        crate::stderr_line!("{line}");
     }
 }

@@ -261,7 +261,7 @@ impl GpuContext {
         if let Err(e) = crate::fs::write_atomic(path, text.as_bytes()) {
             static WARNED: std::sync::Once = std::sync::Once::new();
             WARNED.call_once(|| {
-                eprintln!(
+                crate::stderr_line!(
                     "warning: could not write the autotune cache {} ({e}); tuning again next time",
                     path.display()
                 )
