@@ -41,6 +41,7 @@ enum Command {
 
 fn main() -> ExitCode {
     quiet_mesa();
+    remove_temporary_files_on_signals();
     let started = Instant::now();
     let cli = Cli::parse();
     let result = match cli.command {
@@ -61,15 +62,42 @@ fn main() -> ExitCode {
 }
 
 /// Mesa's software Vulkan prints "XDG_RUNTIME_DIR is invalid" at every start when the
-/// variable is unset: harmless, but it reads like a failure. Give it a private folder.
+/// variable is unset: harmless, but it reads like a failure. Give it a private folder: one per
+/// user, made once and reused, so that runs leave nothing behind; skipped (Mesa then warns)
+/// where a folder of that name exists but is not this user's alone.
 fn quiet_mesa() {
     #[cfg(unix)]
     if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
-        use std::os::unix::fs::DirBuilderExt;
-        let dir = std::env::temp_dir().join(format!("wgtrain-runtime-{}", std::process::id()));
-        if std::fs::DirBuilder::new().mode(0o700).create(&dir).is_ok() {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+        // SAFETY: getuid cannot fail.
+        let uid = unsafe { libc::getuid() };
+        let dir = std::env::temp_dir().join(format!("wgtrain-runtime-{uid}"));
+        let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+        let private = std::fs::symlink_metadata(&dir)
+            .is_ok_and(|m| m.is_dir() && m.uid() == uid && m.mode() & 0o077 == 0);
+        if private {
             // Called first thing in main, before any other thread exists.
             std::env::set_var("XDG_RUNTIME_DIR", &dir);
         }
+    }
+}
+
+/// On SIGINT, SIGTERM or SIGHUP, removes the temporary files of unfinished writes (the file
+/// each would have replaced is whole), then ends the process by the same signal, as it would
+/// have ended without the handler.
+fn remove_temporary_files_on_signals() {
+    #[cfg(unix)]
+    {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+            return;
+        };
+        std::thread::spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                wgtrain::fs::remove_unfinished();
+                let _ = signal_hook::low_level::emulate_default_handler(signal);
+                std::process::exit(128 + signal);
+            }
+        });
     }
 }
