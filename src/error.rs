@@ -106,3 +106,38 @@ pub enum Error {
 
 /// `Result` with wgtrain's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The most characters of a value a message quotes.
+pub const QUOTE_MAX: usize = 80;
+
+/// `text` as a message quotes it: control characters escaped, and cut to about
+/// [`QUOTE_MAX`] characters (with the full length said) so that a 300 MB cell never makes a
+/// 300 MB message.
+///
+/// ```
+/// use wgtrain::error::quote;
+/// assert_eq!(quote("four"), "four");
+/// assert_eq!(quote("a\tb"), "a\\tb");
+/// let long = quote(&"x".repeat(1000));
+/// assert!(long.len() < 100 && long.ends_with("(1000 characters)"), "{long}");
+/// ```
+pub fn quote(text: &str) -> String {
+    let escape = |s: &str| -> String {
+        s.chars()
+            .flat_map(|c| {
+                let escaped: Vec<char> = if c.is_control() {
+                    c.escape_default().collect()
+                } else {
+                    vec![c]
+                };
+                escaped
+            })
+            .collect()
+    };
+    let count = text.chars().count();
+    if count <= QUOTE_MAX {
+        return escape(text);
+    }
+    let head: String = text.chars().take(QUOTE_MAX - 20).collect();
+    format!("{}… ({count} characters)", escape(&head))
+}

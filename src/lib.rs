@@ -34,6 +34,7 @@ pub mod console;
 pub mod data;
 pub mod error;
 pub mod fs;
+pub mod host;
 pub mod nn;
 pub mod tolerance;
 pub mod train;

@@ -1,9 +1,12 @@
 //! CSV datasets: a header row, one sample per row, every cell a number, one label column.
+//! Gzip-compressed files are read as such (by their magic bytes, whatever their name).
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
-use super::Matrix;
-use crate::error::{Error, Result};
+use super::{Matrix, Origin, RowUnit};
+use crate::error::{quote, Error, Result};
+use crate::host::{available_memory, format_bytes};
 
 /// Which column holds the target.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,26 +42,108 @@ pub struct CsvData {
     pub feature_names: Vec<String>,
     /// Header name of the label column.
     pub label_name: String,
+    /// The file and the line of each row, for messages about a row.
+    pub origin: Origin,
 }
 
-/// Reads a CSV file.
-pub fn load(path: &Path, label: &LabelColumn) -> Result<CsvData> {
-    let file = std::fs::File::open(path).map_err(|source| Error::Io {
+/// The header names a message lists before it says how many more there are.
+const LIST_MAX: usize = 12;
+
+/// Opens `path` for reading, refusing what is not a regular file: a FIFO would block until a
+/// writer comes (forever, if none does), `/dev/zero` never ends, and a folder is not data.
+pub fn open_regular(path: &Path) -> Result<std::fs::File> {
+    let io = |source| Error::Io {
         path: path.display().to_string(),
         source,
-    })?;
-    parse(file, &path.display().to_string(), label)
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() {
+            "a folder".to_string()
+        } else {
+            special_kind(&meta)
+        };
+        return Err(Error::Data {
+            source_name: path.display().to_string(),
+            detail: format!(
+                "is {what}, not a regular file; wgtrain reads data from files (save a stream to a file first)"
+            ),
+        });
+    }
+    std::fs::File::open(path).map_err(io)
+}
+
+fn special_kind(meta: &std::fs::Metadata) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if t.is_fifo() {
+            return "a named pipe (FIFO)".into();
+        }
+        if t.is_char_device() {
+            return "a character device".into();
+        }
+        if t.is_block_device() {
+            return "a block device".into();
+        }
+        if t.is_socket() {
+            return "a socket".into();
+        }
+    }
+    let _ = meta;
+    "a special file".into()
+}
+
+/// Reads a CSV file, plain or gzip-compressed. Refuses a file larger than the memory left.
+pub fn load(path: &Path, label: &LabelColumn) -> Result<CsvData> {
+    let name = path.display().to_string();
+    let file = open_regular(path)?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if let Some(free) = available_memory() {
+        if size > free {
+            return Err(Error::Data {
+                source_name: name,
+                detail: format!(
+                    "the file is {} and only {} of memory is available to read it into",
+                    format_bytes(size),
+                    format_bytes(free)
+                ),
+            });
+        }
+    }
+    let mut reader = BufReader::new(file);
+    let gzip = reader
+        .fill_buf()
+        .map_err(|source| Error::Io {
+            path: name.clone(),
+            source,
+        })?
+        .starts_with(&[0x1f, 0x8b]);
+    if gzip {
+        parse(flate2::bufread::MultiGzDecoder::new(reader), &name, label)
+    } else {
+        parse(reader, &name, label)
+    }
 }
 
 /// Parses CSV text from `reader`; `source_name` names it in errors.
-pub fn parse(
-    reader: impl std::io::Read,
-    source_name: &str,
-    label: &LabelColumn,
-) -> Result<CsvData> {
+pub fn parse(reader: impl Read, source_name: &str, label: &LabelColumn) -> Result<CsvData> {
     let err = |detail: String| Error::Data {
         source_name: source_name.to_string(),
         detail,
+    };
+    let read_err = |e: ::csv::Error| {
+        let line = e
+            .position()
+            .map_or(String::new(), |p| format!("line {}: ", p.line()));
+        match e.kind() {
+            ::csv::ErrorKind::Utf8 { .. } => err(format!(
+                "{line}not UTF-8 text; is this a CSV file? (a gzip-compressed CSV is read as one)"
+            )),
+            ::csv::ErrorKind::Io(io) => err(format!("{line}cannot be read: {io}")),
+            _ => err(format!("{line}{e}")),
+        }
     };
     let mut rdr = ::csv::ReaderBuilder::new()
         .has_headers(true)
@@ -67,7 +152,7 @@ pub fn parse(
         .from_reader(reader);
     let headers: Vec<String> = rdr
         .headers()
-        .map_err(|e| err(format!("cannot read the header row: {e}")))?
+        .map_err(read_err)?
         .iter()
         .map(str::to_string)
         .collect();
@@ -78,10 +163,27 @@ pub fn parse(
     }
     if headers.len() < 2 && *label != LabelColumn::None {
         return Err(err(format!(
-            "only one column ({}); need at least one feature column and a label column",
-            headers[0]
+            "only one column (`{}`); need at least one feature column and a label column",
+            quote(&headers[0])
         )));
     }
+    for (i, h) in headers.iter().enumerate() {
+        if let Some(j) = headers[..i].iter().position(|o| o == h) {
+            return Err(err(format!(
+                "line 1: columns {} and {} are both named `{}`; give each column its own name",
+                j + 1,
+                i + 1,
+                quote(h)
+            )));
+        }
+    }
+    let listed = || {
+        let shown: Vec<String> = headers.iter().take(LIST_MAX).map(|h| quote(h)).collect();
+        match headers.len().checked_sub(LIST_MAX) {
+            Some(more) if more > 0 => format!("{} and {more} more", shown.join(", ")),
+            _ => shown.join(", "),
+        }
+    };
     let label_idx = match label {
         LabelColumn::None => usize::MAX,
         LabelColumn::Last => headers.len() - 1,
@@ -95,19 +197,28 @@ pub fn parse(
         }
         LabelColumn::Name(n) => headers.iter().position(|h| h == n).ok_or_else(|| {
             err(format!(
-                "no column named `{n}`; the columns are: {}",
-                headers.join(", ")
+                "no column named `{}`; the columns are: {}",
+                quote(n),
+                listed()
             ))
         })?,
     };
 
-    let mut x = Vec::new();
-    let mut y = Vec::new();
-    let mut rows = 0usize;
-    for (i, record) in rdr.records().enumerate() {
+    // What the values may take: the memory left when reading starts (a gzip file's size
+    // says little about its contents), checked as rows arrive.
+    let budget = available_memory().map(|b| b / 4);
+    let mut x: Vec<f32> = Vec::new();
+    let mut y: Vec<f32> = Vec::new();
+    let mut lines = Vec::new();
+    let mut record = ::csv::StringRecord::new();
+    loop {
+        match rdr.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(read_err(e)),
+        }
         // Line numbers as an editor shows them: the header is line 1.
-        let line = i + 2;
-        let record = record.map_err(|e| err(format!("line {line}: {e}")))?;
+        let line = record.position().map_or(0, |p| p.line() as usize);
         if record.len() == 1 && record.get(0) == Some("") {
             continue; // a blank line
         }
@@ -118,29 +229,34 @@ pub fn parse(
                 headers.len()
             )));
         }
+        if budget.is_some_and(|b| (x.len() + record.len()) as u64 > b)
+            || x.try_reserve(record.len()).is_err()
+            || y.try_reserve(1).is_err()
+            || lines.try_reserve(1).is_err()
+        {
+            return Err(err(format!(
+                "line {line}: out of memory after {} values; the data does not fit in this machine's memory",
+                x.len() + y.len()
+            )));
+        }
         for (c, cell) in record.iter().enumerate() {
-            let v: f32 = cell.parse().map_err(|_| {
+            let v = number(cell).map_err(|why| {
                 err(format!(
-                    "line {line}, column {} (`{}`): `{cell}` is not a number",
+                    "line {line}, column {} (`{}`): `{}` {why}",
                     c + 1,
-                    headers[c]
+                    quote(&headers[c]),
+                    quote(cell)
                 ))
             })?;
-            if !v.is_finite() {
-                return Err(err(format!(
-                    "line {line}, column {} (`{}`): `{cell}` is not a finite number; remove or impute it",
-                    c + 1,
-                    headers[c]
-                )));
-            }
             if c == label_idx {
                 y.push(v);
             } else {
                 x.push(v);
             }
         }
-        rows += 1;
+        lines.push(line);
     }
+    let rows = lines.len();
     if rows == 0 {
         return Err(err("the file has a header but no data rows".into()));
     }
@@ -155,5 +271,24 @@ pub fn parse(
         y: Matrix::new(rows, y_cols, y)?,
         feature_names,
         label_name,
+        origin: Origin {
+            source: source_name.to_string(),
+            unit: RowUnit::Line,
+            numbers: Some(lines),
+        },
     })
+}
+
+/// A cell as an f32 (parsed as one, so rounded once), or why it is not one.
+fn number(cell: &str) -> std::result::Result<f32, &'static str> {
+    let v: f32 = cell.parse().map_err(|_| "is not a number")?;
+    if v.is_finite() {
+        return Ok(v);
+    }
+    // `inf` and `NaN` say so themselves; `1e39` is a finite number f32 cannot hold.
+    if cell.parse::<f64>().is_ok_and(f64::is_finite) {
+        Err("is beyond the range of 32-bit floats (±3.4e38); rescale the column")
+    } else {
+        Err("is not a finite number; remove or impute it")
+    }
 }

@@ -23,92 +23,128 @@ const MAX_BYTES: u64 = 2 << 30;
 /// Parses IDX bytes (gzip-compressed if they start with gzip's magic); `source` names the file
 /// in errors.
 pub fn parse(bytes: &[u8], source: &str) -> Result<Idx> {
+    read(bytes, source)
+}
+
+/// Reads an IDX file, raw or gzip (by its magic bytes).
+pub fn load(path: &Path) -> Result<Idx> {
+    let file = super::csv::open_regular(path)?;
+    read(std::io::BufReader::new(file), &path.display().to_string())
+}
+
+/// Reads IDX from `reader`, decompressing gzip as it goes. The header's dimensions are checked
+/// against the limit and the memory left before the data is read, and the data against the
+/// dimensions as it arrives: a small gzip file that claims or unpacks to gigabytes is refused
+/// without taking them.
+fn read(mut reader: impl std::io::BufRead, source: &str) -> Result<Idx> {
     let err = |detail: String| Error::Data {
         source_name: source.to_string(),
         detail,
     };
-    let raw;
-    let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(bytes)
-            .take(MAX_BYTES + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| err(format!("the gzip stream is damaged or truncated: {e}")))?;
-        if out.len() as u64 > MAX_BYTES {
-            return Err(err(format!("decompresses to more than {MAX_BYTES} bytes")));
-        }
-        raw = out;
-        &raw[..]
-    } else {
-        bytes
+    let io = |e: std::io::Error| err(format!("cannot be read: {e}"));
+    let gzip = reader.fill_buf().map_err(io)?.starts_with(&[0x1f, 0x8b]);
+    if gzip {
+        let decoder = flate2::bufread::MultiGzDecoder::new(reader);
+        return read_raw(
+            std::io::BufReader::new(decoder),
+            source,
+            "the gzip stream is damaged or truncated: ",
+        );
+    }
+    read_raw(reader, source, "")
+}
+
+fn read_raw(mut r: impl Read, source: &str, io_context: &str) -> Result<Idx> {
+    let err = |detail: String| Error::Data {
+        source_name: source.to_string(),
+        detail,
     };
-    if bytes.len() < 4 {
+    // Fills `buf` or says how much there was.
+    let mut fill = |buf: &mut [u8]| -> Result<usize> {
+        let mut got = 0;
+        while got < buf.len() {
+            match r.read(&mut buf[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(err(format!("{io_context}{e}"))),
+            }
+        }
+        Ok(got)
+    };
+    let mut magic = [0u8; 4];
+    let got = fill(&mut magic)?;
+    if got < 4 {
         return Err(err(format!(
-            "{} bytes is too short for an IDX header (4 bytes of magic number)",
-            bytes.len()
+            "{got} bytes is too short for an IDX header (4 bytes of magic number)"
         )));
     }
-    if bytes[0] != 0 || bytes[1] != 0 {
+    if magic[0] != 0 || magic[1] != 0 {
         return Err(err(format!(
             "not an IDX file: the magic number {:02x}{:02x}{:02x}{:02x} should start with two zero bytes",
-            bytes[0], bytes[1], bytes[2], bytes[3]
+            magic[0], magic[1], magic[2], magic[3]
         )));
     }
-    if bytes[2] != 0x08 {
+    if magic[2] != 0x08 {
         return Err(err(format!(
             "IDX type 0x{:02x} is not supported; only unsigned bytes (0x08, as in MNIST) are",
-            bytes[2]
+            magic[2]
         )));
     }
-    let ndim = bytes[3] as usize;
+    let ndim = magic[3] as usize;
     if ndim == 0 {
         return Err(err("the IDX header declares 0 dimensions".into()));
     }
-    let header = 4 + 4 * ndim;
-    if bytes.len() < header {
+    let mut header = vec![0u8; 4 * ndim];
+    let got = fill(&mut header)?;
+    if got < header.len() {
         return Err(err(format!(
             "truncated: the header declares {ndim} dimensions but the file ends at byte {}",
-            bytes.len()
+            4 + got
         )));
     }
-    let dims: Vec<usize> = (0..ndim)
-        .map(|i| {
-            u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize
-        })
+    let dims: Vec<usize> = header
+        .chunks_exact(4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
         .collect();
     let count = dims
         .iter()
         .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
         .filter(|&c| c <= MAX_BYTES);
     let Some(count) = count else {
-        return Err(err(format!("dimensions {dims:?} are too large")));
+        return Err(err(format!(
+            "dimensions {dims:?} are too large (more than {MAX_BYTES} bytes)"
+        )));
     };
-    let body = &bytes[header..];
-    if (body.len() as u64) < count {
+    // As f32 features, the values take 4 bytes each.
+    if let Some(free) = crate::host::available_memory() {
+        if count.saturating_mul(5) > free {
+            return Err(err(format!(
+                "dimensions {dims:?} need {} in memory, more than the {} available",
+                crate::host::format_bytes(count * 5),
+                crate::host::format_bytes(free)
+            )));
+        }
+    }
+    let mut data = Vec::new();
+    data.try_reserve_exact(count as usize)
+        .map_err(|_| err(format!("out of memory for {count} bytes of data")))?;
+    data.resize(count as usize, 0);
+    let got = fill(&mut data)?;
+    if (got as u64) < count {
         return Err(err(format!(
-            "truncated: dimensions {dims:?} need {count} bytes of data, the file has {}",
-            body.len()
+            "truncated: dimensions {dims:?} need {count} bytes of data, the file has {got}"
         )));
     }
-    if (body.len() as u64) > count {
+    // Whatever follows is counted (up to the limit), not kept.
+    let extra = std::io::copy(&mut r.take(MAX_BYTES), &mut std::io::sink())
+        .map_err(|e| err(format!("{io_context}{e}")))?;
+    if extra > 0 {
         return Err(err(format!(
-            "{} bytes of data follow the {count} that dimensions {dims:?} describe",
-            body.len() as u64 - count
+            "{extra} bytes of data follow the {count} that dimensions {dims:?} describe"
         )));
     }
-    Ok(Idx {
-        dims,
-        data: body.to_vec(),
-    })
-}
-
-/// Reads an IDX file, raw or gzip.
-pub fn load(path: &Path) -> Result<Idx> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
-    parse(&bytes, &path.display().to_string())
+    Ok(Idx { dims, data })
 }
 
 /// Images `[N, ...]` and labels `[N]` as features `[N, pixels]` scaled to `[0, 1]` and labels
@@ -147,6 +183,24 @@ pub fn images_and_labels(images: &Idx, labels: &Idx, source: &str) -> Result<(Ma
         x,
         Matrix::new(n, 1, labels.data.iter().map(|&l| l as f32).collect())?,
     ))
+}
+
+/// The files of an MNIST folder's four arrays, as [`load_mnist_dir`] names them.
+pub const MNIST_STEMS: [&str; 4] = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+];
+
+/// Those of the files [`load_mnist_dir`] reads that exist in `dir` (each raw or `.gz`): what
+/// an output must not replace.
+pub fn mnist_files(dir: &Path) -> Vec<PathBuf> {
+    MNIST_STEMS
+        .iter()
+        .flat_map(|stem| [dir.join(stem), dir.join(format!("{stem}.gz"))])
+        .filter(|p| p.exists())
+        .collect()
 }
 
 /// A folder of MNIST-style files: `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`,

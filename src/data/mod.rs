@@ -127,6 +127,75 @@ impl Matrix {
     }
 }
 
+/// Where the rows of a loaded table came from, so that a message about one row can name the
+/// file and the line (or the item) it came from rather than its place after a shuffle.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// The file, or a description of in-memory data.
+    pub source: String,
+    /// What a row is in the source.
+    pub unit: RowUnit,
+    /// Each row's number in the source (a CSV row's line), where it is not its index.
+    pub numbers: Option<Vec<usize>>,
+}
+
+/// What a row of an [`Origin`] is in its source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowUnit {
+    /// A line of a text file (from 1; a CSV's header is line 1).
+    Line,
+    /// An item of a binary file of records (IDX), from 0.
+    Item,
+    /// A row of data in memory, from 0.
+    Row,
+}
+
+impl Origin {
+    /// Rows of `source`, numbered by their index, as `unit`s.
+    pub fn new(source: &str, unit: RowUnit) -> Origin {
+        Origin {
+            source: source.to_string(),
+            unit,
+            numbers: None,
+        }
+    }
+
+    /// The number of row `r` in the source.
+    pub fn number(&self, r: usize) -> usize {
+        self.numbers
+            .as_ref()
+            .and_then(|n| n.get(r).copied())
+            .unwrap_or(r)
+    }
+
+    /// Row `r` as a message names it: `line 40`, `item 39`, `row 39`.
+    pub fn row(&self, r: usize) -> String {
+        let unit = match self.unit {
+            RowUnit::Line => "line",
+            RowUnit::Item => "item",
+            RowUnit::Row => "row",
+        };
+        format!("{unit} {}", self.number(r))
+    }
+
+    /// An error about row `r`: the source, where the row is in it, and `detail`.
+    pub fn error(&self, r: usize, detail: impl std::fmt::Display) -> Error {
+        Error::Data {
+            source_name: self.source.clone(),
+            detail: format!("{}: {detail}", self.row(r)),
+        }
+    }
+
+    /// The origin of rows `indices` of these, in that order (after a shuffle or a split).
+    pub fn gather(&self, indices: &[usize]) -> Origin {
+        Origin {
+            source: self.source.clone(),
+            unit: self.unit,
+            numbers: Some(indices.iter().map(|&i| self.number(i)).collect()),
+        }
+    }
+}
+
 /// Per-feature standardization `(x - mean) / std`, fitted on training data only and applied to
 /// every split, and saved with the model so that `evaluate` and `predict` apply it too.
 #[derive(Clone, Debug, PartialEq)]
