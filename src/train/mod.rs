@@ -12,6 +12,7 @@ pub mod metrics;
 mod model;
 pub mod plot;
 mod progress;
+pub mod targets;
 
 pub use callbacks::{
     Callback, EarlyStopping, LambdaCallback, Mode, ModelCheckpoint, ModelControl, ReduceLrOnPlateau,

@@ -9,10 +9,11 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use super::callbacks::ModelControl;
-use super::metrics::{check_targets, Metric, MetricPlan, LOSS_SLOT};
+use super::metrics::{Metric, MetricPlan, LOSS_SLOT};
+use super::targets::check_targets;
 use crate::backend::{Activation, Backend, Optimizer, Tensor};
 use crate::checkpoint::{Checkpoint, LayerConfig, ModelConfig, FORMAT};
-use crate::data::{Matrix, Standardizer};
+use crate::data::{Matrix, Origin, RowUnit, Standardizer};
 use crate::error::{Error, Result};
 use crate::nn::{Activations, Head, LayerWeights, LossFn, Network, Sequential, Task};
 
@@ -447,7 +448,12 @@ impl<B: Backend> Model<B> {
                     detail: format!("{} feature rows but {} target rows", x.rows(), y.rows()),
                 });
             }
-            check_targets(y, self.head.task, self.output_dim(), source)?;
+            check_targets(
+                y,
+                self.head.task,
+                self.output_dim(),
+                &Origin::new(source, RowUnit::Row),
+            )?;
         }
         self.build(x.cols())
     }
