@@ -1,4 +1,5 @@
-//! Callbacks, TerminateOnNaN, and the errors for models and data that cannot train.
+//! Callbacks, and the errors for models and data that cannot train (TerminateOnNaN is in
+//! tests/divergence.rs).
 
 mod common;
 
@@ -131,35 +132,6 @@ fn early_stopping_on_a_quantity_that_is_not_logged_says_what_is() {
         "{err}"
     );
 }
-
-/// A learning rate that makes the loss overflow stops training at once, and the weights
-/// are those of the last step whose loss was finite: finite themselves.
-fn check_terminate_on_nan<B: Backend>(backend: impl Fn() -> B) {
-    let x = Matrix::new(64, 1, (0..64).map(|i| i as f32 / 8.0).collect()).unwrap();
-    let y = Matrix::new(64, 1, (0..64).map(|i| 3.0 * i as f32).collect()).unwrap();
-    let mut model = Sequential::new()
-        .add(Dense::new(1, Activation::Linear))
-        .compile(
-            backend(),
-            Compile::new(LossFn::MeanSquaredError, Optimizer::Sgd { lr: 1e30 }),
-        )
-        .unwrap();
-    let history = model
-        .fit(&x, &y, FitConfig::epochs(5).batch_size(8).verbose(0))
-        .unwrap();
-    let reason = history.stopped_early.clone().expect("training must stop");
-    assert!(
-        reason.contains("TerminateOnNaN") && reason.contains("last step with a finite loss"),
-        "{reason}"
-    );
-    assert_eq!(history.epochs, vec![1]);
-    let w = model.weights().unwrap();
-    assert!(
-        w[0].weight.iter().chain(&w[0].bias).all(|v| v.is_finite()),
-        "{w:?}"
-    );
-}
-model_test!(terminate_on_nan, check_terminate_on_nan);
 
 #[test]
 fn pairings_that_cannot_train_are_errors_that_say_what_to_do() {

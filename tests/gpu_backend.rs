@@ -6,6 +6,7 @@ mod common;
 
 use wgtrain::backend::gpu::GpuContext;
 use wgtrain::backend::{Activation, Backend, Loss, Optimizer, Tensor};
+use wgtrain::backend::{Guard, GuardSlots};
 use wgtrain::tolerance::Tolerance;
 use wgtrain::Error;
 
@@ -68,25 +69,19 @@ fn step<B: Backend>(b: &mut B, t: &mut Tensors<B::Tensor>, step: u64) {
         .unwrap();
     b.matmul(&t.x, true, &t.dz, false, &mut t.dw).unwrap();
     b.bias_grad(&t.dz, &mut t.db).unwrap();
-    let guard = Some((&t.acc, 0));
-    b.optimizer_step(
-        Optimizer::adam(0.1),
-        step,
-        &mut t.w,
-        &t.dw,
-        &mut t.w_state,
-        guard,
-    )
-    .unwrap();
-    b.optimizer_step(
-        Optimizer::adam(0.1),
-        step,
-        &mut t.bias,
-        &t.db,
-        &mut t.b_state,
-        guard,
-    )
-    .unwrap();
+    let slots = GuardSlots::after(0, 2);
+    for (p, g, s, backup) in [
+        (&mut t.w, &t.dw, &mut t.w_state, &mut t.w_backup),
+        (&mut t.bias, &t.db, &mut t.b_state, &mut t.b_backup),
+    ] {
+        let guard = Guard {
+            acc: &mut t.acc,
+            slots,
+            backup: std::slice::from_mut(backup),
+        };
+        b.optimizer_step(Optimizer::adam(0.1), step, p, g, s, Some(guard))
+            .unwrap();
+    }
 }
 
 struct Tensors<T> {
@@ -104,6 +99,8 @@ struct Tensors<T> {
     acc: T,
     w_state: Vec<T>,
     b_state: Vec<T>,
+    w_backup: Vec<T>,
+    b_backup: Vec<T>,
 }
 
 fn tensors<B: Backend>(b: &mut B) -> Tensors<B::Tensor> {
@@ -140,9 +137,11 @@ fn tensors<B: Backend>(b: &mut B) -> Tensors<B::Tensor> {
         dw: b.zeros(d, c).unwrap(),
         db: b.zeros(1, c).unwrap(),
         row_loss: b.zeros(n, 1).unwrap(),
-        acc: b.zeros(1, 2).unwrap(),
+        acc: b.zeros(1, 2 + GuardSlots::COUNT).unwrap(),
         w_state: vec![b.zeros(d, c).unwrap(), b.zeros(d, c).unwrap()],
         b_state: vec![b.zeros(1, c).unwrap(), b.zeros(1, c).unwrap()],
+        w_backup: (0..3).map(|_| b.zeros(d, c).unwrap()).collect(),
+        b_backup: (0..3).map(|_| b.zeros(1, c).unwrap()).collect(),
     }
 }
 
@@ -341,17 +340,18 @@ fn every_matmul_variant_and_tiling_agrees_with_the_reference() {
     assert!(err.contains("at least 1"), "{err}");
 }
 
-/// Params, grads and each kind of optimizer state as tensors of `shapes`, made as one group
-/// each (or one by one) and filled from `values` (`shapes.len()` tensors per role, in that
-/// order); one `optimizer_step_all` guarded by a `[1, 1]` holding `guard`; every tensor read
-/// back in the same order.
+/// Params, grads, each kind of optimizer state and (guarded) each kind of backup as tensors
+/// of `shapes`, made as one group each (or one by one) and filled from `values`
+/// (`shapes.len()` tensors per role, in that order); one `optimizer_step_all` at step 3,
+/// guarded by an accumulator holding `acc` (loss, flag, flag, step) or unguarded; every
+/// tensor and the accumulator read back in the same order.
 fn step_all<B: Backend>(
     b: &mut B,
     opt: Optimizer,
     shapes: &[[usize; 2]],
     values: &[Vec<f32>],
     grouped: bool,
-    guard: f32,
+    acc: Option<[f32; 4]>,
 ) -> Vec<Vec<f32>> {
     let n = shapes.len();
     let make = |b: &mut B, vals: &[Vec<f32>]| -> Vec<B::Tensor> {
@@ -368,39 +368,69 @@ fn step_all<B: Backend>(
         }
         ts
     };
+    let by_param = |kinds: Vec<Vec<B::Tensor>>| -> Vec<Vec<B::Tensor>> {
+        let mut out: Vec<Vec<B::Tensor>> = (0..n).map(|_| Vec::new()).collect();
+        for kind in kinds {
+            for (o, t) in out.iter_mut().zip(kind) {
+                o.push(t);
+            }
+        }
+        out
+    };
+    let kinds = opt.state_tensors();
     let mut params = make(b, &values[..n]);
     let grads = make(b, &values[n..2 * n]);
-    let mut state: Vec<Vec<B::Tensor>> = (0..n).map(|_| Vec::new()).collect();
-    for k in 0..opt.state_tensors() {
-        let kind = make(b, &values[(2 + k) * n..(3 + k) * n]);
-        for (s, t) in state.iter_mut().zip(kind) {
-            s.push(t);
-        }
-    }
-    let guard_t = b.upload(1, 1, &[guard]).unwrap();
-    b.optimizer_step_all(opt, 3, &mut params, &grads, &mut state, Some((&guard_t, 0)))
+    let mut state = by_param(
+        (0..kinds)
+            .map(|k| make(b, &values[(2 + k) * n..(3 + k) * n]))
+            .collect(),
+    );
+    let mut backup = by_param(
+        (0..=kinds)
+            .map(|k| make(b, &values[(2 + kinds + k) * n..(3 + kinds + k) * n]))
+            .collect(),
+    );
+    let mut acc_t = b.upload(1, 4, &acc.unwrap_or_default()).unwrap();
+    let guard = acc.map(|_| Guard {
+        acc: &mut acc_t,
+        slots: GuardSlots::after(0, 1),
+        backup: &mut backup,
+    });
+    b.optimizer_step_all(opt, 3, &mut params, &grads, &mut state, guard)
         .unwrap();
     let mut out: Vec<Vec<f32>> = params
         .iter()
         .chain(&grads)
         .map(|t| b.read(t).unwrap())
         .collect();
-    for k in 0..opt.state_tensors() {
+    for k in 0..kinds {
         out.extend(state.iter().map(|s| b.read(&s[k]).unwrap()));
     }
+    for k in 0..=kinds {
+        out.extend(backup.iter().map(|s| b.read(&s[k]).unwrap()));
+    }
+    out.push(b.read(&acc_t).unwrap());
     out
 }
 
 /// `optimizer_step_all` over tensors made by `zeros_group` updates every parameter as the
 /// reference's per-tensor steps do, in one dispatch; over tensors that are not whole groups it
-/// falls back to one dispatch per tensor with the same result. Each optimizer, with the
-/// non-finite guard both clear and tripped.
+/// falls back to one dispatch per tensor with the same result. Each optimizer, unguarded and
+/// in each state of the guard: clear, a NaN loss, the previous step's flag raised, and a
+/// result that overflows; the backups and the accumulator's bits agree too.
 #[test]
 fn a_grouped_optimizer_step_is_one_dispatch_and_matches_the_reference() {
     use wgtrain::backend::cpu::CpuBackend;
     let Some(mut g) = common::gpu() else { return };
     let shapes = [[7, 5], [1, 5], [5, 3], [1, 3], [3, 1], [1, 1]];
     let n = shapes.len();
+    let adam = Optimizer::Adam {
+        lr: 0.01,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-7,
+        weight_decay: 0.01,
+    };
     let optimizers = [
         Optimizer::Sgd { lr: 0.1 },
         Optimizer::Momentum {
@@ -408,48 +438,88 @@ fn a_grouped_optimizer_step_is_one_dispatch_and_matches_the_reference() {
             momentum: 0.9,
             nesterov: true,
         },
-        Optimizer::Adam {
-            lr: 0.01,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-7,
-            weight_decay: 0.01,
-        },
+        adam,
+        // Steps of 3e38: some parameters overflow to ±infinity.
+        Optimizer::Sgd { lr: 3e38 },
+    ];
+    // Step 3 reads flag slot 1 (the previous step's) and raises slot 2.
+    let raised = f32::from_bits(1);
+    let guards = [
+        None,
+        Some([7.0, 0.0, 0.0, 0.0]),
+        Some([f32::NAN, 0.0, 0.0, 0.0]),
+        Some([7.0, raised, 0.0, 0.0]),
     ];
     let mut r = common::rng(33);
     for opt in optimizers {
-        for (grouped, guard) in [(true, 0.0), (false, 0.0), (true, f32::NAN)] {
-            let values: Vec<Vec<f32>> = (0..(2 + opt.state_tensors()) * n)
+        let overflows = opt.lr() > 1.0;
+        let cases = guards
+            .iter()
+            .flat_map(|&acc| [(true, acc), (false, acc)])
+            .filter(|&(grouped, acc)| !overflows || (grouped && acc.is_some()));
+        for (grouped, acc) in cases {
+            let kinds = opt.state_tensors();
+            let values: Vec<Vec<f32>> = (0..(3 + 2 * kinds) * n)
                 .map(|i| {
                     let [rows, cols] = shapes[i % n];
                     let lo = if i / n == 3 { 0.0 } else { -1.0 }; // Adam's v is ≥ 0
-                    common::uniform(&mut r, rows * cols, lo, 1.0)
+                    let v = common::uniform(&mut r, rows * cols, lo, 1.0);
+                    // Gradients up to 4: 3e38 × 4 overflows, 3e38 × 1 does not.
+                    let scale = if overflows && i / n == 1 { 4.0 } else { 1.0 };
+                    v.into_iter().map(|x| x * scale).collect()
                 })
                 .collect();
-            let want = step_all(
-                &mut CpuBackend::new(),
-                opt,
-                &shapes,
-                &values,
-                grouped,
-                guard,
-            );
+            let want = step_all(&mut CpuBackend::new(), opt, &shapes, &values, grouped, acc);
             let before = g.stats().dispatches;
-            let got = step_all(&mut g, opt, &shapes, &values, grouped, guard);
+            let got = step_all(&mut g, opt, &shapes, &values, grouped, acc);
             let dispatches = g.stats().dispatches - before;
-            let what = format!("{opt:?} grouped={grouped} guard={guard}");
-            for (i, (got, want)) in got.iter().zip(&want).enumerate() {
-                common::assert_close(
-                    &format!("{what}: tensor {i}"),
-                    Tolerance::new(1e-6, 1e-5),
-                    got,
-                    want,
-                );
+            let what = format!("{opt:?} grouped={grouped} acc={acc:?}");
+            let (got_acc, want_acc) = (got.last().unwrap(), want.last().unwrap());
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(got_acc), bits(want_acc), "{what}: the accumulator");
+            for (i, (got, want)) in got.iter().zip(&want).enumerate().rev().skip(1) {
+                if overflows {
+                    // Where f32 overflows, both must; the rest as closely as always.
+                    let finite = |v: &[f32]| v.iter().map(|x| x.is_finite()).collect::<Vec<_>>();
+                    assert_eq!(finite(got), finite(want), "{what}: tensor {i}");
+                    let keep = |v: &[f32]| {
+                        v.iter()
+                            .map(|x| if x.is_finite() { *x } else { 0.0 })
+                            .collect::<Vec<_>>()
+                    };
+                    common::assert_close(
+                        &format!("{what}: tensor {i}"),
+                        Tolerance::new(1e-6, 1e-5),
+                        &keep(got),
+                        &keep(want),
+                    );
+                } else {
+                    common::assert_close(
+                        &format!("{what}: tensor {i}"),
+                        Tolerance::new(1e-6, 1e-5),
+                        got,
+                        want,
+                    );
+                }
             }
-            if guard.is_nan() {
-                assert_eq!(got, values, "{what}: a tensor changed under a NaN guard");
+            let skipped = acc.is_some_and(|a| a[0].is_nan() || a[1] != 0.0);
+            if skipped {
+                assert_eq!(got[..got.len() - 1], values[..], "{what}: a tensor changed");
+                assert_eq!(got_acc[2].to_bits(), 1, "{what}: this step's flag is up");
             } else {
                 assert_ne!(got[..n], values[..n], "{what}: nothing moved");
+            }
+            if acc.is_some() && !skipped {
+                let backups = &got[(2 + kinds) * n..(3 + 2 * kinds) * n];
+                let before: Vec<Vec<f32>> =
+                    [&values[..n], &values[2 * n..(2 + kinds) * n]].concat();
+                assert_eq!(
+                    backups,
+                    &before[..],
+                    "{what}: the backups hold the old values"
+                );
+                assert_eq!(got_acc[3].to_bits(), 3, "{what}: step 3 recorded");
+                assert_eq!(got_acc[2].to_bits(), overflows as u32, "{what}: the flag");
             }
             let expected = if grouped { 1 } else { n as u64 };
             assert_eq!(dispatches, expected, "{what}: dispatches");

@@ -9,7 +9,7 @@ mod common;
 use common::{assert_close, rng, uniform, upload, MATMUL_SHAPES, ROW_SHAPES};
 use rand::Rng;
 use wgtrain::backend::{
-    cpu, Activation, Backend, Loss, Optimizer, PointError, ROC_HISTOGRAM_SLOTS,
+    cpu, Activation, Backend, Guard, GuardSlots, Loss, Optimizer, PointError, ROC_HISTOGRAM_SLOTS,
 };
 use wgtrain::tolerance::Tolerance;
 
@@ -555,34 +555,107 @@ fn check_optimizers<B: Backend>(b: &mut B) {
 }
 backend_test!(optimizers, check_optimizers);
 
-/// A guard slot that is NaN or infinite skips the update (weights and state untouched); a
-/// finite one lets it through.
-fn check_optimizer_guard<B: Backend>(b: &mut B) {
-    let opt = Optimizer::adam(0.1);
-    let start = [1.0, -2.0, 3.0];
-    let mut param = upload(b, 1, 3, &start);
-    let grad = upload(b, 1, 3, &[0.5, 0.5, -0.5]);
-    let mut state = vec![b.zeros(1, 3).unwrap(), b.zeros(1, 3).unwrap()];
-    let guard = upload(b, 1, 3, &[f32::NAN, f32::INFINITY, 7.0]);
-    for slot in [0, 1] {
-        b.optimizer_step(opt, 1, &mut param, &grad, &mut state, Some((&guard, slot)))
-            .unwrap();
-    }
-    assert_eq!(
-        b.read(&param).unwrap(),
-        start.to_vec(),
-        "a non-finite guard must skip"
-    );
-    assert_eq!(b.read(&state[0]).unwrap(), vec![0.0; 3]);
-    b.optimizer_step(opt, 1, &mut param, &grad, &mut state, Some((&guard, 2)))
+/// One guarded step of `opt` at `t` from `start` with `grad`, the accumulator holding `acc`
+/// (loss, flag, flag, step); returns the parameter, each state tensor and each backup
+/// tensor, and the accumulator's bits.
+fn guarded_step<B: Backend>(
+    b: &mut B,
+    opt: Optimizer,
+    t: u64,
+    start: &[f32],
+    grad: &[f32],
+    acc: [f32; 4],
+) -> (Vec<Vec<f32>>, Vec<u32>) {
+    let n = start.len();
+    let mut param = upload(b, 1, n, start);
+    let grad = upload(b, 1, n, grad);
+    let mut state: Vec<B::Tensor> = (0..opt.state_tensors())
+        .map(|_| b.zeros(1, n).unwrap())
+        .collect();
+    let mut backup: Vec<B::Tensor> = (0..=opt.state_tensors())
+        .map(|_| upload(b, 1, n, &vec![-9.0; n]))
+        .collect();
+    let mut acc_t = upload(b, 1, 4, &acc);
+    let guard = Guard {
+        acc: &mut acc_t,
+        slots: GuardSlots::after(0, 1),
+        backup: std::slice::from_mut(&mut backup),
+    };
+    b.optimizer_step(opt, t, &mut param, &grad, &mut state, Some(guard))
         .unwrap();
-    let moved = b.read(&param).unwrap();
-    assert_close(
-        "a finite guard lets the step through",
-        Tolerance::new(1e-6, 1e-6),
-        &moved,
-        &[0.9, -2.1, 3.1],
+    let tensors = std::iter::once(&param)
+        .chain(&state)
+        .chain(&backup)
+        .map(|t| b.read(t).unwrap())
+        .collect();
+    let bits = b
+        .read(&acc_t)
+        .unwrap()
+        .iter()
+        .map(|v| v.to_bits())
+        .collect();
+    (tensors, bits)
+}
+
+/// A guarded update, as `Backend::optimizer_step` specifies it: with the loss finite and the
+/// previous step's flag down, the values go to the backup, the update runs and the step is
+/// recorded; with the loss not finite or the previous flag raised, nothing changes but this
+/// step's flag, which is raised; a result that is not finite raises it too. Flags alternate
+/// with t's parity.
+fn check_optimizer_guard<B: Backend>(b: &mut B) {
+    let adam = Optimizer::adam(0.1);
+    let start = [1.0, -2.0, 3.0];
+    let grad = [0.5, 0.5, -0.5];
+    let tol = Tolerance::new(1e-6, 1e-6);
+    let untouched = vec![-9.0f32; 3];
+    let (seven, nan, one) = (7f32.to_bits(), f32::NAN.to_bits(), 1);
+
+    // Slots: loss 0, flags 1 and 2, step 3. Odd steps read flag 1 (the previous step's) and
+    // raise flag 2; even steps the other way round.
+    // Clear: the update runs, nothing is raised.
+    let (got, acc) = guarded_step(b, adam, 1, &start, &grad, [7.0, 0.0, 0.0, 0.0]);
+    assert_close("the update runs", tol, &got[0], &[0.9, -2.1, 3.1]);
+    assert_eq!(got[3], start.to_vec(), "the parameter's backup");
+    assert_eq!(
+        (&got[4], &got[5]),
+        (&vec![0.0; 3], &vec![0.0; 3]),
+        "Adam's moments' backups"
     );
+    assert_eq!(acc, vec![seven, 0, 0, 1], "no flag, step 1 recorded");
+
+    // The loss so far is not finite: no change; this step's flag (t = 2: slot 1) goes up.
+    let (got, acc) = guarded_step(b, adam, 2, &start, &grad, [f32::NAN, 0.0, 0.0, 0.0]);
+    assert_eq!(got[0], start.to_vec(), "a NaN loss must skip the update");
+    assert_eq!(
+        (&got[1], &got[3]),
+        (&vec![0.0; 3], &untouched),
+        "state and backup untouched"
+    );
+    assert_eq!(acc, vec![nan, one, 0, 0]);
+
+    // The previous step raised its flag (t = 3 reads slot 1): no change, and slot 2 goes up.
+    let raised = f32::from_bits(1);
+    let (got, acc) = guarded_step(b, adam, 3, &start, &grad, [7.0, raised, 0.0, 0.0]);
+    assert_eq!(got[0], start.to_vec(), "a raised flag must skip the update");
+    assert_eq!(got[3], untouched);
+    assert_eq!(acc, vec![seven, one, one, 0]);
+    // This step's own flag (slot 2 for t = 3), raised earlier, does not stop it.
+    let (got, acc) = guarded_step(b, adam, 3, &start, &grad, [7.0, 0.0, raised, 0.0]);
+    let (mut want, mut m, mut v) = (start.to_vec(), vec![0.0; 3], vec![0.0; 3]);
+    cpu::optimizer_step(adam, 3, &mut want, &grad, &mut [&mut m, &mut v]);
+    assert_close("the update runs", tol, &got[0], &want);
+    assert_eq!(acc, vec![seven, 0, one, 3]);
+
+    // An update whose result is not finite runs, keeps the backup, and raises the flag.
+    let sgd = Optimizer::Sgd { lr: f32::MAX };
+    let (got, acc) = guarded_step(b, sgd, 1, &start, &[-2.0, 0.0, 0.0], [7.0, 0.0, 0.0, 0.0]);
+    assert!(got[0][0].is_infinite() && got[0][1] == -2.0, "{:?}", got[0]);
+    assert_eq!(
+        got[1],
+        start.to_vec(),
+        "SGD's backup is the parameter as it was"
+    );
+    assert_eq!(acc, vec![seven, 0, one, 1]);
 }
 backend_test!(optimizer_guard, check_optimizer_guard);
 

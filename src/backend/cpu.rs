@@ -7,8 +7,8 @@
 //! the gradient checks in `tests/gradcheck.rs` can hold every backward to finite differences.
 
 use super::{
-    check, Activation, Backend, Loss, Optimizer, PointError, Tensor, AUC_THRESHOLDS, BCE_EPSILON,
-    ROC_HISTOGRAM_SLOTS,
+    check, Activation, Backend, Guard, Loss, Optimizer, PointError, Tensor, AUC_THRESHOLDS,
+    BCE_EPSILON, ROC_HISTOGRAM_SLOTS,
 };
 use crate::error::Result;
 
@@ -788,14 +788,33 @@ impl Backend for CpuBackend {
         param: &mut CpuTensor,
         grad: &CpuTensor,
         state: &mut [CpuTensor],
-        guard: Option<(&CpuTensor, usize)>,
+        guard: Option<Guard<'_, CpuTensor>>,
     ) -> Result<()> {
-        check::optimizer(opt, t, param, grad, state, guard)?;
-        if guard.is_some_and(|(acc, slot)| !acc.data[slot].is_finite()) {
+        check::optimizer(opt, t, param, grad, state, guard.as_ref())?;
+        let mut views: Vec<&mut [f32]> = state.iter_mut().map(|s| s.data.as_mut_slice()).collect();
+        let Some(g) = guard else {
+            optimizer_step(opt, t, &mut param.data, &grad.data, &mut views);
+            return Ok(());
+        };
+        // See Backend::optimizer_step: the flags and the step are u32 bit patterns.
+        let (acc, s) = (&mut g.acc.data, g.slots);
+        let this_flag = s.flags + (t % 2) as usize;
+        let previous_flag = s.flags + ((t + 1) % 2) as usize;
+        if !acc[s.loss].is_finite() || acc[previous_flag].to_bits() != 0 {
+            acc[this_flag] = f32::from_bits(1);
             return Ok(());
         }
-        let mut views: Vec<&mut [f32]> = state.iter_mut().map(|s| s.data.as_mut_slice()).collect();
+        let backup = &mut g.backup[0];
+        backup[0].data.copy_from_slice(&param.data);
+        for (b, v) in backup[1..].iter_mut().zip(&views) {
+            b.data.copy_from_slice(v);
+        }
         optimizer_step(opt, t, &mut param.data, &grad.data, &mut views);
+        let finite = param.data.iter().chain(views.iter().flat_map(|v| v.iter()));
+        if !finite.into_iter().all(|v| v.is_finite()) {
+            acc[this_flag] = f32::from_bits(1);
+        }
+        acc[s.step] = f32::from_bits(t as u32);
         Ok(())
     }
 }

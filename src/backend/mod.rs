@@ -18,6 +18,72 @@ pub use ops::{
 
 use crate::error::{Error, Result};
 
+/// Where a guarded optimizer update keeps its books in the training loop's accumulator
+/// `[1, S]`: see [`Backend::optimizer_step`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GuardSlots {
+    /// The running loss sum: no update once it is NaN or infinite.
+    pub loss: usize,
+    /// Two flags, `flags` and `flags + 1`: step `t` raises `flags + t % 2` and reads
+    /// `flags + (t + 1) % 2`. Alternating keeps what one update raises from deciding, part-way
+    /// through that same update, what the rest of it does.
+    pub flags: usize,
+    /// The last step `t` that updated.
+    pub step: usize,
+}
+
+impl GuardSlots {
+    /// The slots after `first`: flags at `first` and `first + 1`, the step at `first + 2`,
+    /// after a loss at `loss`.
+    pub fn after(loss: usize, first: usize) -> GuardSlots {
+        GuardSlots {
+            loss,
+            flags: first,
+            step: first + 2,
+        }
+    }
+
+    /// The slots they take past `flags`: 3.
+    pub const COUNT: usize = 3;
+
+    /// Whether a guarded step found a non-finite result or a non-finite loss, from the
+    /// accumulator read back.
+    pub fn tripped(&self, acc: &[f32]) -> bool {
+        acc[self.flags].to_bits() != 0 || acc[self.flags + 1].to_bits() != 0
+    }
+
+    /// The last step that updated since the accumulator was zeroed, if one did.
+    pub fn last_step(&self, acc: &[f32]) -> Option<u64> {
+        Some(acc[self.step].to_bits() as u64).filter(|&t| t > 0)
+    }
+}
+
+/// What a guarded optimizer update reads and writes besides the parameters: see
+/// [`Backend::optimizer_step`].
+#[derive(Debug)]
+pub struct Guard<'a, T> {
+    /// The accumulator `[1, S]` the training loop sums its loss into.
+    pub acc: &'a mut T,
+    /// Its slots.
+    pub slots: GuardSlots,
+    /// For each parameter, where its values and its state's go before the update: the
+    /// parameter's copy first, then one per state tensor, each shaped like the parameter.
+    /// One entry for [`Backend::optimizer_step`], one per parameter for
+    /// [`Backend::optimizer_step_all`].
+    pub backup: &'a mut [Vec<T>],
+}
+
+impl<T> Guard<'_, T> {
+    /// The guard of parameter `j` alone.
+    pub fn part(&mut self, j: usize) -> Guard<'_, T> {
+        Guard {
+            acc: &mut *self.acc,
+            slots: self.slots,
+            backup: &mut self.backup[j..j + 1],
+        }
+    }
+}
+
 /// A 2-D f32 tensor living on some backend.
 pub trait Tensor {
     /// Number of rows.
@@ -210,9 +276,18 @@ pub trait Backend {
     /// One update of `param` from `grad` with step count `t` (1 for the first step), keeping
     /// `opt.state_tensors()` state tensors shaped like `param` (zeros at the start).
     ///
-    /// With `guard = Some((acc, slot))` the update is skipped, on the device and without a
-    /// read-back, when `acc[slot]` is NaN or infinite: a training loop that accumulates its
-    /// loss there keeps the weights of its last step with a finite loss.
+    /// With a [`Guard`], the update is all or nothing over the training step, decided on the
+    /// device without a read-back (the slots are [`GuardSlots`]'):
+    /// 1. when `acc[loss]` (the running loss sum) is NaN or infinite, or the previous step's
+    ///    flag `acc[flags + (t + 1) % 2]` is raised, nothing changes but this step's flag
+    ///    `acc[flags + t % 2]`, which is raised (so a raised flag stays raised);
+    /// 2. otherwise the parameter and state values are first copied to `backup`, then updated;
+    ///    if any new value is not finite, this step's flag is raised; `acc[step] = t`.
+    ///
+    /// Flags and the step are stored as the bits of a u32 ([`GuardSlots::tripped`],
+    /// [`GuardSlots::last_step`] read them). A loop that accumulates its loss in `acc` learns
+    /// at its next read whether a step diverged, and `backup` then holds the values before the
+    /// last update that ran: the weights whose loss it last saw finite.
     fn optimizer_step(
         &mut self,
         opt: Optimizer,
@@ -220,7 +295,7 @@ pub trait Backend {
         param: &mut Self::Tensor,
         grad: &Self::Tensor,
         state: &mut [Self::Tensor],
-        guard: Option<(&Self::Tensor, usize)>,
+        guard: Option<Guard<'_, Self::Tensor>>,
     ) -> Result<()>;
 
     /// New zeroed tensors of these shapes, allocated together. A backend may place them in
@@ -231,10 +306,11 @@ pub trait Backend {
         shapes.iter().map(|&[r, c]| self.zeros(r, c)).collect()
     }
 
-    /// [`Backend::optimizer_step`] for every `params[j]` with `grads[j]` and `state[j]`, with
-    /// one optimizer, step and guard. The result is the same as stepping each in turn; where
-    /// params, grads and each kind of state were each made by one [`Backend::zeros_group`], in
-    /// order, a backend may update them all in one pass.
+    /// [`Backend::optimizer_step`] for every `params[j]` with `grads[j]` and `state[j]` (and
+    /// the guard's `backup[j]`), with one optimizer, step and guard. The result is the same as
+    /// stepping each in turn; where params, grads, each kind of state and each kind of backup
+    /// were each made by one [`Backend::zeros_group`], in order, a backend may update them all
+    /// in one pass.
     fn optimizer_step_all(
         &mut self,
         opt: Optimizer,
@@ -242,11 +318,12 @@ pub trait Backend {
         params: &mut [Self::Tensor],
         grads: &[Self::Tensor],
         state: &mut [Vec<Self::Tensor>],
-        guard: Option<(&Self::Tensor, usize)>,
+        mut guard: Option<Guard<'_, Self::Tensor>>,
     ) -> Result<()> {
-        check::optimizer_all(params.len(), grads.len(), state.len())?;
-        for ((p, g), s) in params.iter_mut().zip(grads).zip(state) {
-            self.optimizer_step(opt, t, p, g, s, guard)?;
+        check::optimizer_all(params.len(), grads.len(), state.len(), guard.as_ref())?;
+        for (j, ((p, g), s)) in params.iter_mut().zip(grads).zip(state).enumerate() {
+            let part = guard.as_mut().map(|g| g.part(j));
+            self.optimizer_step(opt, t, p, g, s, part)?;
         }
         Ok(())
     }
@@ -444,31 +521,65 @@ pub mod check {
     }
 
     /// The lists of `optimizer_step_all` line up.
-    pub fn optimizer_all(params: usize, grads: usize, states: usize) -> Result<()> {
-        if params != grads || params != states {
+    pub fn optimizer_all<T>(
+        params: usize,
+        grads: usize,
+        states: usize,
+        guard: Option<&Guard<'_, T>>,
+    ) -> Result<()> {
+        let backups = guard.map_or(params, |g| g.backup.len());
+        if params != grads || params != states || params != backups {
             return Err(Error::Invalid {
                 op: "optimizer_step_all",
                 detail: format!(
-                    "{params} parameters, {grads} gradients and {states} state lists; one each per parameter"
+                    "{params} parameters, {grads} gradients, {states} state lists and {backups} backups; one each per parameter"
                 ),
             });
         }
         Ok(())
     }
 
-    /// Parameter, gradient and state agree, the guard slot exists, and the hyper-parameters
-    /// are valid.
+    /// Parameter, gradient and state agree, the guard's slots exist and its backup fits, and
+    /// the hyper-parameters are valid.
     pub fn optimizer<T: Tensor>(
         opt: Optimizer,
         t: u64,
         param: &T,
         grad: &T,
         state: &[T],
-        guard: Option<(&T, usize)>,
+        guard: Option<&Guard<'_, T>>,
     ) -> Result<()> {
         opt.validate(t)?;
-        if let Some((acc, slot)) = guard {
-            self::slot("optimizer_step", acc, slot)?;
+        if let Some(g) = guard {
+            let s = g.slots;
+            for slot in [s.loss, s.flags, s.flags + 1, s.step] {
+                self::slot("optimizer_step", &*g.acc, slot)?;
+            }
+            if t > u32::MAX as u64 {
+                return Err(Error::Invalid {
+                    op: "optimizer_step",
+                    detail: format!("a guarded step counts to {}, got t = {t}", u32::MAX),
+                });
+            }
+            let [backup] = &g.backup[..] else {
+                return Err(Error::Invalid {
+                    op: "optimizer_step",
+                    detail: format!("one backup per parameter, got {}", g.backup.len()),
+                });
+            };
+            if backup.len() != 1 + opt.state_tensors() {
+                return Err(Error::Invalid {
+                    op: "optimizer_step",
+                    detail: format!(
+                        "the backup holds the parameter and its {} state tensors, got {} tensors",
+                        opt.state_tensors(),
+                        backup.len()
+                    ),
+                });
+            }
+            for b in backup {
+                same("optimizer_step", &[("param", param), ("backup", b)])?;
+            }
         }
         same("optimizer_step", &[("param", param), ("grad", grad)])?;
         if state.len() != opt.state_tensors() {

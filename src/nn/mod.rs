@@ -13,7 +13,7 @@ pub use loss::{Head, LossFn, Task};
 
 use rand::rngs::StdRng;
 
-use crate::backend::{Activation, Backend, Optimizer, Tensor};
+use crate::backend::{Activation, Backend, Guard, GuardSlots, Optimizer, Tensor};
 use crate::error::{Error, Result};
 
 /// A fully connected layer: `a = act(x·W + b)`.
@@ -162,6 +162,10 @@ pub struct Network<T> {
     grads: Vec<T>,
     /// `state[j]`: the optimizer's state tensors of parameter `j`.
     state: Vec<Vec<T>>,
+    /// `backup[j]`: parameter `j` and its state as they were before the last guarded update
+    /// that ran (each kind one group, like the parameters); made by the first guarded update.
+    backup: Vec<Vec<T>>,
+    shapes: Vec<[usize; 2]>,
 }
 
 impl<T: Tensor> Network<T> {
@@ -211,6 +215,8 @@ impl<T: Tensor> Network<T> {
             params,
             grads,
             state,
+            backup: Vec::new(),
+            shapes,
         })
     }
 
@@ -325,15 +331,30 @@ impl<T: Tensor> Network<T> {
         Ok(())
     }
 
-    /// Applies the gradients of the last backward pass: step `t` of `optimizer`, skipped on the
-    /// device when `guard` holds a non-finite value (see [`Backend::optimizer_step`]).
+    /// Applies the gradients of the last backward pass: step `t` of `optimizer`. With a guard
+    /// (the accumulator and its slots), the update is all or nothing and keeps a backup of what
+    /// it replaces, on the device (see [`Backend::optimizer_step`]; the backup buffers are
+    /// made by the first guarded update); [`Network::restore_backup`] brings it back.
     pub fn update<B: Backend<Tensor = T>>(
         &mut self,
         b: &mut B,
         optimizer: Optimizer,
         t: u64,
-        guard: Option<(&T, usize)>,
+        guard: Option<(&mut T, GuardSlots)>,
     ) -> Result<()> {
+        let guard = match guard {
+            Some((acc, slots)) => {
+                if self.backup.is_empty() {
+                    self.backup = self.make_backup(b, optimizer)?;
+                }
+                Some(Guard {
+                    acc,
+                    slots,
+                    backup: &mut self.backup,
+                })
+            }
+            None => None,
+        };
         b.optimizer_step_all(
             optimizer,
             t,
@@ -342,6 +363,47 @@ impl<T: Tensor> Network<T> {
             &mut self.state,
             guard,
         )
+    }
+
+    /// One group per kind of value a guarded update replaces (the parameters, then each kind
+    /// of state), zipped per parameter.
+    fn make_backup<B: Backend<Tensor = T>>(
+        &self,
+        b: &mut B,
+        optimizer: Optimizer,
+    ) -> Result<Vec<Vec<T>>> {
+        let mut backup: Vec<Vec<T>> = self.shapes.iter().map(|_| Vec::new()).collect();
+        for _ in 0..=optimizer.state_tensors() {
+            for (slot, t) in backup.iter_mut().zip(b.zeros_group(&self.shapes)?) {
+                slot.push(t);
+            }
+        }
+        Ok(backup)
+    }
+
+    /// Puts back the parameters and optimizer state the last guarded update replaced: the
+    /// step before it, undone. Reads the backup to the host and writes it back (once, when
+    /// a run diverged).
+    pub fn restore_backup<B: Backend<Tensor = T>>(&mut self, b: &mut B) -> Result<()> {
+        if self.backup.is_empty() {
+            return Err(Error::Config(
+                "no guarded update has run, so there is no backup to restore".into(),
+            ));
+        }
+        for ((param, state), backup) in self
+            .params
+            .iter_mut()
+            .zip(&mut self.state)
+            .zip(&self.backup)
+        {
+            let values = b.read(&backup[0])?;
+            b.write(param, &values)?;
+            for (s, saved) in state.iter_mut().zip(&backup[1..]) {
+                let values = b.read(saved)?;
+                b.write(s, &values)?;
+            }
+        }
+        Ok(())
     }
 
     /// Reads every layer's weights back.

@@ -49,6 +49,21 @@ pub struct History {
     pub learning_rate: Vec<f64>,
     /// Why training stopped before its last epoch, if it did.
     pub stopped_early: Option<String>,
+    /// Whether it stopped because it diverged, and what it kept.
+    pub diverged: Option<Divergence>,
+}
+
+/// A run that stopped because its loss or its weights stopped being finite (TerminateOnNaN),
+/// and the weights it went back to.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Divergence {
+    /// The epoch (from 1) it happened in.
+    pub epoch: usize,
+    /// What was not finite: the loss, an update's result, or the validation loss.
+    pub cause: String,
+    /// The optimizer step whose weights the model holds now (0: the weights it started from):
+    /// the last whose loss was finite.
+    pub step: u64,
 }
 
 impl History {
@@ -109,6 +124,7 @@ impl History {
             "series": series,
             "learning_rate": self.learning_rate,
             "stopped_early": self.stopped_early,
+            "diverged": self.diverged,
         })
         .to_string()
     }

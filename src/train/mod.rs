@@ -17,7 +17,7 @@ pub mod targets;
 pub use callbacks::{
     Callback, EarlyStopping, LambdaCallback, Mode, ModelCheckpoint, ModelControl, ReduceLrOnPlateau,
 };
-pub use history::{History, Logs};
+pub use history::{Divergence, History, Logs};
 pub use metrics::Metric;
 use model::Phase;
 pub use model::{Compile, Evaluation, Model};
@@ -53,9 +53,12 @@ pub struct FitConfig {
     /// Epochs already done: training runs epochs `initial_epoch + 1 ..= epochs` (Keras'
     /// meaning; 0 by default), e.g. `epochs_done()` of a model restored from a checkpoint.
     pub initial_epoch: usize,
-    /// Stop when the loss becomes NaN or infinite. The update of every step from the first
-    /// non-finite loss on is skipped on the device, so the weights are those after the last
-    /// step whose loss was finite.
+    /// Stop when the loss, an update's result or the validation loss is NaN or infinite, and
+    /// go back to the weights of the last step whose loss was finite. Each update is guarded
+    /// on the device (see [`crate::backend::Backend::optimizer_step`]): from the first
+    /// non-finite loss or update on, no update runs, and the one before is undone at the end
+    /// of the epoch from the backup the updates keep. [`History::diverged`] says what
+    /// happened and which step's weights the model holds.
     pub terminate_on_nan: bool,
 }
 
@@ -139,6 +142,30 @@ fn epoch_order(order: &mut [usize], seed: u64, epoch: usize) {
             .wrapping_add(1)
             .wrapping_mul(0x9E37_79B9_7F4A_7C15);
     order.shuffle(&mut StdRng::seed_from_u64(mix));
+}
+
+impl<B: Backend> Model<B> {
+    /// After a divergence in `epoch`: back to the last good weights, and the reason in
+    /// `history`. The epoch does not count as done.
+    fn record_divergence(
+        &mut self,
+        epoch: usize,
+        cause: String,
+        history: &mut History,
+    ) -> Result<()> {
+        let step = self.roll_back()?;
+        let kept = if step == 0 {
+            "the ones it started from (its first step already diverged)".to_string()
+        } else {
+            format!("those after step {step}, the last whose loss was finite")
+        };
+        history.stopped_early = Some(format!(
+            "TerminateOnNaN: {cause} during epoch {epoch}; training stopped. The weights are {kept}. Lower the \
+             learning rate, scale the inputs, or check the data for extreme values"
+        ));
+        history.diverged = Some(Divergence { epoch, cause, step });
+        Ok(())
+    }
 }
 
 pub(crate) fn check_batch_size(batch_size: usize) -> Result<()> {
@@ -261,24 +288,41 @@ impl<B: Backend> Model<B> {
                 };
                 progress.step(s + 1, running.as_ref());
             }
-            self.epochs_done += 1;
             // The one read-back of the epoch.
             let sums = self.backend.read(acc)?;
             let mut logs = Logs::default();
             self.finish_logs(&sums, n, "", &mut logs);
+            let slots = self.guard_slots();
+            if let Some(t) = slots.last_step(&sums) {
+                self.last_good = model::LastGood::Backup { step: t - 1 };
+            }
             let loss = logs.get("loss").unwrap_or(f64::NAN);
-            if config.terminate_on_nan && !loss.is_finite() {
+            let diverged = if !loss.is_finite() {
+                Some(format!("the loss became {loss}"))
+            } else if slots.tripped(&sums) {
+                Some("an update made the weights NaN or infinite".to_string())
+            } else {
+                None
+            };
+            if let (true, Some(cause)) = (config.terminate_on_nan, diverged) {
                 progress.end_epoch(epoch, config.epochs, steps, &logs);
                 history.push(epoch, &logs, lr);
-                history.stopped_early = Some(format!(
-                    "TerminateOnNaN: the loss became {loss} during epoch {epoch}; training stopped. The weights are \
-                     those after the last step with a finite loss. Lower the learning rate, scale the inputs, or \
-                     check the data for extreme values"
-                ));
+                self.record_divergence(epoch, cause, history)?;
                 break;
             }
+            self.epochs_done += 1;
             if let Some((vx, vy)) = validation {
                 self.evaluate_into(vx, vy, config.batch_size, "val_", &mut logs)?;
+                let val_loss = logs.get("val_loss").unwrap_or(f64::NAN);
+                if config.terminate_on_nan && !val_loss.is_finite() {
+                    // The last update made weights whose outputs are not finite: undo it.
+                    self.epochs_done -= 1;
+                    progress.end_epoch(epoch, config.epochs, steps, &logs);
+                    history.push(epoch, &logs, lr);
+                    let cause = format!("the validation loss became {val_loss}");
+                    self.record_divergence(epoch, cause, history)?;
+                    break;
+                }
             }
             for c in &mut config.callbacks {
                 c.on_epoch_end(epoch, &logs, self)?;

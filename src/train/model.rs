@@ -11,7 +11,7 @@ use rand::SeedableRng;
 use super::callbacks::ModelControl;
 use super::metrics::{Metric, MetricPlan, LOSS_SLOT};
 use super::targets::check_targets;
-use crate::backend::{Activation, Backend, Optimizer, Tensor};
+use crate::backend::{Activation, Backend, GuardSlots, Optimizer, Tensor};
 use crate::checkpoint::{Checkpoint, LayerConfig, ModelConfig, FORMAT};
 use crate::data::{Matrix, Origin, RowUnit, Standardizer};
 use crate::error::{Error, Result};
@@ -88,6 +88,7 @@ impl Sequential {
             host_y: Vec::new(),
             accumulators: [None, None],
             step: 0,
+            last_good: LastGood::Current { step: 0 },
             warnings: warning.into_iter().collect(),
             stop_reason: None,
         })
@@ -137,8 +138,26 @@ pub struct Model<B: Backend> {
     /// The loss and metric sums of training and of evaluation, kept between calls.
     accumulators: [Option<B::Tensor>; 2],
     pub(crate) step: u64,
+    /// The weights a diverged run goes back to.
+    pub(crate) last_good: LastGood,
     warnings: Vec<String>,
     pub(crate) stop_reason: Option<String>,
+}
+
+/// The weights a diverged run goes back to, and the step they are from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LastGood {
+    /// No update has run since the weights were set (built, restored, replaced): they are
+    /// the ones to keep.
+    Current {
+        /// The step count when they were set.
+        step: u64,
+    },
+    /// The network's backup: the weights before the last guarded update that ran.
+    Backup {
+        /// The step they are from.
+        step: u64,
+    },
 }
 
 /// The result of [`Model::evaluate`].
@@ -253,6 +272,7 @@ impl<B: Backend> Model<B> {
                     &mut self.rng,
                 )?;
                 self.net = Some(net);
+                self.last_good = LastGood::Current { step: self.step };
                 Ok(())
             }
         }
@@ -277,7 +297,9 @@ impl<B: Backend> Model<B> {
             .net
             .as_mut()
             .ok_or_else(|| Error::Config("no weights given".into()))?;
-        net.set_weights(&mut self.backend, weights)
+        net.set_weights(&mut self.backend, weights)?;
+        self.last_good = LastGood::Current { step: self.step };
+        Ok(())
     }
 
     /// The input standardization, if any.
@@ -329,7 +351,7 @@ impl<B: Backend> Model<B> {
                 metrics: self.metrics.clone(),
                 seed: self.seed,
             },
-            weights: net.weights(&mut self.backend)?,
+            weights: finite_weights(net.weights(&mut self.backend)?)?,
             optimizer_state: net.optimizer_state(&mut self.backend)?,
             epoch: self.epochs_done,
             step: self.step,
@@ -414,6 +436,7 @@ impl<B: Backend> Model<B> {
         net.set_optimizer_state(&mut self.backend, &ckpt.optimizer_state)?;
         self.optimizer = ckpt.config.optimizer;
         self.step = ckpt.step;
+        self.last_good = LastGood::Current { step: self.step };
         self.epochs_done = ckpt.epoch;
         self.standardizer = ckpt.standardizer.clone();
         Ok(())
@@ -505,8 +528,8 @@ impl<B: Backend> Model<B> {
     }
 
     /// Forward pass of a loaded batch, then its loss and metrics into `acc`; with `train`,
-    /// also backward and the optimizer step (skipped on the device once `acc`'s loss sum is
-    /// not finite, if `guard`).
+    /// also backward and the optimizer step (guarded by `acc`'s [`Model::guard_slots`], if
+    /// `guard`: see [`Backend::optimizer_step`]).
     pub(crate) fn step_batch(
         &mut self,
         i: usize,
@@ -562,7 +585,8 @@ impl<B: Backend> Model<B> {
         if train {
             net.backward(b, &batch.x, acts, onto_z)?;
             *step += 1;
-            let guard = guard.then_some((&*acc, LOSS_SLOT));
+            let slots = GuardSlots::after(LOSS_SLOT, plan.slots());
+            let guard = guard.then_some((&mut *acc, slots));
             net.update(b, *optimizer, *step, guard)?;
         }
         Ok(())
@@ -573,10 +597,34 @@ impl<B: Backend> Model<B> {
     pub(crate) fn take_accumulator(&mut self, which: Phase) -> Result<B::Tensor> {
         let mut acc = match self.accumulators[which as usize].take() {
             Some(acc) => acc,
-            None => self.backend.zeros(1, self.plan.slots())?,
+            None => self
+                .backend
+                .zeros(1, self.plan.slots() + GuardSlots::COUNT)?,
         };
         self.backend.fill(&mut acc, 0.0)?;
         Ok(acc)
+    }
+
+    /// Where a guarded training step keeps its books: after the metrics' slots.
+    pub(crate) fn guard_slots(&self) -> GuardSlots {
+        GuardSlots::after(LOSS_SLOT, self.plan.slots())
+    }
+
+    /// Goes back to the last good weights (see [`LastGood`]) after a divergence: the backup
+    /// the guarded updates kept, or the weights as they were set if no update ran since.
+    /// Returns the step they are from, which becomes the step count.
+    pub(crate) fn roll_back(&mut self) -> Result<u64> {
+        let step = match self.last_good {
+            LastGood::Backup { step } => {
+                let net = self.net.as_mut().expect("a model that trained is built");
+                net.restore_backup(&mut self.backend)?;
+                step
+            }
+            LastGood::Current { step } => step,
+        };
+        self.step = step;
+        self.last_good = LastGood::Current { step };
+        Ok(step)
     }
 
     pub(crate) fn put_accumulator(&mut self, which: Phase, acc: B::Tensor) {
@@ -684,6 +732,19 @@ impl<B: Backend> Model<B> {
             )),
         }
     }
+}
+
+/// `weights`, if every value is finite: a checkpoint of NaN or infinite weights would only
+/// replace something usable with something that is not.
+fn finite_weights(weights: Vec<LayerWeights>) -> Result<Vec<LayerWeights>> {
+    for (i, w) in weights.iter().enumerate() {
+        if let Some(v) = w.weight.iter().chain(&w.bias).find(|v| !v.is_finite()) {
+            return Err(Error::Config(format!(
+                "layer {i} holds a non-finite weight ({v}); a checkpoint of it would be unusable, so none was written"
+            )));
+        }
+    }
+    Ok(weights)
 }
 
 impl<B: Backend> ModelControl for Model<B> {

@@ -168,18 +168,20 @@ pub const CONFUSION: Kernel = k(Module::Reduce, "confusion", &[RW, R, R]);
 pub const ROC_HISTOGRAM: Kernel = k(Module::Reduce, "roc_histogram", &[RW, R, R]);
 /// acc, pred, target
 pub const ERROR_SUM: Kernel = k(Module::Reduce, "error_sum", &[RW, R, R]);
-/// param, guard, grad
-pub const OPT_SGD: Kernel = k(Module::Optim, "opt_sgd", &[RW, R, R]);
-/// param, guard, grad, v
-pub const OPT_MOMENTUM: Kernel = k(Module::Optim, "opt_momentum", &[RW, R, R, RW]);
-/// param, guard, grad, m, v
-pub const OPT_ADAM: Kernel = k(Module::Optim, "opt_adam", &[RW, R, R, RW, RW]);
+// The optimizers: param, acc, grad, then each updated tensor and its backup (see optim.wgsl);
+// unguarded updates bind small unused buffers for acc and the backups.
+/// param, acc, grad, param's backup
+pub const OPT_SGD: Kernel = k(Module::Optim, "opt_sgd", &[RW, RW, R, RW]);
+/// param, acc, grad, param's backup, v, v's backup
+pub const OPT_MOMENTUM: Kernel = k(Module::Optim, "opt_momentum", &[RW, RW, R, RW, RW, RW]);
+/// param, acc, grad, param's backup, m, m's backup, v, v's backup
+pub const OPT_ADAM: Kernel = k(Module::Optim, "opt_adam", &[RW, RW, R, RW, RW, RW, RW, RW]);
 /// The same three over a whole parameter group as vec4 (`p.len` in vec4s).
-pub const OPT_SGD4: Kernel = k(Module::Optim, "opt_sgd4", &[RW, R, R]);
+pub const OPT_SGD4: Kernel = k(Module::Optim, "opt_sgd4", &[RW, RW, R, RW]);
 /// See [`OPT_SGD4`].
-pub const OPT_MOMENTUM4: Kernel = k(Module::Optim, "opt_momentum4", &[RW, R, R, RW]);
+pub const OPT_MOMENTUM4: Kernel = k(Module::Optim, "opt_momentum4", &[RW, RW, R, RW, RW, RW]);
 /// See [`OPT_SGD4`].
-pub const OPT_ADAM4: Kernel = k(Module::Optim, "opt_adam4", &[RW, R, R, RW, RW]);
+pub const OPT_ADAM4: Kernel = k(Module::Optim, "opt_adam4", &[RW, RW, R, RW, RW, RW, RW, RW]);
 
 /// Every kernel, for tests that build every pipeline.
 pub const ALL: [Kernel; 27] = [
@@ -213,7 +215,7 @@ pub const ALL: [Kernel; 27] = [
 ];
 
 /// The most storage bindings any kernel has.
-pub const MAX_BINDINGS: usize = 5;
+pub const MAX_BINDINGS: usize = 8;
 
 /// The most `override` constants any pipeline is specialised with.
 pub const MAX_CONSTANTS: usize = 6;
@@ -591,5 +593,8 @@ pub struct OptimParams {
     pub weight_decay: f32,
     pub bias_correction1: f32,
     pub bias_correction2: f32,
-    pub guard_slot: u32,
+    pub loss_slot: u32,
+    pub flag_slot: u32,
+    pub step_slot: u32,
+    pub t: u32,
 }

@@ -24,7 +24,9 @@ pub use context::{AdapterDescription, GpuContext};
 use kernels::{Access, Constants, Kernel, MAX_BINDINGS, PARAMS_SIZE};
 pub use kernels::{MatmulTiles, MatmulVariant};
 
-use super::{check, Activation, Backend, Loss, Optimizer, PointError, Tensor, ROC_HISTOGRAM_SLOTS};
+use super::{
+    check, Activation, Backend, Guard, Loss, Optimizer, PointError, Tensor, ROC_HISTOGRAM_SLOTS,
+};
 use crate::error::{Error, Result};
 
 /// A tensor in a GPU storage buffer: a whole buffer, or one part of a group's buffer
@@ -221,8 +223,9 @@ pub struct GpuBackend {
     /// The tiling each product shape (M, N, K, transposes) resolved to; cleared when the
     /// tiling or autotuning is changed.
     resolved_tiles: HashMap<(usize, usize, usize, bool, bool), MatmulTiles>,
-    /// A `[1, 1]` zero bound as the guard of unguarded optimizer steps.
-    finite_guard: GpuTensor,
+    /// `[1, 4]` buffers bound, unused, as the accumulator and the backups of an unguarded
+    /// optimizer step (one layout serves both kinds).
+    unguarded: [GpuTensor; 4],
     profiler: Option<Profiler>,
 }
 
@@ -279,7 +282,7 @@ impl GpuBackend {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let finite_guard = storage_tensor(&ctx.device, 1, 1, false);
+        let unguarded = std::array::from_fn(|_| storage_tensor(&ctx.device, 1, 4, false));
         let ctx_device_type = ctx.adapter().device_type.clone();
         let mut backend = GpuBackend {
             ctx,
@@ -290,14 +293,14 @@ impl GpuBackend {
             bind_groups: HashMap::new(),
             staging: None,
             stats: GpuStats {
-                buffers_created: 2,
+                buffers_created: 5,
                 ..GpuStats::default()
             },
             last_op: "none",
             matmul_tiles: MatmulTiles::for_device_type(&ctx_device_type),
             autotune: true,
             resolved_tiles: HashMap::new(),
-            finite_guard,
+            unguarded,
             profiler: None,
         };
         if backend.matmul_tiles == MatmulTiles::VEC4 && backend.subgroup_matmul_works() {
@@ -1149,29 +1152,45 @@ impl Backend for GpuBackend {
         params: &mut [GpuTensor],
         grads: &[GpuTensor],
         state: &mut [Vec<GpuTensor>],
-        guard: Option<(&GpuTensor, usize)>,
+        mut guard: Option<Guard<'_, GpuTensor>>,
     ) -> Result<()> {
-        check::optimizer_all(params.len(), grads.len(), state.len())?;
-        for ((p, g), s) in params.iter().zip(grads).zip(state.iter()) {
-            check::optimizer(opt, t, p, g, s, guard)?;
+        check::optimizer_all(params.len(), grads.len(), state.len(), guard.as_ref())?;
+        for (j, ((p, g), s)) in params.iter().zip(grads).zip(state.iter()).enumerate() {
+            let part = guard.as_mut().map(|g| g.part(j));
+            check::optimizer(opt, t, p, g, s, part.as_ref())?;
         }
-        // One dispatch over the whole buffers when params, grads and each kind of state are
-        // whole groups with the same layout; otherwise one step per tensor.
+        // One dispatch over the whole buffers when params, grads, each kind of state and each
+        // kind of backup are whole groups with the same layout; otherwise one step per tensor.
+        let kinds = opt.state_tensors();
         let whole = GpuTensor::whole_group(params.iter()).and_then(|p| {
             let g = GpuTensor::whole_group(grads.iter())?;
-            let s = (0..opt.state_tensors())
+            let s = (0..kinds)
                 .map(|k| GpuTensor::whole_group(state.iter().map(|s| &s[k])))
                 .collect::<Option<Vec<_>>>()?;
-            let same = g.len() == p.len() && s.iter().all(|s| s.len() == p.len());
-            same.then_some((p, g, s))
+            let b = match &guard {
+                Some(guard) => Some(
+                    (0..=kinds)
+                        .map(|k| GpuTensor::whole_group(guard.backup.iter().map(|b| &b[k])))
+                        .collect::<Option<Vec<_>>>()?,
+                ),
+                None => None,
+            };
+            let lens = std::iter::once(g.len())
+                .chain(s.iter().map(Tensor::len))
+                .chain(b.iter().flatten().map(Tensor::len));
+            let same = lens.into_iter().all(|l| l == p.len());
+            same.then_some((p, g, s, b))
         });
         match whole {
-            Some((mut p, g, mut s)) => {
-                self.optimizer_dispatch(opt, t, &mut p, &g, &mut s, guard, true)
+            Some((mut p, g, mut s, b)) => {
+                let guard = guard.map(|guard| (guard.acc, guard.slots));
+                let whole_guard = guard.zip(b.as_deref());
+                self.optimizer_dispatch(opt, t, &mut p, &g, &mut s, whole_guard, true)
             }
             None => {
-                for ((p, g), s) in params.iter_mut().zip(grads).zip(state) {
-                    self.optimizer_step(opt, t, p, g, s, guard)?;
+                for (j, ((p, g), s)) in params.iter_mut().zip(grads).zip(state).enumerate() {
+                    let part = guard.as_mut().map(|g| g.part(j));
+                    self.optimizer_step(opt, t, p, g, s, part)?;
                 }
                 Ok(())
             }
@@ -1185,9 +1204,10 @@ impl Backend for GpuBackend {
         param: &mut GpuTensor,
         grad: &GpuTensor,
         state: &mut [GpuTensor],
-        guard: Option<(&GpuTensor, usize)>,
+        guard: Option<Guard<'_, GpuTensor>>,
     ) -> Result<()> {
-        check::optimizer(opt, t, param, grad, state, guard)?;
+        check::optimizer(opt, t, param, grad, state, guard.as_ref())?;
+        let guard = guard.map(|g| ((g.acc, g.slots), &g.backup[0][..]));
         self.optimizer_dispatch(opt, t, param, grad, state, guard, false)
     }
 }
@@ -1390,7 +1410,8 @@ impl GpuBackend {
 
 impl GpuBackend {
     /// One optimizer dispatch over `param` (checked by the caller): one thread per element,
-    /// or with `vec4` (whole groups, whose lengths are multiples of 4) per four.
+    /// or with `vec4` (whole groups, whose lengths are multiples of 4) per four. A guard is the
+    /// accumulator with its slots, and the backups of the parameter and of each state tensor.
     #[allow(clippy::too_many_arguments)]
     fn optimizer_dispatch(
         &mut self,
@@ -1399,17 +1420,18 @@ impl GpuBackend {
         param: &mut GpuTensor,
         grad: &GpuTensor,
         state: &mut [GpuTensor],
-        guard: Option<(&GpuTensor, usize)>,
+        guard: Option<((&mut GpuTensor, super::GuardSlots), &[GpuTensor])>,
         vec4: bool,
     ) -> Result<()> {
         let lanes = if vec4 { 4 } else { 1 };
-        let kernel = |scalar: Kernel, wide: Kernel| if vec4 { wide } else { scalar };
-        // A second handle on the same buffer (same id, so the same cached bind group).
-        let fallback = GpuTensor {
-            buffer: self.finite_guard.buffer.clone(),
-            ..self.finite_guard
+        let kernel = match (opt, vec4) {
+            (Optimizer::Sgd { .. }, false) => kernels::OPT_SGD,
+            (Optimizer::Sgd { .. }, true) => kernels::OPT_SGD4,
+            (Optimizer::Momentum { .. }, false) => kernels::OPT_MOMENTUM,
+            (Optimizer::Momentum { .. }, true) => kernels::OPT_MOMENTUM4,
+            (Optimizer::Adam { .. }, false) => kernels::OPT_ADAM,
+            (Optimizer::Adam { .. }, true) => kernels::OPT_ADAM4,
         };
-        let (guard, guard_slot) = guard.unwrap_or((&fallback, 0));
         let mut params = kernels::OptimParams {
             len: u32_dim("optimizer_step", param.len() / lanes)?,
             lr: opt.lr(),
@@ -1419,43 +1441,29 @@ impl GpuBackend {
             weight_decay: 0.0,
             bias_correction1: 1.0,
             bias_correction2: 1.0,
-            guard_slot: u32_dim("optimizer_step", guard_slot)?,
+            loss_slot: 0,
+            flag_slot: 0,
+            step_slot: 0,
+            t: u32::try_from(t).unwrap_or(u32::MAX),
         };
-        let groups = self.grid_1d(param.len() / lanes)?;
-        match (opt, state) {
-            (Optimizer::Sgd { .. }, []) => self.record(
-                kernel(kernels::OPT_SGD, kernels::OPT_SGD4),
-                Constants::default(),
-                params,
-                &[param, guard, grad],
-                groups,
-            ),
-            (
-                Optimizer::Momentum {
-                    momentum, nesterov, ..
-                },
-                [v],
-            ) => {
+        let mut nesterov = false;
+        match opt {
+            Optimizer::Sgd { .. } => {}
+            Optimizer::Momentum {
+                momentum,
+                nesterov: n,
+                ..
+            } => {
                 params.beta1 = momentum;
-                let constants = Constants::new(&[("NESTEROV", nesterov as u8 as f64)]);
-                self.record(
-                    kernel(kernels::OPT_MOMENTUM, kernels::OPT_MOMENTUM4),
-                    constants,
-                    params,
-                    &[param, guard, grad, v],
-                    groups,
-                )
+                nesterov = n;
             }
-            (
-                Optimizer::Adam {
-                    beta1,
-                    beta2,
-                    eps,
-                    weight_decay,
-                    ..
-                },
-                [m, v],
-            ) => {
+            Optimizer::Adam {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                ..
+            } => {
                 let (bc1, bc2) = Optimizer::adam_bias_corrections(beta1, beta2, t);
                 params.beta1 = beta1;
                 params.beta2 = beta2;
@@ -1463,16 +1471,38 @@ impl GpuBackend {
                 params.weight_decay = weight_decay;
                 params.bias_correction1 = bc1;
                 params.bias_correction2 = bc2;
-                self.record(
-                    kernel(kernels::OPT_ADAM, kernels::OPT_ADAM4),
-                    Constants::default(),
-                    params,
-                    &[param, guard, grad, m, v],
-                    groups,
-                )
             }
-            _ => unreachable!("check::optimizer verified the state count"),
         }
+        let constants = Constants::new(&[
+            ("NESTEROV", nesterov as u8 as f64),
+            ("GUARDED", guard.is_some() as u8 as f64),
+        ]);
+        // Second handles on the unused buffers (same ids, so the same cached bind groups).
+        let unused: Vec<GpuTensor> = self
+            .unguarded
+            .iter()
+            .map(|t| GpuTensor {
+                buffer: t.buffer.clone(),
+                ..*t
+            })
+            .collect();
+        let (acc, backup): (&GpuTensor, Vec<&GpuTensor>) = match &guard {
+            Some(((acc, slots), backup)) => {
+                params.loss_slot = u32_dim("optimizer_step", slots.loss)?;
+                params.flag_slot = u32_dim("optimizer_step", slots.flags)?;
+                params.step_slot = u32_dim("optimizer_step", slots.step)?;
+                (&**acc, backup.iter().collect())
+            }
+            None => (&unused[0], unused[1..].iter().collect()),
+        };
+        // param, acc, grad, then each updated tensor and its backup.
+        let mut bindings: Vec<&GpuTensor> = vec![param, acc, grad, backup[0]];
+        for (k, s) in state.iter().enumerate() {
+            bindings.push(s);
+            bindings.push(backup[k + 1]);
+        }
+        let groups = self.grid_1d(param.len() / lanes)?;
+        self.record(kernel, constants, params, &bindings, groups)
     }
 }
 
