@@ -10,8 +10,10 @@ pub mod callbacks;
 pub mod history;
 pub mod metrics;
 mod model;
+mod persist;
 pub mod plot;
 mod progress;
+mod step;
 pub mod targets;
 
 pub use callbacks::{

@@ -9,13 +9,13 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use super::callbacks::ModelControl;
-use super::metrics::{Metric, MetricPlan, LOSS_SLOT};
+use super::metrics::{Metric, MetricPlan};
+pub(crate) use super::step::{Batch, LastGood, Phase};
 use super::targets::check_targets;
-use crate::backend::{Activation, Backend, GuardSlots, Optimizer, Tensor};
-use crate::checkpoint::{Checkpoint, LayerConfig, ModelConfig, FORMAT};
+use crate::backend::{Activation, Backend, Optimizer};
 use crate::data::{Matrix, Origin, RowUnit, Standardizer};
 use crate::error::{Error, Result};
-use crate::nn::{Activations, Head, LayerWeights, LossFn, Network, Sequential, Task};
+use crate::nn::{Head, LayerWeights, LossFn, Network, Sequential, Task};
 
 /// What `compile` takes besides the layers and the backend.
 #[derive(Clone, Debug)]
@@ -95,69 +95,35 @@ impl Sequential {
     }
 }
 
-/// Which accumulator: training's or evaluation's (validation runs inside an epoch of training).
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Phase {
-    Train = 0,
-    Evaluate = 1,
-}
-
-/// Buffers for one batch size: inputs, targets, activations and the loss per row.
-#[derive(Debug)]
-pub(crate) struct Batch<T> {
-    pub(crate) x: T,
-    pub(crate) y: T,
-    pub(crate) acts: Activations<T>,
-    pub(crate) row_loss: T,
-    /// The output in probability space, for models trained from logits.
-    pub(crate) probs: T,
-}
-
 /// A compiled model: see [`Sequential::compile`].
 #[derive(Debug)]
 pub struct Model<B: Backend> {
     pub(crate) backend: B,
-    spec: Sequential,
-    loss: LossFn,
+    pub(crate) spec: Sequential,
+    pub(crate) loss: LossFn,
     pub(crate) head: Head,
     pub(crate) optimizer: Optimizer,
     pub(crate) plan: MetricPlan,
-    metrics: Vec<Metric>,
+    pub(crate) metrics: Vec<Metric>,
     /// Seeds the initial weights (through `rng`) and each epoch's shuffle.
     pub(crate) seed: u64,
     /// Draws the initial weights.
-    rng: StdRng,
+    pub(crate) rng: StdRng,
     /// Applied to every input before it reaches the network.
-    standardizer: Option<Standardizer>,
+    pub(crate) standardizer: Option<Standardizer>,
     /// Epochs completed, across `fit` calls and checkpoints.
     pub(crate) epochs_done: usize,
     pub(crate) net: Option<Network<B::Tensor>>,
-    batches: Vec<Batch<B::Tensor>>,
-    host_x: Vec<f32>,
-    host_y: Vec<f32>,
+    pub(crate) batches: Vec<Batch<B::Tensor>>,
+    pub(crate) host_x: Vec<f32>,
+    pub(crate) host_y: Vec<f32>,
     /// The loss and metric sums of training and of evaluation, kept between calls.
-    accumulators: [Option<B::Tensor>; 2],
+    pub(crate) accumulators: [Option<B::Tensor>; 2],
     pub(crate) step: u64,
     /// The weights a diverged run goes back to.
     pub(crate) last_good: LastGood,
-    warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
     pub(crate) stop_reason: Option<String>,
-}
-
-/// The weights a diverged run goes back to, and the step they are from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum LastGood {
-    /// No update has run since the weights were set (built, restored, replaced): they are
-    /// the ones to keep.
-    Current {
-        /// The step count when they were set.
-        step: u64,
-    },
-    /// The network's backup: the weights before the last guarded update that ran.
-    Backup {
-        /// The step they are from.
-        step: u64,
-    },
 }
 
 /// The result of [`Model::evaluate`].
@@ -326,122 +292,6 @@ impl<B: Backend> Model<B> {
         })
     }
 
-    /// Everything needed to use this model later or resume its training.
-    pub fn checkpoint(&mut self) -> Result<Checkpoint> {
-        let net = self.net.as_ref().ok_or_else(|| {
-            Error::Config(
-                "the model has no weights yet: fit it or call build(input_dim) first".into(),
-            )
-        })?;
-        Ok(Checkpoint {
-            config: ModelConfig {
-                format: FORMAT.into(),
-                input_dim: net.input_dim(),
-                layers: self
-                    .spec
-                    .layers()
-                    .iter()
-                    .map(|l| LayerConfig {
-                        units: l.units,
-                        activation: l.activation,
-                    })
-                    .collect(),
-                loss: self.loss,
-                optimizer: self.optimizer,
-                metrics: self.metrics.clone(),
-                seed: self.seed,
-            },
-            weights: finite_weights(net.weights(&mut self.backend)?)?,
-            optimizer_state: net.optimizer_state(&mut self.backend)?,
-            epoch: self.epochs_done,
-            step: self.step,
-            standardizer: self.standardizer.clone(),
-        })
-    }
-
-    /// Saves a checkpoint to `path`, atomically.
-    pub fn save(&mut self, path: &Path) -> Result<()> {
-        self.checkpoint()?.save(path)
-    }
-
-    /// The model a checkpoint describes, on `backend`, ready to predict or to resume training.
-    pub fn from_checkpoint(backend: B, ckpt: &Checkpoint) -> Result<Model<B>> {
-        let c = &ckpt.config;
-        let mut spec = Sequential::new();
-        for l in &c.layers {
-            spec = spec.add(crate::nn::Dense::new(l.units, l.activation));
-        }
-        let compile = Compile {
-            loss: c.loss,
-            optimizer: c.optimizer,
-            metrics: c.metrics.clone(),
-            seed: c.seed,
-        };
-        let mut model = spec.compile(backend, compile)?;
-        model.build(c.input_dim)?;
-        model.restore(ckpt)?;
-        Ok(model)
-    }
-
-    /// Reads a checkpoint file into a model on `backend`.
-    pub fn load(path: &Path, backend: B) -> Result<Model<B>> {
-        Model::from_checkpoint(backend, &Checkpoint::load(path)?)
-    }
-
-    /// Loads a checkpoint's weights, optimizer state, step, epoch and standardizer into this
-    /// model, whose architecture must match: otherwise an error names the first tensor that
-    /// differs, with both shapes.
-    pub fn restore(&mut self, ckpt: &Checkpoint) -> Result<()> {
-        self.build(ckpt.config.input_dim).map_err(|_| {
-            Error::Config(format!(
-                "the checkpoint takes {} input features, this model {}",
-                ckpt.config.input_dim,
-                self.input_dim().unwrap_or(0)
-            ))
-        })?;
-        let mut fan_in = ckpt.config.input_dim;
-        for (i, (l, w)) in self.spec.layers().iter().zip(&ckpt.weights).enumerate() {
-            if [w.fan_in, w.units] != [fan_in, l.units] {
-                return Err(Error::Config(format!(
-                    "architecture mismatch at tensor dense_{i}.weight: the checkpoint has [{}, {}], this model [{fan_in}, {}]",
-                    w.fan_in, w.units, l.units
-                )));
-            }
-            fan_in = l.units;
-        }
-        if ckpt.weights.len() != self.spec.layers().len() {
-            return Err(Error::Config(format!(
-                "architecture mismatch: the checkpoint has {} layers (tensor dense_{} {}), this model {}",
-                ckpt.weights.len(),
-                self.spec.layers().len().min(ckpt.weights.len()),
-                if ckpt.weights.len() > self.spec.layers().len() { "is extra" } else { "is missing" },
-                self.spec.layers().len()
-            )));
-        }
-        if ckpt.config.loss != self.loss {
-            return Err(Error::Config(format!(
-                "the checkpoint was trained with {:?}, this model uses {:?}; resume with the same loss",
-                ckpt.config.loss, self.loss
-            )));
-        }
-        if std::mem::discriminant(&ckpt.config.optimizer) != std::mem::discriminant(&self.optimizer)
-        {
-            return Err(Error::Config(format!(
-                "the checkpoint was trained with {:?}, this model uses {:?}; resume with the same optimizer",
-                ckpt.config.optimizer, self.optimizer
-            )));
-        }
-        let net = self.net.as_mut().expect("built above");
-        net.set_weights(&mut self.backend, &ckpt.weights)?;
-        net.set_optimizer_state(&mut self.backend, &ckpt.optimizer_state)?;
-        self.optimizer = ckpt.config.optimizer;
-        self.step = ckpt.step;
-        self.last_good = LastGood::Current { step: self.step };
-        self.epochs_done = ckpt.epoch;
-        self.standardizer = ckpt.standardizer.clone();
-        Ok(())
-    }
-
     /// Checks `x` (and `y`, if given) fit this model; builds it on first use.
     pub(crate) fn check_data(
         &mut self,
@@ -479,173 +329,6 @@ impl<B: Backend> Model<B> {
             )?;
         }
         self.build(x.cols())
-    }
-
-    /// The index of the buffers for batches of `rows`, created on first use.
-    fn batch_index(&mut self, rows: usize, y_cols: usize) -> Result<usize> {
-        if let Some(i) = self
-            .batches
-            .iter()
-            .position(|b| b.acts.rows() == rows && b.y.cols() == y_cols)
-        {
-            return Ok(i);
-        }
-        let net = self.net.as_ref().expect("check_data builds the network");
-        let b = &mut self.backend;
-        let batch = Batch {
-            x: b.zeros(rows, net.input_dim())?,
-            y: b.zeros(rows, y_cols)?,
-            acts: net.activations(b, rows)?,
-            row_loss: b.zeros(rows, 1)?,
-            probs: b.zeros(rows, net.output_dim())?,
-        };
-        self.batches.push(batch);
-        Ok(self.batches.len() - 1)
-    }
-
-    /// Uploads rows `idx` of `x` (and `y`) into the buffers for that batch size.
-    pub(crate) fn load_batch(
-        &mut self,
-        x: &Matrix,
-        y: Option<&Matrix>,
-        idx: &[usize],
-    ) -> Result<usize> {
-        let y_cols = y.map_or(1, Matrix::cols);
-        let i = self.batch_index(idx.len(), y_cols)?;
-        self.host_x.clear();
-        for &r in idx {
-            self.host_x.extend_from_slice(x.row(r));
-        }
-        self.backend.write(&mut self.batches[i].x, &self.host_x)?;
-        if let Some(y) = y {
-            self.host_y.clear();
-            for &r in idx {
-                self.host_y.extend_from_slice(y.row(r));
-            }
-            self.backend.write(&mut self.batches[i].y, &self.host_y)?;
-        }
-        Ok(i)
-    }
-
-    /// Forward pass of a loaded batch, then its loss and metrics into `acc`; with `train`,
-    /// also backward and the optimizer step (guarded by `acc`'s [`Model::guard_slots`], if
-    /// `guard`: see [`Backend::optimizer_step`]).
-    pub(crate) fn step_batch(
-        &mut self,
-        i: usize,
-        acc: &mut B::Tensor,
-        train: bool,
-        guard: bool,
-    ) -> Result<()> {
-        let Model {
-            backend: b,
-            net,
-            batches,
-            head,
-            plan,
-            optimizer,
-            step,
-            ..
-        } = self;
-        let net = net.as_mut().expect("check_data builds the network");
-        let batch = &mut batches[i];
-        let acts = &mut batch.acts;
-        let top = acts.a.len() - 1;
-        net.forward(b, &batch.x, acts)?;
-        // The loss's gradient goes where backward starts: dz of the top layer when the loss
-        // reads the logits, or when the top layer is linear (then a = z, and dz = da would
-        // only be a copy); its da otherwise.
-        let onto_z = head.on_logits || net.top_activation() == Activation::Linear;
-        if onto_z {
-            b.loss(
-                head.loss,
-                &acts.z[top],
-                &batch.y,
-                &mut acts.dz[top],
-                &mut batch.row_loss,
-            )?;
-        } else {
-            b.loss(
-                head.loss,
-                &acts.a[top],
-                &batch.y,
-                &mut acts.da[top],
-                &mut batch.row_loss,
-            )?;
-        }
-        b.sum_into(&batch.row_loss, acc, LOSS_SLOT)?;
-        let output = &acts.a[top];
-        let probs = if head.output != Activation::Linear && plan.needs_probabilities() {
-            b.activation(head.output, output, &mut batch.probs)?;
-            &batch.probs
-        } else {
-            output
-        };
-        plan.record(b, output, probs, &batch.y, acc)?;
-        if train {
-            net.backward(b, &batch.x, acts, onto_z)?;
-            *step += 1;
-            let slots = GuardSlots::after(LOSS_SLOT, plan.slots());
-            let guard = guard.then_some((&mut *acc, slots));
-            net.update(b, *optimizer, *step, guard)?;
-        }
-        Ok(())
-    }
-
-    /// Takes the zeroed accumulator for training or evaluation (created on first use); give it
-    /// back with [`Model::put_accumulator`].
-    pub(crate) fn take_accumulator(&mut self, which: Phase) -> Result<B::Tensor> {
-        let mut acc = match self.accumulators[which as usize].take() {
-            Some(acc) => acc,
-            None => self
-                .backend
-                .zeros(1, self.plan.slots() + GuardSlots::COUNT)?,
-        };
-        self.backend.fill(&mut acc, 0.0)?;
-        Ok(acc)
-    }
-
-    /// Where a guarded training step keeps its books: after the metrics' slots.
-    pub(crate) fn guard_slots(&self) -> GuardSlots {
-        GuardSlots::after(LOSS_SLOT, self.plan.slots())
-    }
-
-    /// Goes back to the last good weights (see [`LastGood`]) after a divergence: the backup
-    /// the guarded updates kept, or the weights as they were set if no update ran since.
-    /// Returns the step they are from, which becomes the step count.
-    pub(crate) fn roll_back(&mut self) -> Result<u64> {
-        let step = match self.last_good {
-            LastGood::Backup { step } => {
-                let net = self.net.as_mut().expect("a model that trained is built");
-                net.restore_backup(&mut self.backend)?;
-                step
-            }
-            LastGood::Current { step } => step,
-        };
-        self.step = step;
-        self.last_good = LastGood::Current { step };
-        Ok(step)
-    }
-
-    pub(crate) fn put_accumulator(&mut self, which: Phase, acc: B::Tensor) {
-        self.accumulators[which as usize] = Some(acc);
-    }
-
-    /// Loss and metrics from an accumulator read back after `samples` samples.
-    pub(crate) fn finish_logs(
-        &self,
-        acc: &[f32],
-        samples: usize,
-        prefix: &str,
-        logs: &mut super::Logs,
-    ) {
-        logs.push(
-            format!("{prefix}loss"),
-            acc[LOSS_SLOT] as f64 / samples.max(1) as f64,
-        );
-        for (name, value) in self.plan.finish(acc, samples, self.output_dim()) {
-            logs.push(format!("{prefix}{name}"), value);
-        }
     }
 
     /// The mean loss and the metrics over `(x, y)`, in batches of `batch_size`.
@@ -732,19 +415,6 @@ impl<B: Backend> Model<B> {
             )),
         }
     }
-}
-
-/// `weights`, if every value is finite: a checkpoint of NaN or infinite weights would only
-/// replace something usable with something that is not.
-fn finite_weights(weights: Vec<LayerWeights>) -> Result<Vec<LayerWeights>> {
-    for (i, w) in weights.iter().enumerate() {
-        if let Some(v) = w.weight.iter().chain(&w.bias).find(|v| !v.is_finite()) {
-            return Err(Error::Config(format!(
-                "layer {i} holds a non-finite weight ({v}); a checkpoint of it would be unusable, so none was written"
-            )));
-        }
-    }
-    Ok(weights)
 }
 
 impl<B: Backend> ModelControl for Model<B> {

@@ -1,0 +1,213 @@
+//! One step of a compiled model, written once for every backend: the batch buffers, the
+//! upload of a batch, the forward pass, loss, metrics, backward pass and guarded update, the
+//! accumulators they sum into, and the rollback after a divergence.
+
+use super::metrics::LOSS_SLOT;
+use super::model::Model;
+use crate::backend::{Activation, Backend, GuardSlots, Tensor};
+use crate::data::Matrix;
+use crate::error::Result;
+use crate::nn::Activations;
+
+/// Which accumulator: training's or evaluation's (validation runs inside an epoch of training).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Phase {
+    Train = 0,
+    Evaluate = 1,
+}
+
+/// Buffers for one batch size: inputs, targets, activations and the loss per row.
+#[derive(Debug)]
+pub(crate) struct Batch<T> {
+    pub(crate) x: T,
+    pub(crate) y: T,
+    pub(crate) acts: Activations<T>,
+    pub(crate) row_loss: T,
+    /// The output in probability space, for models trained from logits.
+    pub(crate) probs: T,
+}
+
+/// The weights a diverged run goes back to, and the step they are from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LastGood {
+    /// No update has run since the weights were set (built, restored, replaced): they are
+    /// the ones to keep.
+    Current {
+        /// The step count when they were set.
+        step: u64,
+    },
+    /// The network's backup: the weights before the last guarded update that ran.
+    Backup {
+        /// The step they are from.
+        step: u64,
+    },
+}
+
+impl<B: Backend> Model<B> {
+    /// The index of the buffers for batches of `rows`, created on first use.
+    pub(crate) fn batch_index(&mut self, rows: usize, y_cols: usize) -> Result<usize> {
+        if let Some(i) = self
+            .batches
+            .iter()
+            .position(|b| b.acts.rows() == rows && b.y.cols() == y_cols)
+        {
+            return Ok(i);
+        }
+        let net = self.net.as_ref().expect("check_data builds the network");
+        let b = &mut self.backend;
+        let batch = Batch {
+            x: b.zeros(rows, net.input_dim())?,
+            y: b.zeros(rows, y_cols)?,
+            acts: net.activations(b, rows)?,
+            row_loss: b.zeros(rows, 1)?,
+            probs: b.zeros(rows, net.output_dim())?,
+        };
+        self.batches.push(batch);
+        Ok(self.batches.len() - 1)
+    }
+
+    /// Uploads rows `idx` of `x` (and `y`) into the buffers for that batch size.
+    pub(crate) fn load_batch(
+        &mut self,
+        x: &Matrix,
+        y: Option<&Matrix>,
+        idx: &[usize],
+    ) -> Result<usize> {
+        let y_cols = y.map_or(1, Matrix::cols);
+        let i = self.batch_index(idx.len(), y_cols)?;
+        self.host_x.clear();
+        for &r in idx {
+            self.host_x.extend_from_slice(x.row(r));
+        }
+        self.backend.write(&mut self.batches[i].x, &self.host_x)?;
+        if let Some(y) = y {
+            self.host_y.clear();
+            for &r in idx {
+                self.host_y.extend_from_slice(y.row(r));
+            }
+            self.backend.write(&mut self.batches[i].y, &self.host_y)?;
+        }
+        Ok(i)
+    }
+
+    /// Forward pass of a loaded batch, then its loss and metrics into `acc`; with `train`,
+    /// also backward and the optimizer step (guarded by `acc`'s [`Model::guard_slots`], if
+    /// `guard`: see [`Backend::optimizer_step`]).
+    pub(crate) fn step_batch(
+        &mut self,
+        i: usize,
+        acc: &mut B::Tensor,
+        train: bool,
+        guard: bool,
+    ) -> Result<()> {
+        let Model {
+            backend: b,
+            net,
+            batches,
+            head,
+            plan,
+            optimizer,
+            step,
+            ..
+        } = self;
+        let net = net.as_mut().expect("check_data builds the network");
+        let batch = &mut batches[i];
+        let acts = &mut batch.acts;
+        let top = acts.a.len() - 1;
+        net.forward(b, &batch.x, acts)?;
+        // The loss's gradient goes where backward starts: dz of the top layer when the loss
+        // reads the logits, or when the top layer is linear (then a = z, and dz = da would
+        // only be a copy); its da otherwise.
+        let onto_z = head.on_logits || net.top_activation() == Activation::Linear;
+        if onto_z {
+            b.loss(
+                head.loss,
+                &acts.z[top],
+                &batch.y,
+                &mut acts.dz[top],
+                &mut batch.row_loss,
+            )?;
+        } else {
+            b.loss(
+                head.loss,
+                &acts.a[top],
+                &batch.y,
+                &mut acts.da[top],
+                &mut batch.row_loss,
+            )?;
+        }
+        b.sum_into(&batch.row_loss, acc, LOSS_SLOT)?;
+        let output = &acts.a[top];
+        let probs = if head.output != Activation::Linear && plan.needs_probabilities() {
+            b.activation(head.output, output, &mut batch.probs)?;
+            &batch.probs
+        } else {
+            output
+        };
+        plan.record(b, output, probs, &batch.y, acc)?;
+        if train {
+            net.backward(b, &batch.x, acts, onto_z)?;
+            *step += 1;
+            let slots = GuardSlots::after(LOSS_SLOT, plan.slots());
+            let guard = guard.then_some((&mut *acc, slots));
+            net.update(b, *optimizer, *step, guard)?;
+        }
+        Ok(())
+    }
+
+    /// Takes the zeroed accumulator for training or evaluation (created on first use); give it
+    /// back with [`Model::put_accumulator`].
+    pub(crate) fn take_accumulator(&mut self, which: Phase) -> Result<B::Tensor> {
+        let mut acc = match self.accumulators[which as usize].take() {
+            Some(acc) => acc,
+            None => self
+                .backend
+                .zeros(1, self.plan.slots() + GuardSlots::COUNT)?,
+        };
+        self.backend.fill(&mut acc, 0.0)?;
+        Ok(acc)
+    }
+
+    /// Where a guarded training step keeps its books: after the metrics' slots.
+    pub(crate) fn guard_slots(&self) -> GuardSlots {
+        GuardSlots::after(LOSS_SLOT, self.plan.slots())
+    }
+
+    /// Goes back to the last good weights (see [`LastGood`]) after a divergence: the backup
+    /// the guarded updates kept, or the weights as they were set if no update ran since.
+    /// Returns the step they are from, which becomes the step count.
+    pub(crate) fn roll_back(&mut self) -> Result<u64> {
+        let step = match self.last_good {
+            LastGood::Backup { step } => {
+                let net = self.net.as_mut().expect("a model that trained is built");
+                net.restore_backup(&mut self.backend)?;
+                step
+            }
+            LastGood::Current { step } => step,
+        };
+        self.step = step;
+        self.last_good = LastGood::Current { step };
+        Ok(step)
+    }
+
+    pub(crate) fn put_accumulator(&mut self, which: Phase, acc: B::Tensor) {
+        self.accumulators[which as usize] = Some(acc);
+    }
+
+    /// Loss and metrics from an accumulator read back after `samples` samples.
+    pub(crate) fn finish_logs(
+        &self,
+        acc: &[f32],
+        samples: usize,
+        prefix: &str,
+        logs: &mut super::Logs,
+    ) {
+        logs.push(
+            format!("{prefix}loss"),
+            acc[LOSS_SLOT] as f64 / samples.max(1) as f64,
+        );
+        for (name, value) in self.plan.finish(acc, samples, self.output_dim()) {
+            logs.push(format!("{prefix}{name}"), value);
+        }
+    }
+}
