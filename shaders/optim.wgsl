@@ -21,19 +21,20 @@ struct Params {
 }
 
 // One layout for every rule, guarded or not: the parameter, the accumulator, the gradient,
-// then each tensor the rule updates followed by its backup. An unguarded update binds small
-// unused buffers in the accumulator's and the backups' places.
+// then each state tensor the rule keeps, each tensor followed by where its new values go when
+// guarded. An unguarded update writes in place, and binds small unused buffers in the
+// accumulator's and the outputs' places.
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> param: array<f32>;
 // The training loop's accumulator, as u32 bits: the loss sum is read, the flags and the
 // step written, atomically (many invocations may raise the same flag).
 @group(0) @binding(2) var<storage, read_write> acc: array<atomic<u32>>;
 @group(0) @binding(3) var<storage, read> grad: array<f32>;
-@group(0) @binding(4) var<storage, read_write> b_param: array<f32>;
+@group(0) @binding(4) var<storage, read_write> param_out: array<f32>;
 @group(0) @binding(5) var<storage, read_write> s1: array<f32>;
-@group(0) @binding(6) var<storage, read_write> b_s1: array<f32>;
+@group(0) @binding(6) var<storage, read_write> s1_out: array<f32>;
 @group(0) @binding(7) var<storage, read_write> s2: array<f32>;
-@group(0) @binding(8) var<storage, read_write> b_s2: array<f32>;
+@group(0) @binding(8) var<storage, read_write> s2_out: array<f32>;
 
 // Set for the guarded pipelines.
 override GUARDED: bool = false;
@@ -117,15 +118,15 @@ fn opt_sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     if (stop(i)) {
         return;
     }
-    let param0 = param[i];
-    let new_param = param0 - p.lr * grad[i];
+    let new_param = param[i] - p.lr * grad[i];
     if (GUARDED) {
-        b_param[i] = param0;
+        param_out[i] = new_param;
         if (not_finite(new_param)) {
             raise_flag();
         }
+    } else {
+        param[i] = new_param;
     }
-    param[i] = new_param;
 }
 
 @compute @workgroup_size(WG_1D)
@@ -134,19 +135,18 @@ fn opt_momentum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     if (stop(i)) {
         return;
     }
-    let param0 = param[i];
-    let v0 = s1[i];
-    let r = momentum_step(vec4(grad[i]), vec4(v0));
-    let new_param = param0 + r.delta.x;
+    let r = momentum_step(vec4(grad[i]), vec4(s1[i]));
+    let new_param = param[i] + r.delta.x;
     if (GUARDED) {
-        b_param[i] = param0;
-        b_s1[i] = v0;
+        param_out[i] = new_param;
+        s1_out[i] = r.v.x;
         if (not_finite(new_param) || not_finite(r.v.x)) {
             raise_flag();
         }
+    } else {
+        param[i] = new_param;
+        s1[i] = r.v.x;
     }
-    s1[i] = r.v.x;
-    param[i] = new_param;
 }
 
 @compute @workgroup_size(WG_1D)
@@ -155,34 +155,32 @@ fn opt_adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     if (stop(i)) {
         return;
     }
-    let param0 = param[i];
-    let m0 = s1[i];
-    let v0 = s2[i];
-    let r = adam_step(vec4(param0), vec4(grad[i]), vec4(m0), vec4(v0));
+    let r = adam_step(vec4(param[i]), vec4(grad[i]), vec4(s1[i]), vec4(s2[i]));
     if (GUARDED) {
-        b_param[i] = param0;
-        b_s1[i] = m0;
-        b_s2[i] = v0;
+        param_out[i] = r.param.x;
+        s1_out[i] = r.m.x;
+        s2_out[i] = r.v.x;
         if (not_finite(r.param.x) || not_finite(r.m.x) || not_finite(r.v.x)) {
             raise_flag();
         }
+    } else {
+        param[i] = r.param.x;
+        s1[i] = r.m.x;
+        s2[i] = r.v.x;
     }
-    param[i] = r.param.x;
-    s1[i] = r.m.x;
-    s2[i] = r.v.x;
 }
 
 // One thread per 4 elements of a whole parameter group (Backend::zeros_group): every layer's
 // weights and biases in one buffer, updated by one dispatch. `p.len` counts vec4s here. The
-// gaps between the group's tensors are zero in parameters, gradients, state and backups alike,
+// gaps between the group's tensors are zero in parameters, gradients, state and outputs alike,
 // and every rule maps zeros to zeros, so they stay zero.
 @group(0) @binding(1) var<storage, read_write> param4: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> grad4: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> b_param4: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> param_out4: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> s1_4: array<vec4<f32>>;
-@group(0) @binding(6) var<storage, read_write> b_s1_4: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> s1_out4: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read_write> s2_4: array<vec4<f32>>;
-@group(0) @binding(8) var<storage, read_write> b_s2_4: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read_write> s2_out4: array<vec4<f32>>;
 
 @compute @workgroup_size(WG_1D)
 fn opt_sgd4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -190,15 +188,15 @@ fn opt_sgd4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     if (stop(i)) {
         return;
     }
-    let param0 = param4[i];
-    let new_param = param0 - p.lr * grad4[i];
+    let new_param = param4[i] - p.lr * grad4[i];
     if (GUARDED) {
-        b_param4[i] = param0;
+        param_out4[i] = new_param;
         if (not_finite4(new_param)) {
             raise_flag();
         }
+    } else {
+        param4[i] = new_param;
     }
-    param4[i] = new_param;
 }
 
 @compute @workgroup_size(WG_1D)
@@ -207,19 +205,18 @@ fn opt_momentum4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     if (stop(i)) {
         return;
     }
-    let param0 = param4[i];
-    let v0 = s1_4[i];
-    let r = momentum_step(grad4[i], v0);
-    let new_param = param0 + r.delta;
+    let r = momentum_step(grad4[i], s1_4[i]);
+    let new_param = param4[i] + r.delta;
     if (GUARDED) {
-        b_param4[i] = param0;
-        b_s1_4[i] = v0;
+        param_out4[i] = new_param;
+        s1_out4[i] = r.v;
         if (not_finite4(new_param) || not_finite4(r.v)) {
             raise_flag();
         }
+    } else {
+        param4[i] = new_param;
+        s1_4[i] = r.v;
     }
-    s1_4[i] = r.v;
-    param4[i] = new_param;
 }
 
 @compute @workgroup_size(WG_1D)
@@ -228,19 +225,17 @@ fn opt_adam4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     if (stop(i)) {
         return;
     }
-    let param0 = param4[i];
-    let m0 = s1_4[i];
-    let v0 = s2_4[i];
-    let r = adam_step(param0, grad4[i], m0, v0);
+    let r = adam_step(param4[i], grad4[i], s1_4[i], s2_4[i]);
     if (GUARDED) {
-        b_param4[i] = param0;
-        b_s1_4[i] = m0;
-        b_s2_4[i] = v0;
+        param_out4[i] = r.param;
+        s1_out4[i] = r.m;
+        s2_out4[i] = r.v;
         if (not_finite4(r.param) || not_finite4(r.m) || not_finite4(r.v)) {
             raise_flag();
         }
+    } else {
+        param4[i] = r.param;
+        s1_4[i] = r.m;
+        s2_4[i] = r.v;
     }
-    param4[i] = r.param;
-    s1_4[i] = r.m;
-    s2_4[i] = r.v;
 }

@@ -556,8 +556,8 @@ fn check_optimizers<B: Backend>(b: &mut B) {
 backend_test!(optimizers, check_optimizers);
 
 /// One guarded step of `opt` at `t` from `start` with `grad`, the accumulator holding `acc`
-/// (loss, flag, flag, step); returns the parameter, each state tensor and each backup
-/// tensor, and the accumulator's bits.
+/// (loss, flag, flag, step), the outputs holding -9; returns the parameter, each state
+/// tensor, the new parameter and each new state tensor, and the accumulator's bits.
 fn guarded_step<B: Backend>(
     b: &mut B,
     opt: Optimizer,
@@ -572,20 +572,23 @@ fn guarded_step<B: Backend>(
     let mut state: Vec<B::Tensor> = (0..opt.state_tensors())
         .map(|_| b.zeros(1, n).unwrap())
         .collect();
-    let mut backup: Vec<B::Tensor> = (0..=opt.state_tensors())
+    let mut param_out = upload(b, 1, n, &vec![-9.0; n]);
+    let mut state_out: Vec<B::Tensor> = (0..opt.state_tensors())
         .map(|_| upload(b, 1, n, &vec![-9.0; n]))
         .collect();
     let mut acc_t = upload(b, 1, 4, &acc);
     let guard = Guard {
         acc: &mut acc_t,
         slots: GuardSlots::after(0, 1),
-        backup: std::slice::from_mut(&mut backup),
+        params_out: std::slice::from_mut(&mut param_out),
+        state_out: std::slice::from_mut(&mut state_out),
     };
     b.optimizer_step(opt, t, &mut param, &grad, &mut state, Some(guard))
         .unwrap();
     let tensors = std::iter::once(&param)
         .chain(&state)
-        .chain(&backup)
+        .chain(std::iter::once(&param_out))
+        .chain(&state_out)
         .map(|t| b.read(t).unwrap())
         .collect();
     let bits = b
@@ -597,64 +600,66 @@ fn guarded_step<B: Backend>(
     (tensors, bits)
 }
 
-/// A guarded update, as `Backend::optimizer_step` specifies it: with the loss finite and the
-/// previous step's flag down, the values go to the backup, the update runs and the step is
-/// recorded; with the loss not finite or the previous flag raised, nothing changes but this
-/// step's flag, which is raised; a result that is not finite raises it too. Flags alternate
-/// with t's parity.
+/// A guarded update, as `Backend::optimizer_step` specifies it: the parameter and state are
+/// only read; with the loss finite and the previous step's flag down, the new values go to
+/// the outputs and the step is recorded; with the loss not finite or the previous flag
+/// raised, nothing is written but this step's flag, which is raised; a result that is not
+/// finite raises it too. Flags alternate with t's parity.
 fn check_optimizer_guard<B: Backend>(b: &mut B) {
     let adam = Optimizer::adam(0.1);
     let start = [1.0, -2.0, 3.0];
     let grad = [0.5, 0.5, -0.5];
     let tol = Tolerance::new(1e-6, 1e-6);
-    let untouched = vec![-9.0f32; 3];
+    let (unwritten, zeros) = (vec![-9.0f32; 3], vec![0.0f32; 3]);
     let (seven, nan, one) = (7f32.to_bits(), f32::NAN.to_bits(), 1);
+    let reference = |t: u64| {
+        let (mut p, mut m, mut v) = (start.to_vec(), vec![0.0; 3], vec![0.0; 3]);
+        cpu::optimizer_step(adam, t, &mut p, &grad, &mut [&mut m, &mut v]);
+        [p, m, v]
+    };
 
     // Slots: loss 0, flags 1 and 2, step 3. Odd steps read flag 1 (the previous step's) and
     // raise flag 2; even steps the other way round.
-    // Clear: the update runs, nothing is raised.
+    // Clear: the new values go to the outputs; the inputs stay; nothing is raised.
     let (got, acc) = guarded_step(b, adam, 1, &start, &grad, [7.0, 0.0, 0.0, 0.0]);
-    assert_close("the update runs", tol, &got[0], &[0.9, -2.1, 3.1]);
-    assert_eq!(got[3], start.to_vec(), "the parameter's backup");
     assert_eq!(
-        (&got[4], &got[5]),
-        (&vec![0.0; 3], &vec![0.0; 3]),
-        "Adam's moments' backups"
+        (&got[0], &got[1], &got[2]),
+        (&start.to_vec(), &zeros, &zeros),
+        "inputs kept"
     );
+    assert_close("the new parameter", tol, &got[3], &[0.9, -2.1, 3.1]);
+    for (i, want) in reference(1).iter().enumerate() {
+        assert_close(&format!("output {i}"), tol, &got[3 + i], want);
+    }
     assert_eq!(acc, vec![seven, 0, 0, 1], "no flag, step 1 recorded");
 
-    // The loss so far is not finite: no change; this step's flag (t = 2: slot 1) goes up.
+    // The loss so far is not finite: nothing written; this step's flag (t = 2: slot 1) goes up.
     let (got, acc) = guarded_step(b, adam, 2, &start, &grad, [f32::NAN, 0.0, 0.0, 0.0]);
-    assert_eq!(got[0], start.to_vec(), "a NaN loss must skip the update");
+    assert_eq!(got[0], start.to_vec());
     assert_eq!(
-        (&got[1], &got[3]),
-        (&vec![0.0; 3], &untouched),
-        "state and backup untouched"
+        (&got[3], &got[4], &got[5]),
+        (&unwritten, &unwritten, &unwritten),
+        "a NaN loss must skip"
     );
     assert_eq!(acc, vec![nan, one, 0, 0]);
 
-    // The previous step raised its flag (t = 3 reads slot 1): no change, and slot 2 goes up.
+    // The previous step raised its flag (t = 3 reads slot 1): nothing written, slot 2 goes up.
     let raised = f32::from_bits(1);
     let (got, acc) = guarded_step(b, adam, 3, &start, &grad, [7.0, raised, 0.0, 0.0]);
-    assert_eq!(got[0], start.to_vec(), "a raised flag must skip the update");
-    assert_eq!(got[3], untouched);
+    assert_eq!(got[3], unwritten, "a raised flag must skip the update");
     assert_eq!(acc, vec![seven, one, one, 0]);
     // This step's own flag (slot 2 for t = 3), raised earlier, does not stop it.
     let (got, acc) = guarded_step(b, adam, 3, &start, &grad, [7.0, 0.0, raised, 0.0]);
-    let (mut want, mut m, mut v) = (start.to_vec(), vec![0.0; 3], vec![0.0; 3]);
-    cpu::optimizer_step(adam, 3, &mut want, &grad, &mut [&mut m, &mut v]);
-    assert_close("the update runs", tol, &got[0], &want);
+    for (i, want) in reference(3).iter().enumerate() {
+        assert_close(&format!("t = 3 output {i}"), tol, &got[3 + i], want);
+    }
     assert_eq!(acc, vec![seven, 0, one, 3]);
 
-    // An update whose result is not finite runs, keeps the backup, and raises the flag.
+    // An update whose result is not finite is written, and raises the flag.
     let sgd = Optimizer::Sgd { lr: f32::MAX };
     let (got, acc) = guarded_step(b, sgd, 1, &start, &[-2.0, 0.0, 0.0], [7.0, 0.0, 0.0, 0.0]);
-    assert!(got[0][0].is_infinite() && got[0][1] == -2.0, "{:?}", got[0]);
-    assert_eq!(
-        got[1],
-        start.to_vec(),
-        "SGD's backup is the parameter as it was"
-    );
+    assert!(got[1][0].is_infinite() && got[1][1] == -2.0, "{:?}", got[1]);
+    assert_eq!(got[0], start.to_vec(), "SGD's input parameter is kept");
     assert_eq!(acc, vec![seven, 0, one, 1]);
 }
 backend_test!(optimizer_guard, check_optimizer_guard);

@@ -796,7 +796,8 @@ impl Backend for CpuBackend {
             optimizer_step(opt, t, &mut param.data, &grad.data, &mut views);
             return Ok(());
         };
-        // See Backend::optimizer_step: the flags and the step are u32 bit patterns.
+        // See Backend::optimizer_step: the flags and the step are u32 bit patterns, and the
+        // new values go to the outputs, so the old ones stay.
         let (acc, s) = (&mut g.acc.data, g.slots);
         let this_flag = s.flags + (t % 2) as usize;
         let previous_flag = s.flags + ((t + 1) % 2) as usize;
@@ -804,14 +805,21 @@ impl Backend for CpuBackend {
             acc[this_flag] = f32::from_bits(1);
             return Ok(());
         }
-        let backup = &mut g.backup[0];
-        backup[0].data.copy_from_slice(&param.data);
-        for (b, v) in backup[1..].iter_mut().zip(&views) {
-            b.data.copy_from_slice(v);
+        let (param_out, state_out) = (&mut g.params_out[0], &mut g.state_out[0]);
+        param_out.data.copy_from_slice(&param.data);
+        for (out, v) in state_out.iter_mut().zip(&views) {
+            out.data.copy_from_slice(v);
         }
-        optimizer_step(opt, t, &mut param.data, &grad.data, &mut views);
-        let finite = param.data.iter().chain(views.iter().flat_map(|v| v.iter()));
-        if !finite.into_iter().all(|v| v.is_finite()) {
+        let mut outs: Vec<&mut [f32]> = state_out
+            .iter_mut()
+            .map(|s| s.data.as_mut_slice())
+            .collect();
+        optimizer_step(opt, t, &mut param_out.data, &grad.data, &mut outs);
+        let new = param_out
+            .data
+            .iter()
+            .chain(outs.iter().flat_map(|v| v.iter()));
+        if !new.into_iter().all(|v| v.is_finite()) {
             acc[this_flag] = f32::from_bits(1);
         }
         acc[s.step] = f32::from_bits(t as u32);

@@ -66,11 +66,10 @@ pub struct Guard<'a, T> {
     pub acc: &'a mut T,
     /// Its slots.
     pub slots: GuardSlots,
-    /// For each parameter, where its values and its state's go before the update: the
-    /// parameter's copy first, then one per state tensor, each shaped like the parameter.
-    /// One entry for [`Backend::optimizer_step`], one per parameter for
-    /// [`Backend::optimizer_step_all`].
-    pub backup: &'a mut [Vec<T>],
+    /// Where the new parameters go, one per parameter, each shaped like it.
+    pub params_out: &'a mut [T],
+    /// Where the new state goes, laid out as the state.
+    pub state_out: &'a mut [Vec<T>],
 }
 
 impl<T> Guard<'_, T> {
@@ -79,7 +78,8 @@ impl<T> Guard<'_, T> {
         Guard {
             acc: &mut *self.acc,
             slots: self.slots,
-            backup: &mut self.backup[j..j + 1],
+            params_out: &mut self.params_out[j..j + 1],
+            state_out: &mut self.state_out[j..j + 1],
         }
     }
 }
@@ -276,18 +276,20 @@ pub trait Backend {
     /// One update of `param` from `grad` with step count `t` (1 for the first step), keeping
     /// `opt.state_tensors()` state tensors shaped like `param` (zeros at the start).
     ///
-    /// With a [`Guard`], the update is all or nothing over the training step, decided on the
-    /// device without a read-back (the slots are [`GuardSlots`]'):
+    /// With a [`Guard`], `param` and `state` are only read: the update writes the new values
+    /// to the guard's `params_out` and `state_out`, so that the values before it survive (a
+    /// training loop swaps the two sets after each step, and swaps back to undo the last one).
+    /// Whether it writes is decided on the device, without a read-back (the slots are
+    /// [`GuardSlots`]'):
     /// 1. when `acc[loss]` (the running loss sum) is NaN or infinite, or the previous step's
-    ///    flag `acc[flags + (t + 1) % 2]` is raised, nothing changes but this step's flag
+    ///    flag `acc[flags + (t + 1) % 2]` is raised, nothing is written but this step's flag
     ///    `acc[flags + t % 2]`, which is raised (so a raised flag stays raised);
-    /// 2. otherwise the parameter and state values are first copied to `backup`, then updated;
-    ///    if any new value is not finite, this step's flag is raised; `acc[step] = t`.
+    /// 2. otherwise the new values are written; if any is not finite, this step's flag is
+    ///    raised; and `acc[step] = t`.
     ///
     /// Flags and the step are stored as the bits of a u32 ([`GuardSlots::tripped`],
     /// [`GuardSlots::last_step`] read them). A loop that accumulates its loss in `acc` learns
-    /// at its next read whether a step diverged, and `backup` then holds the values before the
-    /// last update that ran: the weights whose loss it last saw finite.
+    /// at its next read whether a step diverged, and which step last wrote.
     fn optimizer_step(
         &mut self,
         opt: Optimizer,
@@ -307,10 +309,10 @@ pub trait Backend {
     }
 
     /// [`Backend::optimizer_step`] for every `params[j]` with `grads[j]` and `state[j]` (and
-    /// the guard's `backup[j]`), with one optimizer, step and guard. The result is the same as
-    /// stepping each in turn; where params, grads, each kind of state and each kind of backup
-    /// were each made by one [`Backend::zeros_group`], in order, a backend may update them all
-    /// in one pass.
+    /// the guard's `params_out[j]` and `state_out[j]`), with one optimizer, step and guard.
+    /// The result is the same as stepping each in turn; where params, grads and each kind of
+    /// state (and of their outputs) were each made by one [`Backend::zeros_group`], in order,
+    /// a backend may update them all in one pass.
     fn optimizer_step_all(
         &mut self,
         opt: Optimizer,
@@ -527,12 +529,15 @@ pub mod check {
         states: usize,
         guard: Option<&Guard<'_, T>>,
     ) -> Result<()> {
-        let backups = guard.map_or(params, |g| g.backup.len());
-        if params != grads || params != states || params != backups {
+        let outs = guard.map_or((params, states), |g| {
+            (g.params_out.len(), g.state_out.len())
+        });
+        if params != grads || params != states || (params, states) != outs {
             return Err(Error::Invalid {
                 op: "optimizer_step_all",
                 detail: format!(
-                    "{params} parameters, {grads} gradients, {states} state lists and {backups} backups; one each per parameter"
+                    "{params} parameters, {grads} gradients, {states} state lists and {} + {} outputs; one each per parameter",
+                    outs.0, outs.1
                 ),
             });
         }
@@ -561,24 +566,33 @@ pub mod check {
                     detail: format!("a guarded step counts to {}, got t = {t}", u32::MAX),
                 });
             }
-            let [backup] = &g.backup[..] else {
-                return Err(Error::Invalid {
-                    op: "optimizer_step",
-                    detail: format!("one backup per parameter, got {}", g.backup.len()),
-                });
-            };
-            if backup.len() != 1 + opt.state_tensors() {
+            let ([param_out], [state_out]) = (&g.params_out[..], &g.state_out[..]) else {
                 return Err(Error::Invalid {
                     op: "optimizer_step",
                     detail: format!(
-                        "the backup holds the parameter and its {} state tensors, got {} tensors",
+                        "one output per parameter, got {} parameters' and {} states'",
+                        g.params_out.len(),
+                        g.state_out.len()
+                    ),
+                });
+            };
+            if state_out.len() != opt.state_tensors() {
+                return Err(Error::Invalid {
+                    op: "optimizer_step",
+                    detail: format!(
+                        "{} keeps {} state tensors, the output has {}",
+                        opt.spec().1,
                         opt.state_tensors(),
-                        backup.len()
+                        state_out.len()
                     ),
                 });
             }
-            for b in backup {
-                same("optimizer_step", &[("param", param), ("backup", b)])?;
+            same(
+                "optimizer_step",
+                &[("param", param), ("params_out", param_out)],
+            )?;
+            for s in state_out {
+                same("optimizer_step", &[("param", param), ("state_out", s)])?;
             }
         }
         same("optimizer_step", &[("param", param), ("grad", grad)])?;

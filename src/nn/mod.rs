@@ -162,9 +162,13 @@ pub struct Network<T> {
     grads: Vec<T>,
     /// `state[j]`: the optimizer's state tensors of parameter `j`.
     state: Vec<Vec<T>>,
-    /// `backup[j]`: parameter `j` and its state as they were before the last guarded update
-    /// that ran (each kind one group, like the parameters); made by the first guarded update.
-    backup: Vec<Vec<T>>,
+    /// The second set of parameters and state, laid out as the first (each kind one group),
+    /// made by the first guarded update: a guarded update reads one set and writes the other,
+    /// and the two swap, so the spare holds the values before the last update.
+    spare_params: Vec<T>,
+    spare_state: Vec<Vec<T>>,
+    /// How many times the two sets have swapped: its parity says which is in use.
+    swaps: u64,
     shapes: Vec<[usize; 2]>,
 }
 
@@ -215,7 +219,9 @@ impl<T: Tensor> Network<T> {
             params,
             grads,
             state,
-            backup: Vec::new(),
+            spare_params: Vec::new(),
+            spare_state: Vec::new(),
+            swaps: 0,
             shapes,
         })
     }
@@ -332,9 +338,11 @@ impl<T: Tensor> Network<T> {
     }
 
     /// Applies the gradients of the last backward pass: step `t` of `optimizer`. With a guard
-    /// (the accumulator and its slots), the update is all or nothing and keeps a backup of what
-    /// it replaces, on the device (see [`Backend::optimizer_step`]; the backup buffers are
-    /// made by the first guarded update); [`Network::restore_backup`] brings it back.
+    /// (the accumulator and its slots), the update reads this set of parameters and state and
+    /// writes the spare one, all or nothing, decided on the device (see
+    /// [`Backend::optimizer_step`]); then the sets swap, so that the spare holds the values
+    /// before the update and [`Network::swap_sets`] undoes it. The spare set is made by the
+    /// first guarded update. Without a guard the update is in place.
     pub fn update<B: Backend<Tensor = T>>(
         &mut self,
         b: &mut B,
@@ -342,18 +350,24 @@ impl<T: Tensor> Network<T> {
         t: u64,
         guard: Option<(&mut T, GuardSlots)>,
     ) -> Result<()> {
-        let guard = match guard {
-            Some((acc, slots)) => {
-                if self.backup.is_empty() {
-                    self.backup = self.make_backup(b, optimizer)?;
-                }
-                Some(Guard {
-                    acc,
-                    slots,
-                    backup: &mut self.backup,
-                })
-            }
-            None => None,
+        let Some((acc, slots)) = guard else {
+            return b.optimizer_step_all(
+                optimizer,
+                t,
+                &mut self.params,
+                &self.grads,
+                &mut self.state,
+                None,
+            );
+        };
+        if self.spare_params.is_empty() {
+            self.make_spare(b, optimizer)?;
+        }
+        let guard = Guard {
+            acc,
+            slots,
+            params_out: &mut self.spare_params,
+            state_out: &mut self.spare_state,
         };
         b.optimizer_step_all(
             optimizer,
@@ -361,49 +375,55 @@ impl<T: Tensor> Network<T> {
             &mut self.params,
             &self.grads,
             &mut self.state,
-            guard,
-        )
+            Some(guard),
+        )?;
+        self.swap_sets();
+        Ok(())
     }
 
-    /// One group per kind of value a guarded update replaces (the parameters, then each kind
-    /// of state), zipped per parameter.
-    fn make_backup<B: Backend<Tensor = T>>(
-        &self,
+    /// The spare set: one group per kind of value (the parameters, then each kind of state),
+    /// like the set in use, holding the same values.
+    fn make_spare<B: Backend<Tensor = T>>(
+        &mut self,
         b: &mut B,
         optimizer: Optimizer,
-    ) -> Result<Vec<Vec<T>>> {
-        let mut backup: Vec<Vec<T>> = self.shapes.iter().map(|_| Vec::new()).collect();
-        for _ in 0..=optimizer.state_tensors() {
-            for (slot, t) in backup.iter_mut().zip(b.zeros_group(&self.shapes)?) {
+    ) -> Result<()> {
+        let mut params = b.zeros_group(&self.shapes)?;
+        for (spare, p) in params.iter_mut().zip(&self.params) {
+            let values = b.read(p)?;
+            b.write(spare, &values)?;
+        }
+        let mut state: Vec<Vec<T>> = self.shapes.iter().map(|_| Vec::new()).collect();
+        for k in 0..optimizer.state_tensors() {
+            for ((slot, mut t), s) in state
+                .iter_mut()
+                .zip(b.zeros_group(&self.shapes)?)
+                .zip(&self.state)
+            {
+                let values = b.read(&s[k])?;
+                b.write(&mut t, &values)?;
                 slot.push(t);
             }
         }
-        Ok(backup)
+        self.spare_params = params;
+        self.spare_state = state;
+        Ok(())
     }
 
-    /// Puts back the parameters and optimizer state the last guarded update replaced: the
-    /// step before it, undone. Reads the backup to the host and writes it back (once, when
-    /// a run diverged).
-    pub fn restore_backup<B: Backend<Tensor = T>>(&mut self, b: &mut B) -> Result<()> {
-        if self.backup.is_empty() {
-            return Err(Error::Config(
-                "no guarded update has run, so there is no backup to restore".into(),
-            ));
+    /// Swaps the set of parameters and state in use with the spare one: after a guarded
+    /// update, undoes it. Nothing is copied.
+    pub fn swap_sets(&mut self) {
+        if self.spare_params.is_empty() {
+            return;
         }
-        for ((param, state), backup) in self
-            .params
-            .iter_mut()
-            .zip(&mut self.state)
-            .zip(&self.backup)
-        {
-            let values = b.read(&backup[0])?;
-            b.write(param, &values)?;
-            for (s, saved) in state.iter_mut().zip(&backup[1..]) {
-                let values = b.read(saved)?;
-                b.write(s, &values)?;
-            }
-        }
-        Ok(())
+        std::mem::swap(&mut self.params, &mut self.spare_params);
+        std::mem::swap(&mut self.state, &mut self.spare_state);
+        self.swaps += 1;
+    }
+
+    /// How many times the sets have swapped (each guarded update swaps once).
+    pub fn swaps(&self) -> u64 {
+        self.swaps
     }
 
     /// Reads every layer's weights back.

@@ -149,13 +149,8 @@ fn epoch_order(order: &mut [usize], seed: u64, epoch: usize) {
 impl<B: Backend> Model<B> {
     /// After a divergence in `epoch`: back to the last good weights, and the reason in
     /// `history`. The epoch does not count as done.
-    fn record_divergence(
-        &mut self,
-        epoch: usize,
-        cause: String,
-        history: &mut History,
-    ) -> Result<()> {
-        let step = self.roll_back()?;
+    fn record_divergence(&mut self, epoch: usize, cause: String, history: &mut History) {
+        let step = self.roll_back();
         let kept = if step == 0 {
             "the ones it started from (its first step already diverged)".to_string()
         } else {
@@ -166,7 +161,6 @@ impl<B: Backend> Model<B> {
              learning rate, scale the inputs, or check the data for extreme values"
         ));
         history.diverged = Some(Divergence { epoch, cause, step });
-        Ok(())
     }
 }
 
@@ -273,6 +267,8 @@ impl<B: Backend> Model<B> {
                 epoch_order(&mut order, self.seed, self.epochs_done + 1);
             }
             self.backend.fill(acc, 0.0)?;
+            let steps_before = self.step;
+            let swaps_before = self.net.as_ref().map_or(0, |n| n.swaps());
             progress.begin_epoch(epoch, config.epochs, steps);
             let lr = self.optimizer.lr();
             for (s, idx) in order.chunks(config.batch_size).enumerate() {
@@ -296,7 +292,12 @@ impl<B: Backend> Model<B> {
             self.finish_logs(&sums, n, "", &mut logs);
             let slots = self.guard_slots();
             if let Some(t) = slots.last_step(&sums) {
-                self.last_good = model::LastGood::Backup { step: t - 1 };
+                // Step t read the set in use after `swaps_before` + (t - steps_before - 1)
+                // swaps (each step of this epoch swapped once): it holds step t - 1's weights.
+                self.last_good = model::LastGood {
+                    step: t - 1,
+                    swaps: swaps_before + (t - steps_before - 1),
+                };
             }
             let loss = logs.get("loss").unwrap_or(f64::NAN);
             let diverged = if !loss.is_finite() {
@@ -309,7 +310,7 @@ impl<B: Backend> Model<B> {
             if let (true, Some(cause)) = (config.terminate_on_nan, diverged) {
                 progress.end_epoch(epoch, config.epochs, steps, &logs);
                 history.push(epoch, &logs, lr);
-                self.record_divergence(epoch, cause, history)?;
+                self.record_divergence(epoch, cause, history);
                 break;
             }
             self.epochs_done += 1;
@@ -322,7 +323,7 @@ impl<B: Backend> Model<B> {
                     progress.end_epoch(epoch, config.epochs, steps, &logs);
                     history.push(epoch, &logs, lr);
                     let cause = format!("the validation loss became {val_loss}");
-                    self.record_divergence(epoch, cause, history)?;
+                    self.record_divergence(epoch, cause, history);
                     break;
                 }
             }

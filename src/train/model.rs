@@ -88,7 +88,7 @@ impl Sequential {
             host_y: Vec::new(),
             accumulators: [None, None],
             step: 0,
-            last_good: LastGood::Current { step: 0 },
+            last_good: LastGood { step: 0, swaps: 0 },
             warnings: warning.into_iter().collect(),
             stop_reason: None,
         })
@@ -238,7 +238,7 @@ impl<B: Backend> Model<B> {
                     &mut self.rng,
                 )?;
                 self.net = Some(net);
-                self.last_good = LastGood::Current { step: self.step };
+                self.mark_good();
                 Ok(())
             }
         }
@@ -264,7 +264,7 @@ impl<B: Backend> Model<B> {
             .as_mut()
             .ok_or_else(|| Error::Config("no weights given".into()))?;
         net.set_weights(&mut self.backend, weights)?;
-        self.last_good = LastGood::Current { step: self.step };
+        self.mark_good();
         Ok(())
     }
 

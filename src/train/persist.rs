@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::model::{Compile, LastGood, Model};
+use super::model::{Compile, Model};
 use crate::backend::Backend;
 use crate::checkpoint::{Checkpoint, LayerConfig, ModelConfig, FORMAT};
 use crate::error::{Error, Result};
@@ -120,7 +120,7 @@ impl<B: Backend> Model<B> {
         net.set_optimizer_state(&mut self.backend, &ckpt.optimizer_state)?;
         self.optimizer = ckpt.config.optimizer;
         self.step = ckpt.step;
-        self.last_good = LastGood::Current { step: self.step };
+        self.mark_good();
         self.epochs_done = ckpt.epoch;
         self.standardizer = ckpt.standardizer.clone();
         Ok(())

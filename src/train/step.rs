@@ -27,20 +27,15 @@ pub(crate) struct Batch<T> {
     pub(crate) probs: T,
 }
 
-/// The weights a diverged run goes back to, and the step they are from.
+/// The weights a diverged run goes back to: those from step `step`, which are in the set of
+/// parameters (see [`crate::nn::Network::update`]) that was in use after `swaps` swaps.
+/// Skipped updates write neither set, so a set keeps its weights until an update writes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum LastGood {
-    /// No update has run since the weights were set (built, restored, replaced): they are
-    /// the ones to keep.
-    Current {
-        /// The step count when they were set.
-        step: u64,
-    },
-    /// The network's backup: the weights before the last guarded update that ran.
-    Backup {
-        /// The step they are from.
-        step: u64,
-    },
+pub(crate) struct LastGood {
+    /// The step the weights are from.
+    pub(crate) step: u64,
+    /// The network's swap count when their set was in use.
+    pub(crate) swaps: u64,
 }
 
 impl<B: Backend> Model<B> {
@@ -173,21 +168,29 @@ impl<B: Backend> Model<B> {
         GuardSlots::after(LOSS_SLOT, self.plan.slots())
     }
 
-    /// Goes back to the last good weights (see [`LastGood`]) after a divergence: the backup
-    /// the guarded updates kept, or the weights as they were set if no update ran since.
-    /// Returns the step they are from, which becomes the step count.
-    pub(crate) fn roll_back(&mut self) -> Result<u64> {
-        let step = match self.last_good {
-            LastGood::Backup { step } => {
-                let net = self.net.as_mut().expect("a model that trained is built");
-                net.restore_backup(&mut self.backend)?;
-                step
-            }
-            LastGood::Current { step } => step,
+    /// The weights in use now, as the ones to go back to: when they are set (built,
+    /// restored, replaced), before any update has run on them.
+    pub(crate) fn mark_good(&mut self) {
+        let swaps = self.net.as_ref().map_or(0, |n| n.swaps());
+        self.last_good = LastGood {
+            step: self.step,
+            swaps,
         };
+    }
+
+    /// Goes back to the last good weights (see [`LastGood`]) after a divergence: a swap of the
+    /// network's sets when they are the spare ones, nothing when they are in use. Returns the
+    /// step they are from, which becomes the step count.
+    pub(crate) fn roll_back(&mut self) -> u64 {
+        let LastGood { step, swaps } = self.last_good;
+        if let Some(net) = self.net.as_mut() {
+            if net.swaps() % 2 != swaps % 2 {
+                net.swap_sets();
+            }
+        }
         self.step = step;
-        self.last_good = LastGood::Current { step };
-        Ok(step)
+        self.mark_good();
+        step
     }
 
     pub(crate) fn put_accumulator(&mut self, which: Phase, acc: B::Tensor) {

@@ -168,13 +168,14 @@ pub const CONFUSION: Kernel = k(Module::Reduce, "confusion", &[RW, R, R]);
 pub const ROC_HISTOGRAM: Kernel = k(Module::Reduce, "roc_histogram", &[RW, R, R]);
 /// acc, pred, target
 pub const ERROR_SUM: Kernel = k(Module::Reduce, "error_sum", &[RW, R, R]);
-// The optimizers: param, acc, grad, then each updated tensor and its backup (see optim.wgsl);
-// unguarded updates bind small unused buffers for acc and the backups.
-/// param, acc, grad, param's backup
+// The optimizers: param, acc, grad, then each state tensor, each followed by where its new
+// values go when guarded (see optim.wgsl); unguarded updates write in place and bind small
+// unused buffers for acc and the outputs.
+/// param, acc, grad, new param
 pub const OPT_SGD: Kernel = k(Module::Optim, "opt_sgd", &[RW, RW, R, RW]);
-/// param, acc, grad, param's backup, v, v's backup
+/// param, acc, grad, new param, v, new v
 pub const OPT_MOMENTUM: Kernel = k(Module::Optim, "opt_momentum", &[RW, RW, R, RW, RW, RW]);
-/// param, acc, grad, param's backup, m, m's backup, v, v's backup
+/// param, acc, grad, new param, m, new m, v, new v
 pub const OPT_ADAM: Kernel = k(Module::Optim, "opt_adam", &[RW, RW, R, RW, RW, RW, RW, RW]);
 /// The same three over a whole parameter group as vec4 (`p.len` in vec4s).
 pub const OPT_SGD4: Kernel = k(Module::Optim, "opt_sgd4", &[RW, RW, R, RW]);

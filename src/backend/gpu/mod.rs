@@ -56,6 +56,14 @@ struct Group {
 }
 
 impl GpuTensor {
+    /// A second handle on the same tensor (same id, so the same cached bind groups).
+    fn handle(&self) -> GpuTensor {
+        GpuTensor {
+            buffer: self.buffer.clone(),
+            ..*self
+        }
+    }
+
     fn bytes(&self) -> u64 {
         self.len() as u64 * 4
     }
@@ -223,7 +231,7 @@ pub struct GpuBackend {
     /// The tiling each product shape (M, N, K, transposes) resolved to; cleared when the
     /// tiling or autotuning is changed.
     resolved_tiles: HashMap<(usize, usize, usize, bool, bool), MatmulTiles>,
-    /// `[1, 4]` buffers bound, unused, as the accumulator and the backups of an unguarded
+    /// `[1, 4]` buffers bound, unused, as the accumulator and the outputs of an unguarded
     /// optimizer step (one layout serves both kinds).
     unguarded: [GpuTensor; 4],
     profiler: Option<Profiler>,
@@ -1159,8 +1167,9 @@ impl Backend for GpuBackend {
             let part = guard.as_mut().map(|g| g.part(j));
             check::optimizer(opt, t, p, g, s, part.as_ref())?;
         }
-        // One dispatch over the whole buffers when params, grads, each kind of state and each
-        // kind of backup are whole groups with the same layout; otherwise one step per tensor.
+        // One dispatch over the whole buffers when params, grads, each kind of state (and
+        // each kind of output) are whole groups with the same layout; otherwise one step per
+        // tensor.
         let kinds = opt.state_tensors();
         let whole = GpuTensor::whole_group(params.iter()).and_then(|p| {
             let g = GpuTensor::whole_group(grads.iter())?;
@@ -1168,11 +1177,15 @@ impl Backend for GpuBackend {
                 .map(|k| GpuTensor::whole_group(state.iter().map(|s| &s[k])))
                 .collect::<Option<Vec<_>>>()?;
             let b = match &guard {
-                Some(guard) => Some(
-                    (0..=kinds)
-                        .map(|k| GpuTensor::whole_group(guard.backup.iter().map(|b| &b[k])))
-                        .collect::<Option<Vec<_>>>()?,
-                ),
+                Some(guard) => {
+                    let mut outs = vec![GpuTensor::whole_group(guard.params_out.iter())?];
+                    for k in 0..kinds {
+                        outs.push(GpuTensor::whole_group(
+                            guard.state_out.iter().map(|s| &s[k]),
+                        )?);
+                    }
+                    Some(outs)
+                }
                 None => None,
             };
             let lens = std::iter::once(g.len())
@@ -1207,7 +1220,13 @@ impl Backend for GpuBackend {
         guard: Option<Guard<'_, GpuTensor>>,
     ) -> Result<()> {
         check::optimizer(opt, t, param, grad, state, guard.as_ref())?;
-        let guard = guard.map(|g| ((g.acc, g.slots), &g.backup[0][..]));
+        let outs: Option<Vec<GpuTensor>> = guard.as_ref().map(|g| {
+            std::iter::once(&g.params_out[0])
+                .chain(&g.state_out[0])
+                .map(GpuTensor::handle)
+                .collect()
+        });
+        let guard = guard.map(|g| (g.acc, g.slots)).zip(outs.as_deref());
         self.optimizer_dispatch(opt, t, param, grad, state, guard, false)
     }
 }
@@ -1411,7 +1430,7 @@ impl GpuBackend {
 impl GpuBackend {
     /// One optimizer dispatch over `param` (checked by the caller): one thread per element,
     /// or with `vec4` (whole groups, whose lengths are multiples of 4) per four. A guard is the
-    /// accumulator with its slots, and the backups of the parameter and of each state tensor.
+    /// accumulator with its slots, and where the new parameter and each new state tensor go.
     #[allow(clippy::too_many_arguments)]
     fn optimizer_dispatch(
         &mut self,
@@ -1477,29 +1496,21 @@ impl GpuBackend {
             ("NESTEROV", nesterov as u8 as f64),
             ("GUARDED", guard.is_some() as u8 as f64),
         ]);
-        // Second handles on the unused buffers (same ids, so the same cached bind groups).
-        let unused: Vec<GpuTensor> = self
-            .unguarded
-            .iter()
-            .map(|t| GpuTensor {
-                buffer: t.buffer.clone(),
-                ..*t
-            })
-            .collect();
-        let (acc, backup): (&GpuTensor, Vec<&GpuTensor>) = match &guard {
-            Some(((acc, slots), backup)) => {
+        let unused: Vec<GpuTensor> = self.unguarded.iter().map(GpuTensor::handle).collect();
+        let (acc, outs): (&GpuTensor, Vec<&GpuTensor>) = match &guard {
+            Some(((acc, slots), outs)) => {
                 params.loss_slot = u32_dim("optimizer_step", slots.loss)?;
                 params.flag_slot = u32_dim("optimizer_step", slots.flags)?;
                 params.step_slot = u32_dim("optimizer_step", slots.step)?;
-                (&**acc, backup.iter().collect())
+                (&**acc, outs.iter().collect())
             }
             None => (&unused[0], unused[1..].iter().collect()),
         };
-        // param, acc, grad, then each updated tensor and its backup.
-        let mut bindings: Vec<&GpuTensor> = vec![param, acc, grad, backup[0]];
+        // param, acc, grad, new param, then each state tensor and its new values.
+        let mut bindings: Vec<&GpuTensor> = vec![param, acc, grad, outs[0]];
         for (k, s) in state.iter().enumerate() {
             bindings.push(s);
-            bindings.push(backup[k + 1]);
+            bindings.push(outs[k + 1]);
         }
         let groups = self.grid_1d(param.len() / lanes)?;
         self.record(kernel, constants, params, &bindings, groups)
