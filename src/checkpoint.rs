@@ -13,8 +13,10 @@
 //!
 //! Metadata (strings): `wgtrain.config` (the model as JSON: input width, layers, loss,
 //! optimizer with its learning rate, metrics, seed), `wgtrain.epoch` (epochs completed),
-//! `wgtrain.step` (optimizer steps taken, Adam's t), and `wgtrain.rng` (the shuffle generator's
-//! state: the seed, since epoch e's order is drawn from a generator seeded by (seed, e)).
+//! `wgtrain.step` (optimizer steps taken, Adam's t), `wgtrain.rng` (the shuffle generator's
+//! state: the seed, since epoch e's order is drawn from a generator seeded by (seed, e)), and
+//! `wgtrain.run` (a [`RunRecord`] as JSON: what decided the split and the batch order, which a
+//! resume must not change).
 //!
 //! A PyTorch `nn.Linear` stores its weight `[out, in]`: `dense_{i}.weight` is its transpose
 //! (`scripts/interop.py` does the mapping both ways).
@@ -26,7 +28,7 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{Activation, Optimizer};
-use crate::data::Standardizer;
+use crate::data::{Matrix, Standardizer};
 use crate::error::{Error, Result};
 use crate::fs::write_atomic;
 use crate::nn::{LayerState, LayerWeights, LossFn};
@@ -63,6 +65,150 @@ pub struct ModelConfig {
     pub seed: u64,
 }
 
+impl ModelConfig {
+    /// Checks that this config describes a model wgtrain can build: at least one layer, every
+    /// width at least 1, softmax only on top, a loss that can train the last layer, valid
+    /// optimizer hyper-parameters, metrics that fit the loss. What is wrong is said in terms
+    /// of the file (a checkpoint that fails this was edited, or not written by wgtrain).
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.input_dim == 0 {
+            return Err("the input width is 0".into());
+        }
+        let Some(last) = self.layers.last() else {
+            return Err("it has no layers".into());
+        };
+        if let Some(i) = self.layers.iter().position(|l| l.units == 0) {
+            return Err(format!("layer {i} has 0 units"));
+        }
+        if let Some(i) = self.layers[..self.layers.len() - 1]
+            .iter()
+            .position(|l| l.activation.is_row_wise())
+        {
+            return Err(format!("layer {i} is a hidden softmax layer"));
+        }
+        let (head, _) = self.loss.head(last.activation, last.units).map_err(|_| {
+            format!(
+                "its loss {} cannot train its last layer ({} units, {})",
+                self.loss.name(),
+                last.units,
+                last.activation.name()
+            )
+        })?;
+        self.optimizer
+            .validate(1)
+            .map_err(|e| format!("its optimizer is not valid ({e})"))?;
+        crate::train::metrics::MetricPlan::new(&self.metrics, head.task)
+            .map_err(|_| format!("its metrics do not fit its loss {}", self.loss.name()))?;
+        Ok(())
+    }
+}
+
+/// Rows of data, told apart by a checksum: a resume on other data (other rows, another order)
+/// would mix rows the run tested on into its training.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataRecord {
+    /// Where they came from, for messages.
+    pub source: String,
+    /// Rows.
+    pub rows: usize,
+    /// Features per row.
+    pub features: usize,
+    /// CRC-32 of the features and then the targets, as little-endian f32, row-major.
+    pub crc32: u32,
+}
+
+impl DataRecord {
+    /// The record of features `x` and targets `y` from `source`.
+    pub fn of(x: &Matrix, y: &Matrix, source: &str) -> DataRecord {
+        let mut h = crc32fast::Hasher::new();
+        for m in [x, y] {
+            for v in m.data() {
+                h.update(&v.to_le_bytes());
+            }
+        }
+        DataRecord {
+            source: source.to_string(),
+            rows: x.rows(),
+            features: x.cols(),
+            crc32: h.finalize(),
+        }
+    }
+
+    /// Whether both are the same rows (the source's name aside).
+    pub fn same_rows(&self, other: &DataRecord) -> bool {
+        (self.rows, self.features, self.crc32) == (other.rows, other.features, other.crc32)
+    }
+}
+
+impl std::fmt::Display for DataRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} rows of {} features of {} (CRC-32 {:08x})",
+            self.rows, self.features, self.source, self.crc32
+        )
+    }
+}
+
+/// What decided a run's split and the order of its batches: a resume that changes any of it
+/// would not continue the run it claims to (a new seed redraws the split, so rows the model
+/// trained on become test rows).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The seed of the weights and the shuffles.
+    pub seed: u64,
+    /// Samples per step.
+    pub batch_size: usize,
+    /// The last fraction `fit` held out for validation.
+    pub validation_split: f32,
+    /// Whether each epoch was shuffled.
+    pub shuffle: bool,
+    /// The rows `fit` was given (before its validation split).
+    pub train: DataRecord,
+    /// The fraction held out for testing before `fit`, by whoever split the data (the command
+    /// line's `--test-split`), if it was split so.
+    pub test_split: Option<f32>,
+    /// The data that was split, if it was split before `fit`.
+    pub source: Option<DataRecord>,
+}
+
+impl RunRecord {
+    /// What differs between this record and `now`'s, as (field, then, now), in the order a
+    /// person would look: seed, splits, batch size, shuffling, data.
+    pub fn differences(&self, now: &RunRecord) -> Vec<(&'static str, String, String)> {
+        let mut out = Vec::new();
+        let mut check = |field: &'static str, a: String, b: String| {
+            if a != b {
+                out.push((field, a, b));
+            }
+        };
+        check("seed", self.seed.to_string(), now.seed.to_string());
+        let split = |s: Option<f32>| s.map_or("none".to_string(), |v| v.to_string());
+        check("test_split", split(self.test_split), split(now.test_split));
+        check(
+            "validation_split",
+            self.validation_split.to_string(),
+            now.validation_split.to_string(),
+        );
+        check(
+            "batch_size",
+            self.batch_size.to_string(),
+            now.batch_size.to_string(),
+        );
+        check("shuffle", self.shuffle.to_string(), now.shuffle.to_string());
+        match (&self.source, &now.source) {
+            (Some(a), Some(b)) if !a.same_rows(b) => {
+                out.push(("data", a.to_string(), b.to_string()))
+            }
+            _ if !self.train.same_rows(&now.train) => {
+                out.push(("data", self.train.to_string(), now.train.to_string()))
+            }
+            _ => {}
+        }
+        out
+    }
+}
+
 /// Everything a checkpoint holds, in host memory.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Checkpoint {
@@ -78,6 +224,9 @@ pub struct Checkpoint {
     pub step: u64,
     /// Input standardization, if the model was trained with one.
     pub standardizer: Option<Standardizer>,
+    /// What decided the split and the batch order, if the model was trained by `fit` (older
+    /// checkpoints have none).
+    pub run: Option<RunRecord>,
 }
 
 /// The names of an optimizer's state tensors, in the order the backend keeps them.
@@ -142,7 +291,7 @@ impl Checkpoint {
             .collect::<Result<Vec<_>>>()?;
         let config =
             serde_json::to_string(&self.config).map_err(|e| Error::Config(e.to_string()))?;
-        let metadata = HashMap::from([
+        let mut metadata = HashMap::from([
             ("wgtrain.config".to_string(), config),
             ("wgtrain.epoch".to_string(), self.epoch.to_string()),
             ("wgtrain.step".to_string(), self.step.to_string()),
@@ -151,6 +300,10 @@ impl Checkpoint {
                 format!("seed={} per-epoch", self.config.seed),
             ),
         ]);
+        if let Some(run) = &self.run {
+            let json = serde_json::to_string(run).map_err(|e| Error::Config(e.to_string()))?;
+            metadata.insert("wgtrain.run".to_string(), json);
+        }
         safetensors::serialize(views, Some(metadata))
             .map_err(|e| Error::Config(format!("serializing the checkpoint: {e}")))
     }
@@ -193,9 +346,14 @@ impl Checkpoint {
         if config.format != FORMAT {
             return Err(err(format!(
                 "format `{}`, this wgtrain reads `{FORMAT}`",
-                config.format
+                crate::error::quote(&config.format)
             )));
         }
+        config.validate().map_err(|why| {
+            err(format!(
+                "the model config is not valid: {why}. The file was edited, or not written by wgtrain"
+            ))
+        })?;
         let number = |key: &str| -> Result<u64> {
             get(key)?
                 .parse()
@@ -283,6 +441,13 @@ impl Checkpoint {
                 "standardize.std holds {s}; a deviation must be positive"
             )));
         }
+        let run = match meta.get("wgtrain.run") {
+            Some(json) => Some(
+                serde_json::from_str(json)
+                    .map_err(|e| err(format!("the `wgtrain.run` record is not valid: {e}")))?,
+            ),
+            None => None,
+        };
         Ok(Checkpoint {
             config,
             weights,
@@ -290,6 +455,7 @@ impl Checkpoint {
             epoch,
             step,
             standardizer,
+            run,
         })
     }
 }

@@ -567,11 +567,16 @@ impl Backend for CpuBackend {
 
     fn zeros(&mut self, rows: usize, cols: usize) -> Result<CpuTensor> {
         check::new_tensor(rows, cols, None)?;
-        Ok(CpuTensor {
-            rows,
-            cols,
-            data: vec![0.0; rows * cols],
-        })
+        // An allocation that fails is an error, not an abort.
+        let len = rows.saturating_mul(cols);
+        let mut data = Vec::new();
+        data.try_reserve_exact(len)
+            .map_err(|_| crate::Error::Invalid {
+                op: "tensor",
+                detail: format!("out of memory for a [{rows}, {cols}] tensor"),
+            })?;
+        data.resize(len, 0.0);
+        Ok(CpuTensor { rows, cols, data })
     }
 
     fn upload(&mut self, rows: usize, cols: usize, data: &[f32]) -> Result<CpuTensor> {

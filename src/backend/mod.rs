@@ -104,6 +104,19 @@ pub trait Tensor {
     }
 }
 
+/// What a backend can hold, for estimating before allocating: see
+/// [`Backend::memory_limits`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryLimits {
+    /// The largest tensor, in bytes, if there is a limit (a GPU's buffer and binding limits).
+    pub max_tensor_bytes: Option<u64>,
+    /// The name of that limit, for messages.
+    pub max_tensor_limit: &'static str,
+    /// Whether the backend's tensors live in host memory (the CPU backends, and software
+    /// GPU adapters such as lavapipe), so that they count against what the host has left.
+    pub in_host_memory: bool,
+}
+
 /// The ops of one training step, on one device.
 ///
 /// Outputs are `&mut`: a tensor can never be read and written by the same op, which is also
@@ -114,6 +127,15 @@ pub trait Backend {
 
     /// Where the work runs, for logs and benchmarks (e.g. `cpu reference` or the adapter).
     fn describe(&self) -> String;
+
+    /// What this backend can hold: the largest tensor, and whether tensors take host memory.
+    /// Used to refuse a model that cannot fit before anything is allocated.
+    fn memory_limits(&self) -> MemoryLimits {
+        MemoryLimits {
+            in_host_memory: true,
+            ..MemoryLimits::default()
+        }
+    }
 
     /// A new `[rows, cols]` tensor of zeros.
     fn zeros(&mut self, rows: usize, cols: usize) -> Result<Self::Tensor>;

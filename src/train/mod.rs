@@ -8,6 +8,7 @@
 
 pub mod callbacks;
 pub mod history;
+mod memory;
 pub mod metrics;
 mod model;
 mod persist;
@@ -20,6 +21,7 @@ pub use callbacks::{
     Callback, EarlyStopping, LambdaCallback, Mode, ModelCheckpoint, ModelControl, ReduceLrOnPlateau,
 };
 pub use history::{Divergence, History, Logs};
+pub use memory::MemoryNeed;
 pub use metrics::Metric;
 use model::Phase;
 pub use model::{Compile, Evaluation, Model};
@@ -147,6 +149,42 @@ fn epoch_order(order: &mut [usize], seed: u64, epoch: usize) {
 }
 
 impl<B: Backend> Model<B> {
+    /// Records what decides this run's batches (saved in its checkpoints); a `fit` that
+    /// continues a restored checkpoint (`initial_epoch` > 0) must decide them the same way.
+    fn record_run(&mut self, x: &Matrix, y: &Matrix, config: &FitConfig) -> Result<()> {
+        let validation_split = if config.validation_data.is_some() {
+            0.0
+        } else {
+            config.validation_split
+        };
+        let record = crate::checkpoint::RunRecord {
+            seed: self.seed,
+            batch_size: config.batch_size,
+            validation_split,
+            shuffle: config.shuffle,
+            train: crate::checkpoint::DataRecord::of(x, y, "training data"),
+            test_split: self.data_split.as_ref().map(|(t, _)| *t),
+            source: self.data_split.as_ref().map(|(_, d)| d.clone()),
+        };
+        if let (true, Some(then)) = (config.initial_epoch > 0, &self.resumed) {
+            let differences = then.differences(&record);
+            if !differences.is_empty() {
+                let list: Vec<String> = differences
+                    .iter()
+                    .map(|(field, a, b)| format!("{field} was {a}, now {b}"))
+                    .collect();
+                return Err(Error::Config(format!(
+                    "this fit continues a checkpoint's run (initial_epoch {}), but {}: its batches would not be that run's. \
+                     Continue with what the run had, or train from the start",
+                    config.initial_epoch,
+                    list.join("; ")
+                )));
+            }
+        }
+        self.run = Some(record);
+        Ok(())
+    }
+
     /// After a divergence in `epoch`: back to the last good weights, and the reason in
     /// `history`. The epoch does not count as done.
     fn record_divergence(&mut self, epoch: usize, cause: String, history: &mut History) {
@@ -192,6 +230,8 @@ impl<B: Backend> Model<B> {
             )));
         }
         self.check_data(x, Some(y), "training data")?;
+        self.check_memory(x.cols(), config.batch_size)?;
+        self.record_run(x, y, &config)?;
 
         // Keras holds out the *last* fraction, before any shuffling.
         let (x_train, y_train, validation) = match config.validation_data.take() {

@@ -13,6 +13,7 @@ use super::metrics::{Metric, MetricPlan};
 pub(crate) use super::step::{Batch, LastGood, Phase};
 use super::targets::check_targets;
 use crate::backend::{Activation, Backend, Optimizer};
+use crate::checkpoint::{DataRecord, RunRecord};
 use crate::data::{Matrix, Origin, RowUnit, Standardizer};
 use crate::error::{Error, Result};
 use crate::nn::{Head, LayerWeights, LossFn, Network, Sequential, Task};
@@ -91,6 +92,9 @@ impl Sequential {
             last_good: LastGood { step: 0, swaps: 0 },
             warnings: warning.into_iter().collect(),
             stop_reason: None,
+            run: None,
+            resumed: None,
+            data_split: None,
         })
     }
 }
@@ -124,6 +128,13 @@ pub struct Model<B: Backend> {
     pub(crate) last_good: LastGood,
     pub(crate) warnings: Vec<String>,
     pub(crate) stop_reason: Option<String>,
+    /// What decided the split and batch order of the last `fit` (saved in checkpoints).
+    pub(crate) run: Option<RunRecord>,
+    /// The record of the checkpoint this model was restored from: a `fit` that continues it
+    /// must not change it.
+    pub(crate) resumed: Option<RunRecord>,
+    /// The test split made before `fit`, and the data it split, as the caller described them.
+    pub(crate) data_split: Option<(f32, DataRecord)>,
 }
 
 /// The result of [`Model::evaluate`].
@@ -230,6 +241,7 @@ impl<B: Backend> Model<B> {
                 net.input_dim()
             ))),
             None => {
+                self.check_memory(input_dim, 0)?;
                 let net = Network::build(
                     &mut self.backend,
                     &self.spec,
@@ -277,6 +289,19 @@ impl<B: Backend> Model<B> {
     /// model. Fit it on the training data only: [`Standardizer::fit`].
     pub fn set_standardizer(&mut self, s: Option<Standardizer>) {
         self.standardizer = s;
+    }
+
+    /// Says that the data `fit` will get is what is left of `source` after holding out
+    /// `test_split` of it for testing: saved in checkpoints, so that a resume that splits
+    /// other data, or splits it otherwise, can be refused.
+    pub fn set_data_split(&mut self, test_split: f32, source: DataRecord) {
+        self.data_split = Some((test_split, source));
+    }
+
+    /// What decided the split and the batch order of the last `fit`, or of the checkpoint
+    /// this model was restored from.
+    pub fn run_record(&self) -> Option<&RunRecord> {
+        self.run.as_ref()
     }
 
     /// Epochs completed so far, across `fit` calls and checkpoints.

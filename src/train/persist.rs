@@ -40,6 +40,7 @@ impl<B: Backend> Model<B> {
             epoch: self.epochs_done,
             step: self.step,
             standardizer: self.standardizer.clone(),
+            run: self.run.clone(),
         })
     }
 
@@ -123,6 +124,8 @@ impl<B: Backend> Model<B> {
         self.mark_good();
         self.epochs_done = ckpt.epoch;
         self.standardizer = ckpt.standardizer.clone();
+        self.run = ckpt.run.clone();
+        self.resumed = ckpt.run.clone();
         Ok(())
     }
 }

@@ -725,6 +725,24 @@ impl Backend for GpuBackend {
         self.ctx.adapter().to_string()
     }
 
+    fn memory_limits(&self) -> super::MemoryLimits {
+        let l = self.ctx.limits();
+        let (limit, name) = if l.max_storage_buffer_binding_size <= l.max_buffer_size {
+            (
+                l.max_storage_buffer_binding_size,
+                "max_storage_buffer_binding_size",
+            )
+        } else {
+            (l.max_buffer_size, "max_buffer_size")
+        };
+        super::MemoryLimits {
+            max_tensor_bytes: Some(limit),
+            max_tensor_limit: name,
+            // A software adapter's buffers are host memory.
+            in_host_memory: self.ctx.adapter().device_type == "Cpu",
+        }
+    }
+
     fn zeros(&mut self, rows: usize, cols: usize) -> Result<GpuTensor> {
         // wgpu zero-initialises new buffers.
         self.new_tensor(rows, cols, None)
