@@ -167,13 +167,18 @@ pub struct BenchInputs {
     pub mnist: std::path::PathBuf,
 }
 
-/// Runs one workload on `b` with `repeats` timed repetitions.
+/// Runs one workload on `b` with `repeats` (at least 1) timed repetitions.
 pub fn run<B: Backend>(
     b: B,
     w: Workload,
     repeats: usize,
     inputs: &BenchInputs,
 ) -> Result<BenchResult> {
+    if repeats == 0 {
+        return Err(crate::Error::Config(
+            "a benchmark needs at least 1 timed repetition".into(),
+        ));
+    }
     match w {
         Workload::MlpA | Workload::MlpB => run_mlp(b, w, repeats, inputs.started),
         Workload::MnistE2e => run_mnist(b, inputs),
@@ -274,7 +279,7 @@ fn run_matmul<B: Backend>(mut b: B, w: Workload, repeats: usize) -> Result<Bench
     let once = start.elapsed().as_secs_f64().max(1e-6);
     let iterations = ((0.2 / once).ceil() as usize).clamp(1, 1000);
     let mut times = Vec::new();
-    for _ in 0..repeats.max(1) {
+    for _ in 0..repeats {
         let start = Instant::now();
         for _ in 0..iterations {
             for (at, ta, bt, tb, ct) in &mut operands {
@@ -459,7 +464,7 @@ fn run_mlp<B: Backend>(b: B, w: Workload, repeats: usize, started: Instant) -> R
     let (warmup, startup) = run.warm_up(started)?;
     let mut times = Vec::new();
     let mut losses = Vec::new();
-    for _ in 0..repeats.max(1) {
+    for _ in 0..repeats {
         let start = Instant::now();
         let loss = run.epoch()?;
         times.push(start.elapsed().as_secs_f64());

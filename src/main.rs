@@ -12,7 +12,7 @@ use cli::args::{BenchArgs, EvaluateArgs, PredictArgs, TrainArgs};
 use cli::bench::bench;
 use cli::dispatch;
 use cli::evaluate::Evaluate;
-use cli::predict::Predict;
+use cli::predict::{check_predict, Predict};
 use cli::train::prepare_training;
 
 #[derive(Parser)]
@@ -26,16 +26,21 @@ struct Cli {
     command: Command,
 }
 
+// Negative numbers are values (`--lr -1` is then refused for what it is, not misread as a flag).
 #[derive(Subcommand)]
 enum Command {
     /// Train an MLP (by default on the built-in digits set) and report test accuracy.
+    #[command(allow_negative_numbers = true)]
     Train(Box<TrainArgs>),
     /// Loss and metrics of a saved model on labelled data.
+    #[command(allow_negative_numbers = true)]
     Evaluate(EvaluateArgs),
     /// A saved model's outputs (probabilities for a classifier) for each row of the data.
+    #[command(allow_negative_numbers = true)]
     Predict(PredictArgs),
     /// Run the BENCHMARKS.md workloads on the adapter (and the small ones on the CPU
     /// reference, side by side) and print the measurements.
+    #[command(allow_negative_numbers = true)]
     Bench(BenchArgs),
 }
 
@@ -48,8 +53,13 @@ fn main() -> ExitCode {
         Command::Train(args) => {
             prepare_training(&args, started).and_then(|job| dispatch(args.common.backend, job))
         }
-        Command::Evaluate(args) => dispatch(args.common.backend, Evaluate(&args)),
-        Command::Predict(args) => dispatch(args.common.backend, Predict(&args)),
+        Command::Evaluate(args) => args
+            .input
+            .check()
+            .and_then(|()| dispatch(args.common.backend, Evaluate(&args))),
+        Command::Predict(args) => {
+            check_predict(&args).and_then(|()| dispatch(args.common.backend, Predict(&args)))
+        }
         Command::Bench(args) => bench(&args, started),
     };
     match result {

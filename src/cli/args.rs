@@ -1,8 +1,14 @@
-//! The command line's flags, subcommand by subcommand (clap derive).
+//! The command line's flags, subcommand by subcommand (clap derive), and the checks of each
+//! flag's value on its own, made before anything is read or written.
 
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
+use wgtrain::backend::{Activation, Optimizer};
+use wgtrain::error::quote;
+use wgtrain::nn::LossFn;
+use wgtrain::train::Metric;
+use wgtrain::{Error, Result};
 
 #[derive(Args, Debug)]
 pub(crate) struct BenchArgs {
@@ -10,9 +16,9 @@ pub(crate) struct BenchArgs {
     /// Default: all (MM-L only on a real GPU, MNIST-E2E only where its folder is).
     #[arg(long = "workload")]
     pub(crate) workloads: Vec<String>,
-    /// Timed repetitions of each; the median is reported.
-    #[arg(long, default_value_t = 3)]
-    pub(crate) repeats: usize,
+    /// Timed repetitions of each (at least 1); the median is reported.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) repeats: u32,
     /// Skip the CPU reference rows.
     #[arg(long)]
     pub(crate) no_reference: bool,
@@ -77,7 +83,8 @@ pub(crate) struct TrainArgs {
     /// Hidden layer widths, comma separated.
     #[arg(long, default_value = "128,64", value_delimiter = ',')]
     pub(crate) layers: Vec<usize>,
-    /// Hidden activation: linear, relu, leaky_relu, elu, sigmoid, tanh, softplus, gelu, gelu_tanh, silu.
+    /// Hidden activation: linear, relu, leaky_relu, elu, sigmoid, tanh, softplus, gelu,
+    /// gelu_tanh, silu.
     #[arg(long, default_value = "relu")]
     pub(crate) activation: String,
     /// Loss: sparse_categorical_crossentropy, categorical_crossentropy, binary_crossentropy, mse,
@@ -88,7 +95,7 @@ pub(crate) struct TrainArgs {
     #[arg(long, default_value = "adam")]
     pub(crate) optimizer: String,
     /// Learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, value_parser = f32_value)]
     pub(crate) lr: f32,
     /// Epochs in all (a resumed run continues from its checkpoint's epoch up to this).
     #[arg(long, default_value_t = 30)]
@@ -98,10 +105,10 @@ pub(crate) struct TrainArgs {
     #[arg(long)]
     pub(crate) batch_size: Option<usize>,
     /// Fraction of the training data held out (its last rows) to validate after each epoch.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = f32_value)]
     pub(crate) validation_split: f32,
     /// Fraction of the data held out, after a seeded shuffle, for the final test.
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = 0.2, value_parser = f32_value)]
     pub(crate) test_split: f32,
     /// Metrics besides the loss, comma separated (default: accuracy for classification, mae
     /// for regression).
@@ -111,7 +118,7 @@ pub(crate) struct TrainArgs {
     #[arg(long, default_value_t = 42)]
     pub(crate) seed: u64,
     /// 0: silent, 1: progress bars, 2: one line per epoch.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=2))]
     pub(crate) verbose: u8,
     /// Save a checkpoint (safetensors) here; written atomically.
     #[arg(long)]
@@ -119,9 +126,9 @@ pub(crate) struct TrainArgs {
     /// When to save.
     #[arg(long, value_enum, default_value = "end")]
     pub(crate) save_mode: SaveMode,
-    /// What `--save-mode best` watches.
-    #[arg(long, default_value = "val_loss")]
-    pub(crate) monitor: String,
+    /// What `--save-mode best` watches (default: val_loss, or loss without validation).
+    #[arg(long)]
+    pub(crate) monitor: Option<String>,
     /// Continue training from this checkpoint (same flags and seed as the run that wrote it);
     /// its weights, optimizer state, learning rate, epoch count and input scaling are used.
     #[arg(long)]
@@ -168,9 +175,183 @@ pub(crate) struct EvaluateArgs {
 pub(crate) struct PredictArgs {
     #[command(flatten)]
     pub(crate) input: ModelInput,
-    /// Write the predictions here as CSV (atomically); without it they go to stdout.
+    /// Write the predictions here as CSV (atomically; `-` for stdout); without it they go to
+    /// stdout.
     #[arg(long)]
     pub(crate) out: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) common: Common,
+}
+
+/// A number for a float flag: refuses what f32 cannot hold (`1e39` would be infinity) with
+/// that said, rather than as `inf`.
+fn f32_value(s: &str) -> std::result::Result<f32, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{}` is not a number", quote(s)))?;
+    if v.is_nan() {
+        return Err("NaN is not a number this takes".into());
+    }
+    let f = v as f32;
+    if v.is_finite() && !f.is_finite() {
+        return Err(format!(
+            "{s} is beyond the range of 32-bit floats (±3.4e38)"
+        ));
+    }
+    Ok(f)
+}
+
+/// `--flag value: what is wrong`.
+pub(crate) fn flag_error(flag: &str, value: impl std::fmt::Display, detail: &str) -> Error {
+    Error::Config(format!("{flag} {}: {detail}", quote(&value.to_string())))
+}
+
+/// The activations a hidden layer may have (softmax needs whole rows: output layers only).
+pub(crate) fn hidden_activation(name: &str) -> Result<Activation> {
+    let hidden: Vec<&str> = Activation::ALL
+        .iter()
+        .filter(|a| !a.is_row_wise())
+        .map(|a| a.name())
+        .collect();
+    match Activation::from_name(name) {
+        Ok(a) if !a.is_row_wise() => Ok(a),
+        Ok(_) => Err(flag_error(
+            "--activation",
+            name,
+            &format!(
+                "softmax is for the output layer, which the loss picks; hidden layers take one of {}",
+                hidden.join(", ")
+            ),
+        )),
+        Err(_) => Err(flag_error(
+            "--activation",
+            name,
+            &format!("unknown activation; valid: {}", hidden.join(", ")),
+        )),
+    }
+}
+
+/// The optimizer `--optimizer` names, at `--lr`.
+pub(crate) fn optimizer(name: &str, lr: f32) -> Result<Optimizer> {
+    Ok(match name {
+        "sgd" => Optimizer::Sgd { lr },
+        "momentum" => Optimizer::Momentum {
+            lr,
+            momentum: 0.9,
+            nesterov: false,
+        },
+        "nesterov" => Optimizer::Momentum {
+            lr,
+            momentum: 0.9,
+            nesterov: true,
+        },
+        "adam" => Optimizer::adam(lr),
+        // Keras' AdamW default weight decay.
+        "adamw" => Optimizer::Adam {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-7,
+            weight_decay: 0.004,
+        },
+        _ => {
+            return Err(flag_error(
+                "--optimizer",
+                name,
+                "unknown optimizer; valid: adam, adamw, sgd, momentum, nesterov",
+            ))
+        }
+    })
+}
+
+/// A split fraction in [0, 1).
+fn fraction(flag: &str, v: f32) -> Result<()> {
+    if (0.0..1.0).contains(&v) {
+        Ok(())
+    } else {
+        Err(flag_error(
+            flag,
+            v,
+            "must be a fraction in [0, 1), such as 0.2",
+        ))
+    }
+}
+
+impl TrainArgs {
+    /// Each flag's value on its own, and the flags that need another: before anything is
+    /// read, so that a typo costs nothing. Every error names its flag.
+    pub(crate) fn check(&self) -> Result<()> {
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(flag_error(
+                "--lr",
+                self.lr,
+                "the learning rate must be a finite number above 0 (1e-3 is usual for adam, 1e-2 for sgd)",
+            ));
+        }
+        if self.epochs == 0 {
+            return Err(flag_error("--epochs", 0, "epochs must be at least 1"));
+        }
+        if self.batch_size == Some(0) {
+            return Err(flag_error(
+                "--batch-size",
+                0,
+                "the batch size must be at least 1",
+            ));
+        }
+        fraction("--validation-split", self.validation_split)?;
+        fraction("--test-split", self.test_split)?;
+        if let Some(i) = self.layers.iter().position(|&u| u == 0) {
+            return Err(flag_error(
+                "--layers",
+                self.layers
+                    .iter()
+                    .map(usize::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+                &format!(
+                    "layer {} has width 0; every width must be at least 1",
+                    i + 1
+                ),
+            ));
+        }
+        hidden_activation(&self.activation)?;
+        if self.loss != "auto" {
+            LossFn::from_name(&self.loss, true)
+                .map_err(|e| flag_error("--loss", &self.loss, &format!("{e}, or auto")))?;
+        }
+        optimizer(&self.optimizer, self.lr)?
+            .validate(1)
+            .map_err(|e| flag_error("--lr", self.lr, &e.to_string()))?;
+        for m in &self.metrics {
+            Metric::from_name(m).map_err(|e| flag_error("--metrics", m, &e.to_string()))?;
+        }
+        if self.save.is_none() && self.save_mode != SaveMode::End {
+            return Err(Error::Config(
+                "--save-mode epoch and best write to --save PATH, which is missing".into(),
+            ));
+        }
+        if let (Some(monitor), false) = (&self.monitor, self.save_mode == SaveMode::Best) {
+            return Err(flag_error(
+                "--monitor",
+                monitor,
+                "is what --save-mode best watches; add --save-mode best, or drop --monitor",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl ModelInput {
+    /// Each flag's value on its own.
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.batch_size == 0 {
+            return Err(flag_error(
+                "--batch-size",
+                0,
+                "the batch size must be at least 1",
+            ));
+        }
+        Ok(())
+    }
 }

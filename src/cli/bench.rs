@@ -57,7 +57,7 @@ pub(crate) fn bench(args: &BenchArgs, process_start: Instant) -> Result<()> {
     for w in workloads {
         if gpu.is_some() && !(w.real_gpu_only() && software && !explicit) {
             wgtrain::stderr_line!("running {} on the GPU backend...", w.name());
-            let mut r = run(GpuBackend::new()?, w, args.repeats, &inputs)?;
+            let mut r = run(GpuBackend::new()?, w, args.repeats as usize, &inputs)?;
             if args.profile && matches!(w, Workload::MlpA | Workload::MlpB) {
                 wgtrain::stderr_line!("profiling {} with timestamp queries...", w.name());
                 r.kernels = profile(GpuBackend::new()?, w)?;
@@ -68,7 +68,7 @@ pub(crate) fn bench(args: &BenchArgs, process_start: Instant) -> Result<()> {
         let reference_row = gpu.is_none() || (!args.no_reference && w.fits_the_reference());
         if reference_row && (w.fits_the_reference() || explicit) {
             wgtrain::stderr_line!("running {} on the CPU reference...", w.name());
-            results.push(run(CpuBackend::new(), w, args.repeats, &inputs)?);
+            results.push(run(CpuBackend::new(), w, args.repeats as usize, &inputs)?);
             inputs.started = Instant::now();
         }
     }

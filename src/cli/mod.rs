@@ -14,6 +14,7 @@ pub(crate) mod evaluate;
 pub(crate) mod output;
 pub(crate) mod predict;
 pub(crate) mod train;
+pub(crate) mod train_run;
 
 use wgtrain::backend::cpu::CpuBackend;
 use wgtrain::backend::gpu::GpuBackend;

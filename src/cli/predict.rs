@@ -2,13 +2,13 @@
 
 use serde_json::json;
 use wgtrain::backend::Backend;
-use wgtrain::data::{self, csv::LabelColumn, idx};
-use wgtrain::fs::write_atomic;
+use wgtrain::data::{self, csv::LabelColumn, idx, Matrix};
+use wgtrain::fs::{check_outputs, write_atomic, Input, Output};
 use wgtrain::nn::Task;
-use wgtrain::train::Model;
 use wgtrain::Result;
 
-use super::args::PredictArgs;
+use super::args::{flag_error, PredictArgs};
+use super::evaluate::{check_width, load_model};
 use super::output::emit;
 use super::Job;
 
@@ -24,30 +24,110 @@ fn csv_number(v: f32) -> String {
 
 pub(crate) struct Predict<'a>(pub(crate) &'a PredictArgs);
 
+/// Before any backend is made: the flags, and `--out` (not the model, not the data; `-` is
+/// standard output, which `--json` also writes to).
+pub(crate) fn check_predict(args: &PredictArgs) -> Result<()> {
+    args.input.check()?;
+    let Some(out) = &args.out else {
+        return Ok(());
+    };
+    if out.as_os_str() == "-" && args.common.json {
+        return Err(wgtrain::Error::Config(
+            "--out - and --json would both write to standard output; give --out a file name, or drop --json"
+                .into(),
+        ));
+    }
+    let mut read = vec![("--model", args.input.model.clone())];
+    read.extend(
+        super::data::input_files(&args.input.data)
+            .into_iter()
+            .map(|f| ("--data", f)),
+    );
+    let inputs: Vec<Input> = read
+        .iter()
+        .map(|(flag, path)| Input {
+            flag,
+            path,
+            replaced_by: &[],
+        })
+        .collect();
+    let output = Output {
+        flag: "--out",
+        path: out,
+        extensions: &[],
+        stdout: true,
+    };
+    check_outputs(&[output], &inputs)
+}
+
+/// `x` without column `j`.
+fn drop_column(x: &Matrix, j: usize) -> Result<Matrix> {
+    let data = (0..x.rows())
+        .flat_map(|r| {
+            let row = x.row(r);
+            row[..j].iter().chain(&row[j + 1..]).copied()
+        })
+        .collect();
+    Matrix::new(x.rows(), x.cols() - 1, data)
+}
+
 impl Job for Predict<'_> {
     fn run<B: Backend>(self, backend: B, kind: &str) -> Result<()> {
         let args = self.0;
+        let input = &args.input;
         let adapter = backend.describe();
-        let mut model = Model::load(&args.input.model, backend)?;
+        let mut model = load_model(input, backend)?;
         let inputs = model.input_dim().expect("a loaded model is built");
-        let (x, source) = if args.input.data.is_dir() {
-            let (_, _, xt, _) = idx::load_mnist_dir(&args.input.data)?;
-            (xt, format!("{} (t10k images)", args.input.data.display()))
+        let (x, source) = if input.data.is_dir() {
+            if let Some(l) = &input.label_column {
+                return Err(flag_error(
+                    "--label-column",
+                    l,
+                    "--data is an MNIST folder, whose labels are files of their own; drop --label-column",
+                ));
+            }
+            let (_, _, xt, _) = idx::load_mnist_dir(&input.data)?;
+            (xt, format!("{} (t10k images)", input.data.display()))
         } else {
-            // A file with one column more than the model takes has a label column to drop.
-            let all = data::csv::load(&args.input.data, &LabelColumn::None)?;
-            let x = if all.x.cols() == inputs + 1 || args.input.label_column.is_some() {
-                let label = args
-                    .input
-                    .label_column
-                    .as_deref()
-                    .map_or(LabelColumn::Last, LabelColumn::parse);
-                data::csv::load(&args.input.data, &label)?.x
-            } else {
-                all.x
+            // Read once, every column; a label column (named, or the one extra column) is
+            // dropped.
+            let all = data::csv::load(&input.data, &LabelColumn::None)?;
+            let label = match input.label_column.as_deref().map(LabelColumn::parse) {
+                Some(LabelColumn::Index(i)) if i < all.x.cols() => Some(i),
+                Some(LabelColumn::Name(n)) => {
+                    match all.feature_names.iter().position(|h| *h == n) {
+                        Some(i) => Some(i),
+                        None => {
+                            return Err(flag_error(
+                                "--label-column",
+                                &n,
+                                &format!("{} has no column of that name", input.data.display()),
+                            ))
+                        }
+                    }
+                }
+                Some(_) => {
+                    return Err(flag_error(
+                        "--label-column",
+                        input.label_column.as_deref().unwrap_or_default(),
+                        &format!(
+                            "{} has {} columns (0..{})",
+                            input.data.display(),
+                            all.x.cols(),
+                            all.x.cols() - 1
+                        ),
+                    ))
+                }
+                None if all.x.cols() == inputs + 1 => Some(all.x.cols() - 1),
+                None => None,
             };
-            (x, args.input.data.display().to_string())
+            let x = match label {
+                Some(j) => drop_column(&all.x, j)?,
+                None => all.x,
+            };
+            (x, input.data.display().to_string())
         };
+        check_width(&model, input, x.cols())?;
         let p = model.predict(&x, args.input.batch_size)?;
         let classifier = matches!(
             model.head().task,
@@ -87,7 +167,7 @@ impl Job for Predict<'_> {
                 }
             }
             outln!("{report}");
-        } else if let Some(path) = &args.out {
+        } else if let Some(path) = args.out.as_ref().filter(|p| p.as_os_str() != "-") {
             wgtrain::stderr_line!(
                 "wrote {} predictions for {source} to {}",
                 p.rows(),

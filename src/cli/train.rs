@@ -1,104 +1,215 @@
-//! `wgtrain train`: flags to a model and data, then fit, save and report.
+//! `wgtrain train`, before any training: every flag checked, every output checked, the data
+//! read and its labels checked (each bad row named by file and line), the loss chosen (and
+//! why), a resume checked against the run it continues, and the model described. Nothing is
+//! written and no weights are made until all of that holds.
 
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use serde_json::json;
-use wgtrain::backend::{Activation, Backend};
-use wgtrain::checkpoint::Checkpoint;
-use wgtrain::data::{self, Matrix, Standardizer};
-use wgtrain::fs::write_atomic;
+use wgtrain::checkpoint::{Checkpoint, DataRecord, RunRecord};
+use wgtrain::data::{self, Matrix};
+use wgtrain::fs::{check_outputs, Input, Output};
 use wgtrain::nn::{Dense, Sequential, Task};
-use wgtrain::train::{Compile, FitConfig, Metric, ModelCheckpoint};
+use wgtrain::train::targets::targets_for;
+use wgtrain::train::{Compile, Metric};
 use wgtrain::{Error, Result};
 
-use super::args::{SaveMode, TrainArgs};
+use super::args::{flag_error, hidden_activation, optimizer, TrainArgs};
 use super::data::{
-    choose_loss, classes, default_batch_size, load_labelled, optimizer, targets_for, Labelled,
+    builtin_digits, choose_loss, default_batch_size, input_files, load_labelled, outputs_for,
+    unseen_label, Labelled,
 };
-use super::Job;
+use super::evaluate::about;
 
+/// A training job, ready to run on a backend (see `train_run.rs`).
 pub(crate) struct Train<'a> {
-    args: &'a TrainArgs,
-    model: Sequential,
-    compile: Compile,
-    resume: Option<Checkpoint>,
-    x_train: Matrix,
-    y_train: Matrix,
-    x_test: Matrix,
-    y_test: Matrix,
-    source: String,
-    started: Instant,
+    pub(crate) args: &'a TrainArgs,
+    pub(crate) model: Sequential,
+    pub(crate) compile: Compile,
+    pub(crate) resume: Option<Checkpoint>,
+    pub(crate) x_train: Matrix,
+    pub(crate) y_train: Matrix,
+    pub(crate) x_test: Matrix,
+    pub(crate) y_test: Matrix,
+    /// What the data is, for reports.
+    pub(crate) source: String,
+    /// Why the loss is the one it is.
+    pub(crate) loss_reason: String,
+    /// The seeded test split made here, and the data it split (for the checkpoint's record).
+    pub(crate) data_split: Option<(f32, DataRecord)>,
+    pub(crate) batch_size: usize,
+    /// Where the last good weights go if the run diverges (beside `--save`).
+    pub(crate) last_good: Option<PathBuf>,
+    /// Said on stderr before training.
+    pub(crate) warnings: Vec<String>,
+    pub(crate) started: Instant,
+}
+
+/// `model.safetensors` → `model.last-good.safetensors`: where a diverged run keeps its last
+/// good weights, beside the `--save` file it leaves as it was.
+pub(crate) fn last_good_path(save: &Path) -> PathBuf {
+    let stem = save
+        .file_stem()
+        .map_or("model".into(), |s| s.to_string_lossy());
+    let name = match save.extension() {
+        Some(ext) => format!("{stem}.last-good.{}", ext.to_string_lossy()),
+        None => format!("{stem}.last-good"),
+    };
+    save.with_file_name(name)
+}
+
+/// The flag of the last-good copy, in messages.
+const LAST_GOOD: &str = "--save (its .last-good copy)";
+
+/// Every output checked before anything is read: see `wgtrain::fs::check_outputs`.
+fn check_train_outputs(args: &TrainArgs, last_good: Option<&Path>) -> Result<()> {
+    let mut read: Vec<(&str, PathBuf, &[&str])> = Vec::new();
+    for (flag, path) in [("--data", &args.data), ("--test-data", &args.test_data)] {
+        for file in path.iter().flat_map(|p| input_files(p)) {
+            read.push((flag, file, &[]));
+        }
+    }
+    if let Some(r) = &args.resume {
+        read.push(("--resume", r.clone(), &["--save", LAST_GOOD]));
+    }
+    let inputs: Vec<Input> = read
+        .iter()
+        .map(|(flag, path, replaced_by)| Input {
+            flag,
+            path,
+            replaced_by,
+        })
+        .collect();
+    let mut outputs = Vec::new();
+    let any: &[&str] = &[];
+    for (flag, path, extensions) in [
+        ("--save", args.save.as_deref(), any),
+        (LAST_GOOD, last_good, any),
+        ("--history", args.history.as_deref(), &["csv", "json"][..]),
+        ("--plot", args.plot.as_deref(), &["png", "svg"][..]),
+    ] {
+        if let Some(path) = path {
+            outputs.push(Output {
+                flag,
+                path,
+                extensions,
+                stdout: false,
+            });
+        }
+    }
+    check_outputs(&outputs, &inputs)
 }
 
 pub(crate) fn prepare_training(args: &TrainArgs, started: Instant) -> Result<Train<'_>> {
-    let hidden = Activation::from_name(&args.activation)?;
-    if hidden.is_row_wise() {
-        return Err(Error::Config(
-            "--activation softmax is for output layers; pick relu, tanh, ...".into(),
-        ));
-    }
-    if args.layers.contains(&0) {
-        return Err(Error::Config(
-            "--layers: every width must be at least 1".into(),
-        ));
-    }
+    args.check()?;
+    let hidden = hidden_activation(&args.activation)?;
     let opt = optimizer(&args.optimizer, args.lr)?;
-    let resume = args.resume.as_deref().map(Checkpoint::load).transpose()?;
+    let last_good = args.save.as_deref().map(last_good_path);
+    check_train_outputs(args, last_good.as_deref())?;
+    let resume = match &args.resume {
+        Some(p) => Some(Checkpoint::load(p).map_err(|e| about("--resume", p, e))?),
+        None => None,
+    };
+
+    let mut data = match &args.data {
+        None => builtin_digits(),
+        Some(path) => load_labelled("--data", path, &args.label_column)?,
+    };
+    let data_name = args
+        .data
+        .as_ref()
+        .map_or("the built-in digits".to_string(), |p| {
+            format!("--data {}", p.display())
+        });
+    // The test rows: a file of their own, the source's own split, or a seeded split here.
+    let test = match &args.test_data {
+        Some(path) => {
+            let t = load_labelled("--test-data", path, &args.label_column)?;
+            Some(match t.test {
+                Some(own) => own,
+                None => (t.x, t.y, t.origin),
+            })
+        }
+        None => data.test.take(),
+    };
+    if let Some((xt, _, origin)) = &test {
+        if xt.cols() != data.x.cols() {
+            return Err(Error::Data {
+                source_name: origin.source.clone(),
+                detail: format!(
+                    "the test rows have {} feature columns, but {data_name} has {}; both need the same columns",
+                    xt.cols(),
+                    data.x.cols()
+                ),
+            });
+        }
+    }
+
+    let (loss, loss_reason) = choose_loss(&args.loss, &data)?;
+    let mut sets = vec![(&data.y, &data.origin)];
+    if let Some((_, yt, origin)) = &test {
+        sets.push((yt, origin));
+    }
+    let outputs = outputs_for(loss, &sets)?;
+    let mut warnings = Vec::new();
+    let classifier = matches!(loss.task(), Task::SparseCategorical | Task::Categorical);
 
     let Labelled {
         x,
         y,
-        test: split,
+        origin,
         source,
-    } = match &args.data {
+        ..
+    } = data;
+    let (x_train, y_train, x_test, y_test, data_split) = match test {
+        Some((xt, yt, test_origin)) => {
+            if classifier {
+                warnings.extend(unseen_label(&y, &yt, &test_origin));
+            }
+            (x, y, xt, yt, None)
+        }
         None => {
-            // Raw 0..16 pixels; the model scales them (saved with it, so that evaluate and
-            // predict on data/digits.csv see what training saw).
-            let (x, y) = data::digits_unscaled();
-            let source = "built-in digits (8×8, pixels scaled to [0, 1] by the model)".to_string();
-            Labelled {
-                x,
-                y,
-                test: None,
-                source,
-            }
-        }
-        Some(path) => load_labelled(path, &args.label_column)?,
-    };
-    let (x_train, y_train, x_test, y_test) = match (split, &args.test_data) {
-        (_, Some(path)) => {
-            let test = load_labelled(path, &args.label_column)?;
-            (x, y, test.x, test.y)
-        }
-        (Some((xt, yt)), None) => (x, y, xt, yt),
-        (None, None) => {
-            let (a, b, c, d) = data::train_test_split(&x, &y, args.test_split, args.seed)?;
-            if c.rows() == 0 {
-                return Err(Error::Config(format!(
-                    "--test-split {} of {} rows leaves no test rows",
+            let (train, test) = data::split_indices(x.rows(), args.test_split, args.seed)?;
+            if test.is_empty() || train.is_empty() {
+                return Err(flag_error(
+                    "--test-split",
                     args.test_split,
-                    x.rows()
-                )));
+                    &format!(
+                        "of {} rows leaves {} to test on and {} to train on; both need at least one (or give --test-data FILE)",
+                        x.rows(),
+                        test.len(),
+                        train.len()
+                    ),
+                ));
             }
-            (a, b, c, d)
+            let (yt, yv) = (y.gather(&train), y.gather(&test));
+            if classifier {
+                warnings.extend(unseen_label(&yt, &yv, &origin.gather(&test)));
+            }
+            let record = DataRecord::of(&x, &y, &origin.source);
+            (
+                x.gather(&train),
+                yt,
+                x.gather(&test),
+                yv,
+                Some((args.test_split, record)),
+            )
         }
     };
-    if x_test.cols() != x_train.cols() {
-        return Err(Error::Data {
-            source_name: "test data".into(),
-            detail: format!(
-                "{} feature columns, the training data has {}",
-                x_test.cols(),
-                x_train.cols()
-            ),
-        });
+    let batch_size = args
+        .batch_size
+        .unwrap_or(default_batch_size(x_train.rows()));
+    if let Some(ckpt) = &resume {
+        check_resume(
+            args,
+            ckpt,
+            &x_train,
+            &y_train,
+            &data_split,
+            batch_size,
+            &mut warnings,
+        )?;
     }
-
-    let loss = choose_loss(&args.loss, &y_train)?;
-    let outputs = match loss.task() {
-        Task::SparseCategorical | Task::Categorical => classes(&y_train)?.max(classes(&y_test)?),
-        Task::Binary | Task::Regression => y_train.cols(),
-    };
     let (y_train, y_test) = (
         targets_for(loss, y_train, outputs),
         targets_for(loss, y_test, outputs),
@@ -114,15 +225,18 @@ pub(crate) fn prepare_training(args: &TrainArgs, started: Instant) -> Result<Tra
     };
     let metrics = metric_names
         .iter()
-        .map(|m| Metric::from_name(m))
+        .map(|m| Metric::from_name(m).map_err(|e| flag_error("--metrics", m, &e.to_string())))
         .collect::<Result<Vec<_>>>()?;
-
+    check_monitor(args, &metrics)?;
     let mut model = Sequential::new();
     for &units in &args.layers {
         model = model.add(Dense::new(units, hidden));
     }
-    let model = model.add(Dense::new(outputs, Activation::Linear));
+    let model = model.add(Dense::new(outputs, wgtrain::backend::Activation::Linear));
     let compile = Compile::new(loss, opt).metrics(&metrics).seed(args.seed);
+    // A metric that does not fit the loss is refused here, not after the data is on a device.
+    wgtrain::train::metrics::MetricPlan::new(&metrics, loss.task())
+        .map_err(|e| Error::Config(format!("--metrics: {e}")))?;
     Ok(Train {
         args,
         model,
@@ -133,150 +247,113 @@ pub(crate) fn prepare_training(args: &TrainArgs, started: Instant) -> Result<Tra
         x_test,
         y_test,
         source,
+        loss_reason,
+        data_split,
+        batch_size,
+        last_good,
+        warnings,
         started,
     })
 }
 
-impl Job for Train<'_> {
-    fn run<B: Backend>(self, backend: B, kind: &str) -> Result<()> {
-        let args = self.args;
-        let adapter = backend.describe();
-        let mut model = self.model.compile(backend, self.compile)?;
-        for w in model.warnings() {
-            wgtrain::stderr_line!("warning: {w}");
-        }
-        let mut initial_epoch = 0;
-        if let Some(ckpt) = &self.resume {
-            model.restore(ckpt).map_err(|e| {
-                Error::Config(format!(
-                    "cannot resume from {}: {e}",
-                    args.resume.as_ref().expect("resume").display()
-                ))
-            })?;
-            initial_epoch = ckpt.epoch;
-        } else if args.standardize {
-            // Fitted on the rows that train, not on those fit() holds out for validation.
-            let n_val =
-                (self.x_train.rows() as f64 * args.validation_split as f64).round() as usize;
-            model.set_standardizer(Some(Standardizer::fit(
-                &self.x_train.head(self.x_train.rows() - n_val),
-            )));
-        } else if args.data.is_none() {
-            model.set_standardizer(Some(Standardizer::scale(
-                self.x_train.cols(),
-                data::DIGITS_MAX,
-            )));
-        }
-        if !args.common.json && args.verbose > 0 {
-            wgtrain::stderr_line!(
-                "training on {adapter}\ndata: {} ({} train, {} test samples, {} features){}",
-                self.source,
-                self.x_train.rows(),
-                self.x_test.rows(),
-                self.x_train.cols(),
-                if initial_epoch > 0 {
-                    format!("; resuming after epoch {initial_epoch}")
-                } else {
-                    String::new()
-                }
-            );
-        }
-        let mut config = FitConfig {
-            epochs: args.epochs,
-            batch_size: args
-                .batch_size
-                .unwrap_or(default_batch_size(self.x_train.rows())),
-            validation_split: args.validation_split,
-            verbose: args.verbose,
-            initial_epoch,
-            ..FitConfig::default()
-        };
-        match (&args.save, args.save_mode) {
-            (Some(path), SaveMode::Epoch) => config
-                .callbacks
-                .push(Box::new(ModelCheckpoint::every_epoch(path))),
-            (Some(path), SaveMode::Best) => config
-                .callbacks
-                .push(Box::new(ModelCheckpoint::best_only(path, &args.monitor))),
-            _ => {}
-        }
-        let fit_start = Instant::now();
-        let history = model.fit(&self.x_train, &self.y_train, config)?;
-        let fit_seconds = fit_start.elapsed().as_secs_f64();
-        if let Some(reason) = &history.stopped_early {
-            wgtrain::stderr_line!("{reason}");
-        }
-        if let (Some(path), SaveMode::End) = (&args.save, args.save_mode) {
-            model.save(path)?;
-        }
-        if let Some(path) = &args.history {
-            let text = match path.extension().and_then(|e| e.to_str()) {
-                Some("json") => history.to_json(),
-                Some("csv") => history.to_csv(),
-                _ => {
-                    return Err(Error::Config(format!(
-                        "--history {}: use a .csv or .json file name",
-                        path.display()
-                    )))
-                }
-            };
-            write_atomic(path, text.as_bytes())?;
-        }
-        if let Some(path) = &args.plot {
-            wgtrain::train::plot::plot_history(&history, path)?;
-        }
-        let test = model.evaluate(&self.x_test, &self.y_test, 256)?;
-        let epochs = history.epochs.len();
-        let trained = (self.x_train.rows() as f64 * (1.0 - args.validation_split as f64)).round()
-            * epochs as f64;
-
-        let mut report = json!({
-            "backend": kind,
-            "adapter": adapter,
-            "data": self.source,
-            "loss_function": model.loss().name(),
-            "epochs": model.epochs_done(),
-            "epochs_run": epochs,
-            "train_loss": history.last("loss"),
-            "test_loss": test.loss,
-            "samples_per_sec": trained / fit_seconds,
-            "train_seconds": fit_seconds,
-            "seconds": self.started.elapsed().as_secs_f64(),
-        });
-        if let Some(v) = history.last("val_loss") {
-            report["val_loss"] = json!(v);
-        }
-        for (name, value) in &test.metrics {
-            report[format!("test_{name}")] = json!(value);
-        }
-        if let Some(reason) = &history.stopped_early {
-            report["stopped_early"] = json!(reason);
-        }
-        if args.common.json {
-            outln!("{report}");
-        } else {
-            let metrics: Vec<String> = test
-                .metrics
-                .iter()
-                .map(|(n, v)| format!("{n} {v:.4}"))
-                .collect();
-            outln!(
-                "test: loss {:.4}, {} ({} samples) after {} epochs, {:.0} samples/s, {:.1}s in all",
-                test.loss,
-                metrics.join(", "),
-                self.x_test.rows(),
-                model.epochs_done(),
-                trained / fit_seconds,
-                self.started.elapsed().as_secs_f64()
-            );
-        }
-        if history
-            .stopped_early
-            .as_deref()
-            .is_some_and(|r| r.starts_with("TerminateOnNaN"))
-        {
-            return Err(Error::Config("training diverged (see above)".into()));
-        }
-        Ok(())
+/// What `--save-mode best` watches: `--monitor`, else `val_loss` (`loss` without validation).
+pub(crate) fn monitor(args: &TrainArgs) -> String {
+    match &args.monitor {
+        Some(m) => m.clone(),
+        None if args.validation_split > 0.0 => "val_loss".into(),
+        None => "loss".into(),
     }
+}
+
+/// `--monitor` must be something the run logs: the loss or a metric, with `val_` where there
+/// is validation.
+fn check_monitor(args: &TrainArgs, metrics: &[Metric]) -> Result<()> {
+    let Some(m) = &args.monitor else {
+        return Ok(());
+    };
+    let mut logged: Vec<String> = std::iter::once("loss")
+        .chain(metrics.iter().map(|m| m.name()))
+        .map(str::to_string)
+        .collect();
+    if args.validation_split > 0.0 {
+        let val: Vec<String> = logged.iter().map(|n| format!("val_{n}")).collect();
+        logged.extend(val);
+    }
+    if logged.contains(m) {
+        return Ok(());
+    }
+    Err(flag_error(
+        "--monitor",
+        m,
+        &format!("is not logged by this run; it logs {}", logged.join(", ")),
+    ))
+}
+
+/// The flag behind a field of a checkpoint's [`RunRecord`].
+fn flag_of(field: &str) -> &'static str {
+    match field {
+        "seed" => "--seed",
+        "test_split" => "--test-split",
+        "validation_split" => "--validation-split",
+        "batch_size" => "--batch-size",
+        "shuffle" => "(shuffling)",
+        _ => "--data",
+    }
+}
+
+/// A resume must continue the run it names: the same seed, splits, batch size and data, or
+/// the rows it tested on would be trained on and its batches would differ. Each difference is
+/// named by its flag with both values. The loss must match too (the architecture is checked
+/// tensor by tensor when the weights are restored).
+fn check_resume(
+    args: &TrainArgs,
+    ckpt: &Checkpoint,
+    x_train: &Matrix,
+    y_train: &Matrix,
+    data_split: &Option<(f32, DataRecord)>,
+    batch_size: usize,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let path = args
+        .resume
+        .as_deref()
+        .expect("a resume has a path")
+        .display();
+    let Some(then) = &ckpt.run else {
+        warnings.push(format!(
+            "--resume {path} does not record the split and batch order of its run (written by an older wgtrain); \
+             make sure --seed, --test-split, --validation-split, --batch-size and the data are the same as then"
+        ));
+        return Ok(());
+    };
+    let now = RunRecord {
+        seed: args.seed,
+        batch_size,
+        validation_split: args.validation_split,
+        shuffle: true,
+        train: DataRecord::of(x_train, y_train, "training data"),
+        test_split: data_split.as_ref().map(|(t, _)| *t),
+        source: data_split.as_ref().map(|(_, d)| d.clone()),
+    };
+    let differences = then.differences(&now);
+    if differences.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = differences
+        .iter()
+        .map(|(field, was, is)| format!("{} was {was} and is now {is}", flag_of(field)))
+        .collect();
+    let seed_note = if differences
+        .iter()
+        .any(|(f, ..)| *f == "seed" || *f == "test_split" || *f == "data")
+    {
+        " A different split would put rows the model trained on among its test rows."
+    } else {
+        ""
+    };
+    Err(Error::Config(format!(
+        "--resume {path}: this run does not continue that one: {}.{seed_note} Resume with the same flags and data, \
+         or train from the start without --resume",
+        list.join("; ")
+    )))
 }

@@ -127,8 +127,64 @@ pub fn load(path: &Path, label: &LabelColumn) -> Result<CsvData> {
     }
 }
 
+/// Where the line breaks of a text are: the offsets of its `\n` and `\r` bytes.
+#[derive(Default)]
+struct Breaks {
+    newlines: Vec<u64>,
+    returns: Vec<u64>,
+}
+
+impl Breaks {
+    /// The line (from 1) of a record that the `csv` crate says starts at byte `at`. Its count
+    /// of lines skips the blank lines it skips, and its offset is where the blank lines before
+    /// the record begin: step over those, then count the line breaks before.
+    fn line_of_record(&self, mut at: u64) -> usize {
+        let has = |v: &Vec<u64>, x: u64| v.binary_search(&x).is_ok();
+        loop {
+            if has(&self.newlines, at) {
+                at += 1;
+            } else if has(&self.returns, at) && has(&self.newlines, at + 1) {
+                at += 2;
+            } else {
+                break;
+            }
+        }
+        1 + self.newlines.partition_point(|&e| e < at)
+    }
+}
+
+/// A reader that notes where the line breaks are (see [`Breaks`]).
+struct Lines<R> {
+    inner: R,
+    read: u64,
+    breaks: std::rc::Rc<std::cell::RefCell<Breaks>>,
+}
+
+impl<R: Read> Read for Lines<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut breaks = self.breaks.borrow_mut();
+        for (i, &b) in buf[..n].iter().enumerate() {
+            match b {
+                b'\n' => breaks.newlines.push(self.read + i as u64),
+                b'\r' => breaks.returns.push(self.read + i as u64),
+                _ => {}
+            }
+        }
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
 /// Parses CSV text from `reader`; `source_name` names it in errors.
 pub fn parse(reader: impl Read, source_name: &str, label: &LabelColumn) -> Result<CsvData> {
+    let breaks = std::rc::Rc::new(std::cell::RefCell::new(Breaks::default()));
+    let reader = Lines {
+        inner: reader,
+        read: 0,
+        breaks: breaks.clone(),
+    };
+    let line_at = |at: u64| breaks.borrow().line_of_record(at);
     let err = |detail: String| Error::Data {
         source_name: source_name.to_string(),
         detail,
@@ -218,7 +274,7 @@ pub fn parse(reader: impl Read, source_name: &str, label: &LabelColumn) -> Resul
             Err(e) => return Err(read_err(e)),
         }
         // Line numbers as an editor shows them: the header is line 1.
-        let line = record.position().map_or(0, |p| p.line() as usize);
+        let line = record.position().map_or(0, |p| line_at(p.byte()));
         if record.len() == 1 && record.get(0) == Some("") {
             continue; // a blank line
         }

@@ -126,15 +126,26 @@ fn read_raw(mut r: impl Read, source: &str, io_context: &str) -> Result<Idx> {
             )));
         }
     }
+    // The data as it arrives (never more than the header declares, never more than the
+    // stream holds): a small file that claims gigabytes takes only what it has.
     let mut data = Vec::new();
-    data.try_reserve_exact(count as usize)
-        .map_err(|_| err(format!("out of memory for {count} bytes of data")))?;
-    data.resize(count as usize, 0);
-    let got = fill(&mut data)?;
-    if (got as u64) < count {
-        return Err(err(format!(
-            "truncated: dimensions {dims:?} need {count} bytes of data, the file has {got}"
-        )));
+    let mut chunk = vec![0u8; 1 << 16];
+    while (data.len() as u64) < count {
+        let want = chunk.len().min((count - data.len() as u64) as usize);
+        let got = fill(&mut chunk[..want])?;
+        if data.try_reserve(got).is_err() {
+            return Err(err(format!(
+                "out of memory after {} bytes of data",
+                data.len()
+            )));
+        }
+        data.extend_from_slice(&chunk[..got]);
+        if got < want {
+            return Err(err(format!(
+                "truncated: dimensions {dims:?} need {count} bytes of data, the file has {}",
+                data.len()
+            )));
+        }
     }
     // Whatever follows is counted (up to the limit), not kept.
     let extra = std::io::copy(&mut r.take(MAX_BYTES), &mut std::io::sink())

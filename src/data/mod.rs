@@ -289,6 +289,26 @@ pub fn digits_unscaled() -> (Matrix, Matrix) {
     (d.x, d.y)
 }
 
+/// The rows of a `rows`-row table, shuffled by a seeded generator and split: the last
+/// `test_fraction` of them (rounded) for testing, the rest for training, as
+/// `(train, test)` indices. What [`train_test_split`] gathers.
+pub fn split_indices(
+    rows: usize,
+    test_fraction: f32,
+    seed: u64,
+) -> Result<(Vec<usize>, Vec<usize>)> {
+    if !(0.0..1.0).contains(&test_fraction) {
+        return Err(Error::Config(format!(
+            "the test fraction must be in [0, 1), got {test_fraction}"
+        )));
+    }
+    let mut order: Vec<usize> = (0..rows).collect();
+    order.shuffle(&mut StdRng::seed_from_u64(seed));
+    let n_test = (rows as f64 * test_fraction as f64).round() as usize;
+    let test = order.split_off(rows - n_test);
+    Ok((order, test))
+}
+
 /// Shuffles the rows of `x` and `y` together with a seeded generator and splits off the last
 /// `test_fraction` of them: `(x_train, y_train, x_test, y_test)`.
 pub fn train_test_split(
@@ -303,19 +323,11 @@ pub fn train_test_split(
             detail: format!("{} feature rows but {} target rows", x.rows(), y.rows()),
         });
     }
-    if !(0.0..1.0).contains(&test_fraction) {
-        return Err(Error::Config(format!(
-            "the test fraction must be in [0, 1), got {test_fraction}"
-        )));
-    }
-    let mut order: Vec<usize> = (0..x.rows()).collect();
-    order.shuffle(&mut StdRng::seed_from_u64(seed));
-    let n_test = (x.rows() as f64 * test_fraction as f64).round() as usize;
-    let (train, test) = order.split_at(x.rows() - n_test);
+    let (train, test) = split_indices(x.rows(), test_fraction, seed)?;
     Ok((
-        x.gather(train),
-        y.gather(train),
-        x.gather(test),
-        y.gather(test),
+        x.gather(&train),
+        y.gather(&train),
+        x.gather(&test),
+        y.gather(&test),
     ))
 }

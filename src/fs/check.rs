@@ -26,15 +26,15 @@ pub struct Input<'a> {
     pub flag: &'a str,
     /// The path as given.
     pub path: &'a Path,
-    /// The flag of an output that may name this same file: the input is read whole before
+    /// The flags of outputs that may name this same file: the input is read whole before
     /// anything is written, and replacing it is the point (`--resume m --save m`).
-    pub replaced_by: Option<&'a str>,
+    pub replaced_by: &'a [&'a str],
 }
 
 /// Checks, for each output: its extension; that it is not a folder or a block device; that
 /// its folder exists and this process can create files in it; that an existing file there is
-/// not read-only; that it is not the same file as an input (but the one input that names it
-/// as `replaced_by`) or as another output. The first problem is an error naming the flag,
+/// not read-only; that it is not the same file as an input (unless the input names its flag
+/// in `replaced_by`) or as another output. The first problem is an error naming the flag,
 /// the path and what to do. Nothing is created or changed (a probe file is made and removed).
 ///
 /// ```
@@ -45,7 +45,7 @@ pub struct Input<'a> {
 /// let err = check_outputs(&[plot], &[]).unwrap_err().to_string();
 /// assert!(err.contains("--plot curves.jpg") && err.contains(".png or .svg"), "{err}");
 ///
-/// let data = Input { flag: "--data", path: Path::new("Cargo.toml"), replaced_by: None };
+/// let data = Input { flag: "--data", path: Path::new("Cargo.toml"), replaced_by: &[] };
 /// let save = Output { flag: "--save", path: Path::new("Cargo.toml"), extensions: &[], stdout: false };
 /// let err = check_outputs(&[save], &[data]).unwrap_err().to_string();
 /// assert!(err.contains("same file as --data"), "{err}");
@@ -56,7 +56,7 @@ pub fn check_outputs(outputs: &[Output<'_>], inputs: &[Input<'_>]) -> Result<()>
         let file = check_one(out)?;
         if let Some(file) = &file {
             for input in inputs {
-                if input.replaced_by != Some(out.flag) && same_file(file, input.path) {
+                if !input.replaced_by.contains(&out.flag) && same_file(file, input.path) {
                     return Err(fail(
                         out,
                         format!(
@@ -101,6 +101,17 @@ fn check_one(out: &Output) -> Result<Option<PathBuf>> {
             ))
         };
     }
+    let target = match resolve(out.path) {
+        Ok(target) => target,
+        Err(Error::Config(detail)) => {
+            let detail = detail
+                .strip_prefix(&format!("{}: ", out.path.display()))
+                .unwrap_or(&detail)
+                .to_string();
+            return Err(fail(out, detail));
+        }
+        Err(e) => return Err(fail(out, e.to_string())),
+    };
     if !out.extensions.is_empty() {
         let ext = out
             .path
@@ -118,17 +129,8 @@ fn check_one(out: &Output) -> Result<Option<PathBuf>> {
             ));
         }
     }
-    let file = match resolve(out.path) {
-        Ok(Target::File(file)) => file,
-        Ok(_) => return Ok(None),
-        Err(Error::Config(detail)) => {
-            let detail = detail
-                .strip_prefix(&format!("{}: ", out.path.display()))
-                .unwrap_or(&detail)
-                .to_string();
-            return Err(fail(out, detail));
-        }
-        Err(e) => return Err(fail(out, e.to_string())),
+    let Target::File(file) = target else {
+        return Ok(None); // a special file, written in place
     };
     let dir = folder(&file);
     match std::fs::metadata(dir) {

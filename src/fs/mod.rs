@@ -192,20 +192,21 @@ fn replace_file(
     result.map_err(|e| io_error(asked, e))
 }
 
-/// Writes `bytes` to a special file or standard output, as they are.
+/// Writes `bytes` to a special file or standard output, as they are. A reader that closed
+/// its end of a pipe early (`| head`) has what it wanted: that is not an error.
 fn write_in_place(target: &Target, asked: &Path, bytes: &[u8]) -> Result<()> {
     let result = match target {
         Target::Stdout => {
             let mut out = std::io::stdout().lock();
-            match out.write_all(bytes).and_then(|()| out.flush()) {
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-                r => r,
-            }
+            out.write_all(bytes).and_then(|()| out.flush())
         }
         Target::Special(p) | Target::File(p) => std::fs::OpenOptions::new()
             .write(true)
             .open(p)
             .and_then(|mut f| f.write_all(bytes)),
     };
-    result.map_err(|e| io_error(asked, e))
+    match result {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.map_err(|e| io_error(asked, e)),
+    }
 }

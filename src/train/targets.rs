@@ -87,6 +87,16 @@ pub fn label_kind(y: &Matrix, origin: &Origin) -> LabelKind {
             ),
         };
     }
+    // Past 2^24 an f32 no longer holds every integer: neighbouring labels may have merged.
+    if let Some(r) = values.iter().position(|v| v.abs() > MAX_CLASSES as f32) {
+        return LabelKind::Ambiguous {
+            why: format!(
+                "the labels include integers as large as {:e} ({}), past 16777216, where 32-bit floats no longer hold every integer",
+                values[r],
+                origin.row(r)
+            ),
+        };
+    }
     let mut distinct = BTreeSet::new();
     for &v in values {
         if distinct.len() > AUTO_MAX_CLASSES {

@@ -2,6 +2,8 @@
 //! seeded inputs, and the named shapes that break tiling.
 #![allow(dead_code)]
 
+pub mod cli;
+
 use std::io::Write;
 use std::sync::Once;
 
