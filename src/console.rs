@@ -13,7 +13,7 @@ pub fn line(args: std::fmt::Arguments<'_>) {
     let _ = err.write_fmt(args).and_then(|()| err.write_all(b"\n"));
 }
 
-/// `eprintln!` that never panics: see [`line`].
+/// `eprintln!` that never panics: see [`line()`].
 ///
 /// ```
 /// wgtrain::stderr_line!("epoch {} of {}", 1, 3);

@@ -104,7 +104,7 @@ pub enum Error {
     },
 }
 
-/// `Result` with wgtrain's [`Error`].
+/// `Result` with wgtrain's [`enum@Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The most characters of a value a message quotes.

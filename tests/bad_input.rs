@@ -163,6 +163,28 @@ fn cases(f: &Fixtures) -> Vec<Case> {
         "{}",
         String::from_utf8_lossy(&trained.stderr)
     );
+    let model_csv = f.path("model-csv.safetensors");
+    let o = run_in(
+        &f.0,
+        &[
+            "train",
+            "--data",
+            &d,
+            "--epochs",
+            "1",
+            "--layers",
+            "8",
+            "--backend",
+            "cpu",
+            "--verbose",
+            "0",
+            "--save",
+            &model_csv,
+        ]
+        .map(String::from),
+        Duration::from_secs(120),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let bytes = std::fs::read(&model).unwrap();
     // Outputs from an earlier run, which a failed run must leave as they are.
     let existing = f.write("existing.safetensors", &bytes);
@@ -214,6 +236,7 @@ fn cases(f: &Fixtures) -> Vec<Case> {
         }),
     );
     let wide = f.write("wide.csv", b"a,b,c,label\n1,2,3,0\n");
+    let tiny = f.write("tiny.csv", b"a,label\n1,0\n2,1\n3,0\n4,1\n5,0\n6,1\n");
     let header: Vec<String> = (0..64).map(|i| format!("p{i}")).collect();
     let labels12 = f.write(
         "labels12.csv",
@@ -467,6 +490,10 @@ fn cases(f: &Fixtures) -> Vec<Case> {
             &t(&["--test-split", "0"]),
             &["--test-split 0", "--test-data"],
         ),
+        case(
+            &t(&["--data", &tiny, "--validation-split", "0.99"]),
+            &["--validation-split 0.99", "to train on"],
+        ),
         case(&t(&["--layers", "0"]), &["--layers 0", "width 0"]),
         case(
             &t(&["--monitor", "val_accuracy"]),
@@ -633,7 +660,26 @@ fn cases(f: &Fixtures) -> Vec<Case> {
             &t(&["--resume", &d, "--epochs", "3"]),
             &["d.csv", "not a readable safetensors"],
         ),
-        case(&t(&["--resume", &model, "--epochs", "1"]), &["epochs"]),
+        case(
+            &t(&["--resume", &model, "--epochs", "1"]),
+            &["--epochs 1", "trained 1 epochs already"],
+        ),
+        case(
+            &t(&["--resume", &model, "--epochs", "3", "--activation", "tanh"]),
+            &["--resume", "layer 0", "relu", "tanh"],
+        ),
+        case(
+            &t(&[
+                "--resume",
+                &model_csv,
+                "--epochs",
+                "3",
+                "--data",
+                &d,
+                "--standardize",
+            ]),
+            &["--resume", "without standardization", "drop --standardize"],
+        ),
         // Models that are not models, and data that does not fit the model.
         case(
             &["evaluate", "--model", &model, "--data", &wide],

@@ -419,3 +419,37 @@ fn gzip_a_byte_order_mark_and_an_unseen_test_label() {
         stderr(&o)
     );
 }
+
+/// A resume continues with its checkpoint's learning rate: a different `--lr` is said to be
+/// unused, not silently dropped.
+#[test]
+fn a_resume_says_that_it_keeps_its_learning_rate() {
+    let s = Scratch::new("resume-lr");
+    let model = s.path("m.safetensors");
+    assert!(train_small(&s.0, &model, &[]).status.success());
+    let o = run_in(
+        &s.0,
+        &args(&[
+            "train",
+            "--backend",
+            "cpu",
+            "--epochs",
+            "2",
+            "--layers",
+            "8",
+            "--verbose",
+            "0",
+            "--resume",
+            &model,
+            "--lr",
+            "0.0001",
+        ]),
+        MINUTE,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--lr 0.0001 is not used"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -94,9 +94,9 @@ pub(crate) struct TrainArgs {
     /// Optimizer: adam, adamw, sgd, momentum, nesterov.
     #[arg(long, default_value = "adam")]
     pub(crate) optimizer: String,
-    /// Learning rate.
-    #[arg(long, default_value_t = 1e-3, value_parser = f32_value)]
-    pub(crate) lr: f32,
+    /// Learning rate (default 1e-3; a resumed run continues with its checkpoint's).
+    #[arg(long, value_parser = f32_value)]
+    pub(crate) lr: Option<f32>,
     /// Epochs in all (a resumed run continues from its checkpoint's epoch up to this).
     #[arg(long, default_value_t = 30)]
     pub(crate) epochs: usize,
@@ -279,13 +279,18 @@ fn fraction(flag: &str, v: f32) -> Result<()> {
 }
 
 impl TrainArgs {
+    /// `--lr`, or its default.
+    pub(crate) fn lr(&self) -> f32 {
+        self.lr.unwrap_or(1e-3)
+    }
+
     /// Each flag's value on its own, and the flags that need another: before anything is
     /// read, so that a typo costs nothing. Every error names its flag.
     pub(crate) fn check(&self) -> Result<()> {
-        if !(self.lr.is_finite() && self.lr > 0.0) {
+        if !(self.lr().is_finite() && self.lr() > 0.0) {
             return Err(flag_error(
                 "--lr",
-                self.lr,
+                self.lr(),
                 "the learning rate must be a finite number above 0 (1e-3 is usual for adam, 1e-2 for sgd)",
             ));
         }
@@ -320,9 +325,9 @@ impl TrainArgs {
             LossFn::from_name(&self.loss, true)
                 .map_err(|e| flag_error("--loss", &self.loss, &format!("{e}, or auto")))?;
         }
-        optimizer(&self.optimizer, self.lr)?
+        optimizer(&self.optimizer, self.lr())?
             .validate(1)
-            .map_err(|e| flag_error("--lr", self.lr, &e.to_string()))?;
+            .map_err(|e| flag_error("--lr", self.lr(), &e.to_string()))?;
         for m in &self.metrics {
             Metric::from_name(m).map_err(|e| flag_error("--metrics", m, &e.to_string()))?;
         }

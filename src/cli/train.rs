@@ -103,7 +103,7 @@ fn check_train_outputs(args: &TrainArgs, last_good: Option<&Path>) -> Result<()>
 pub(crate) fn prepare_training(args: &TrainArgs, started: Instant) -> Result<Train<'_>> {
     args.check()?;
     let hidden = hidden_activation(&args.activation)?;
-    let opt = optimizer(&args.optimizer, args.lr)?;
+    let opt = optimizer(&args.optimizer, args.lr())?;
     let last_good = args.save.as_deref().map(last_good_path);
     check_train_outputs(args, last_good.as_deref())?;
     let resume = match &args.resume {
@@ -196,6 +196,18 @@ pub(crate) fn prepare_training(args: &TrainArgs, started: Instant) -> Result<Tra
             )
         }
     };
+    let n_val = (x_train.rows() as f64 * args.validation_split as f64).round() as usize;
+    if args.validation_split > 0.0 && (n_val == 0 || n_val == x_train.rows()) {
+        return Err(flag_error(
+            "--validation-split",
+            args.validation_split,
+            &format!(
+                "of {} training rows leaves {n_val} to validate on and {} to train on; both need at least one (0 turns validation off)",
+                x_train.rows(),
+                x_train.rows() - n_val
+            ),
+        ));
+    }
     let batch_size = args
         .batch_size
         .unwrap_or(default_batch_size(x_train.rows()));
@@ -289,6 +301,27 @@ fn check_monitor(args: &TrainArgs, metrics: &[Metric]) -> Result<()> {
     ))
 }
 
+/// A resume keeps its checkpoint's input scaling: `--standardize` must say what the run did
+/// (the built-in digits are always scaled, so this holds for `--data` alone).
+fn check_standardize(args: &TrainArgs, ckpt: &Checkpoint) -> Result<()> {
+    let had = ckpt.standardizer.is_some();
+    if args.data.is_none() || args.standardize == had {
+        return Ok(());
+    }
+    let (was, now) = if had {
+        ("with", "add")
+    } else {
+        ("without", "drop")
+    };
+    Err(Error::Config(format!(
+        "--resume {}: the run it continues was trained {was} standardization; {now} --standardize",
+        args.resume
+            .as_deref()
+            .expect("a resume has a path")
+            .display()
+    )))
+}
+
 /// The flag behind a field of a checkpoint's [`RunRecord`].
 fn flag_of(field: &str) -> &'static str {
     match field {
@@ -319,12 +352,28 @@ fn check_resume(
         .as_deref()
         .expect("a resume has a path")
         .display();
+    if args.epochs <= ckpt.epoch {
+        return Err(flag_error(
+            "--epochs",
+            args.epochs,
+            &format!(
+                "--resume {path} has trained {} epochs already; --epochs counts them all, so ask for more to continue",
+                ckpt.epoch
+            ),
+        ));
+    }
+    if let Some(lr) = args.lr.filter(|&lr| lr != ckpt.config.optimizer.lr()) {
+        warnings.push(format!(
+            "--lr {lr} is not used: a resumed run continues with its checkpoint's learning rate ({})",
+            ckpt.config.optimizer.lr()
+        ));
+    }
     let Some(then) = &ckpt.run else {
         warnings.push(format!(
             "--resume {path} does not record the split and batch order of its run (written by an older wgtrain); \
              make sure --seed, --test-split, --validation-split, --batch-size and the data are the same as then"
         ));
-        return Ok(());
+        return check_standardize(args, ckpt);
     };
     let now = RunRecord {
         seed: args.seed,
@@ -337,7 +386,7 @@ fn check_resume(
     };
     let differences = then.differences(&now);
     if differences.is_empty() {
-        return Ok(());
+        return check_standardize(args, ckpt);
     }
     let list: Vec<String> = differences
         .iter()

@@ -97,7 +97,9 @@ impl Job for Train<'_> {
         if let (Some(save), true) = (&args.save, diverged) {
             let before = match args.save_mode {
                 SaveMode::End => "was not written (it is as it was)",
-                _ => "holds the last checkpoint saved before that",
+                _ => {
+                    "was not written after the divergence (it holds what it held before that epoch)"
+                }
             };
             match (&history.diverged, &self.last_good) {
                 (Some(d), Some(last_good)) => {

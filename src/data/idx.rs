@@ -147,12 +147,13 @@ fn read_raw(mut r: impl Read, source: &str, io_context: &str) -> Result<Idx> {
             )));
         }
     }
-    // Whatever follows is counted (up to the limit), not kept.
-    let extra = std::io::copy(&mut r.take(MAX_BYTES), &mut std::io::sink())
+    // Whatever follows is counted (up to 64 kB: a stream that goes on is not read to its end).
+    let extra = std::io::copy(&mut r.take(1 << 16), &mut std::io::sink())
         .map_err(|e| err(format!("{io_context}{e}")))?;
     if extra > 0 {
+        let at_least = if extra == 1 << 16 { "at least " } else { "" };
         return Err(err(format!(
-            "{extra} bytes of data follow the {count} that dimensions {dims:?} describe"
+            "{at_least}{extra} bytes of data follow the {count} that dimensions {dims:?} describe"
         )));
     }
     Ok(Idx { dims, data })

@@ -92,6 +92,18 @@ impl<B: Backend> Model<B> {
                     w.fan_in, w.units, l.units
                 )));
             }
+            if let Some(c) = ckpt
+                .config
+                .layers
+                .get(i)
+                .filter(|c| c.activation != l.activation)
+            {
+                return Err(Error::Config(format!(
+                    "architecture mismatch at layer {i}: the checkpoint's activation is {}, this model's {}",
+                    c.activation.name(),
+                    l.activation.name()
+                )));
+            }
             fan_in = l.units;
         }
         if ckpt.weights.len() != self.spec.layers().len() {
