@@ -14,7 +14,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use std::time::Duration;
 use wgtrain::backend::cpu::CpuBackend;
 use wgtrain::backend::gpu::GpuBackend;
-use wgtrain::backend::{Activation, Backend};
+use wgtrain::backend::{Activation, Backend, Guard, GuardSlots};
 use wgtrain::bench::{mlp_model, Workload, ADAM};
 use wgtrain::data::synthetic;
 use wgtrain::train::FitConfig;
@@ -109,11 +109,39 @@ fn elementwise<B: Backend>(c: &mut Criterion, b: &mut B, who: &str) {
                 b.finish().unwrap();
             })
         });
+        // The same update guarded as fit guards it: read p, g, m, v and the accumulator's
+        // slots; write the new p, m, v to the spare set (the same bytes as in place).
+        let mut p_out = b.zeros_group(&shapes).unwrap();
+        let mut s_out: Vec<Vec<B::Tensor>> = vec![Vec::new(), Vec::new()];
+        for _ in 0..2 {
+            for (s, t) in s_out.iter_mut().zip(b.zeros_group(&shapes).unwrap()) {
+                s.push(t);
+            }
+        }
+        let mut acc = b.zeros(1, 4).unwrap();
+        let mut t = 0;
+        let id = BenchmarkId::new(format!("{who}/adam guarded"), &size);
+        group.bench_function(id, |bench| {
+            bench.iter(|| {
+                t += 1;
+                let guard = Guard {
+                    acc: &mut acc,
+                    slots: GuardSlots::after(0, 1),
+                    params_out: &mut p_out,
+                    state_out: &mut s_out,
+                };
+                b.optimizer_step_all(ADAM, t, &mut p, &g, &mut state, Some(guard))
+                    .unwrap();
+                b.finish().unwrap();
+            })
+        });
     }
     group.finish();
 }
 
-/// One MLP-A or MLP-B training step, with the models `wgtrain bench` builds.
+/// One MLP-A or MLP-B training step, with the models `wgtrain bench` builds: as fit runs it
+/// (its update guarded), and beside it unguarded (`terminate_on_nan: false`), so that the
+/// guard's cost is measured in the same run.
 fn step<B: Backend>(c: &mut Criterion, make: impl Fn() -> B, who: &str) {
     let mut group = c.benchmark_group("step");
     group
@@ -134,6 +162,15 @@ fn step<B: Backend>(c: &mut Criterion, make: impl Fn() -> B, who: &str) {
         group.throughput(Throughput::Elements(batch as u64));
         group.bench_function(BenchmarkId::new(who, w.name()), |bench| {
             bench.iter(|| model.fit(&xb, &yb, config()).unwrap())
+        });
+        let unguarded = || FitConfig {
+            terminate_on_nan: false,
+            ..config()
+        };
+        model.fit(&xb, &yb, unguarded()).unwrap();
+        let id = BenchmarkId::new(format!("{who} unguarded"), w.name());
+        group.bench_function(id, |bench| {
+            bench.iter(|| model.fit(&xb, &yb, unguarded()).unwrap())
         });
     }
     group.finish();

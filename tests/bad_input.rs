@@ -466,6 +466,10 @@ fn cases(f: &Fixtures) -> Vec<Case> {
             &["--metrics f1", "unknown metric"],
         ),
         case(
+            &t(&["--metrics", "accuracy,acc"]),
+            &["--metrics", "accuracy is asked for twice"],
+        ),
+        case(
             &t(&["--metrics", "mse"]),
             &["--metrics", "mean_squared_error"],
         ),

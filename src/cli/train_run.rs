@@ -24,9 +24,16 @@ impl Job for Train<'_> {
             wgtrain::stderr_line!("warning: {w}");
         }
         let layers: Vec<String> = args.layers.iter().map(usize::to_string).collect();
+        // A batch is at most the whole training set.
+        let batch = self.batch_size.min(self.x_train.rows());
         model
-            .check_memory(self.x_train.cols(), self.batch_size)
-            .map_err(|e| Error::Config(format!("--layers {}: {e}", layers.join(","))))?;
+            .check_memory(self.x_train.cols(), batch)
+            .map_err(|e| {
+                Error::Config(format!(
+                    "--layers {} (batches of {batch}): {e}",
+                    layers.join(",")
+                ))
+            })?;
         let mut initial_epoch = 0;
         if let Some(ckpt) = &self.resume {
             model.restore(ckpt).map_err(|e| {

@@ -191,7 +191,13 @@ impl MetricPlan {
     pub fn new(metrics: &[Metric], task: Task) -> Result<MetricPlan> {
         let mut entries = Vec::new();
         let mut next = LOSS_SLOT + 1;
-        for &m in metrics {
+        for (i, &m) in metrics.iter().enumerate() {
+            if metrics[..i].iter().any(|o| o.name() == m.name()) {
+                return Err(Error::Config(format!(
+                    "the metric {} is asked for twice; each is logged once, under its name",
+                    m.name()
+                )));
+            }
             let kind = m.kind(task)?;
             if kind.elementwise() && task == Task::SparseCategorical {
                 return Err(Error::Config(format!(

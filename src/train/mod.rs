@@ -230,7 +230,7 @@ impl<B: Backend> Model<B> {
             )));
         }
         self.check_data(x, Some(y), "training data")?;
-        self.check_memory(x.cols(), config.batch_size)?;
+        self.check_memory(x.cols(), config.batch_size.min(x.rows()))?;
         self.record_run(x, y, &config)?;
 
         // Keras holds out the *last* fraction, before any shuffling.
