@@ -1,0 +1,274 @@
+//! Shape checks, shared by every backend so that both reject the same calls the same way.
+
+use super::{Guard, Loss, Optimizer, Tensor};
+use crate::error::{Error, Result};
+
+fn shape_err(op: &'static str, detail: String) -> Error {
+    Error::Shape { op, detail }
+}
+
+fn fmt(s: [usize; 2]) -> String {
+    format!("[{}, {}]", s[0], s[1])
+}
+
+/// A new tensor's dimensions: both ≥ 1 and the data (if any) of the right length.
+pub fn new_tensor(rows: usize, cols: usize, data: Option<&[f32]>) -> Result<()> {
+    if rows == 0 || cols == 0 {
+        return Err(Error::Invalid {
+            op: "tensor",
+            detail: format!("a tensor needs at least one row and one column, got [{rows}, {cols}]"),
+        });
+    }
+    if let Some(d) = data {
+        if d.len() != rows * cols {
+            return Err(shape_err(
+                "tensor",
+                format!(
+                    "[{rows}, {cols}] needs {} values, got {}",
+                    rows * cols,
+                    d.len()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `data` fits `t` exactly.
+pub fn write<T: Tensor>(t: &T, data: &[f32]) -> Result<()> {
+    if data.len() != t.len() {
+        return Err(shape_err(
+            "write",
+            format!(
+                "tensor {} holds {} values, got {}",
+                fmt(t.shape()),
+                t.len(),
+                data.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Returns `(m, n, k)`.
+pub fn matmul<T: Tensor>(a: &T, ta: bool, b: &T, tb: bool, c: &T) -> Result<(usize, usize, usize)> {
+    let (m, k) = if ta {
+        (a.cols(), a.rows())
+    } else {
+        (a.rows(), a.cols())
+    };
+    let (k2, n) = if tb {
+        (b.cols(), b.rows())
+    } else {
+        (b.rows(), b.cols())
+    };
+    let name = |t: bool, x: &str| if t { format!("{x}ᵀ") } else { x.to_string() };
+    if k != k2 {
+        return Err(shape_err(
+            "matmul",
+            format!(
+                "inner dimensions differ: {} is [{m}, {k}], {} is [{k2}, {n}]",
+                name(ta, "a"),
+                name(tb, "b")
+            ),
+        ));
+    }
+    if c.shape() != [m, n] {
+        return Err(shape_err(
+            "matmul",
+            format!(
+                "output is {} but {}·{} is [{m}, {n}]",
+                fmt(c.shape()),
+                name(ta, "a"),
+                name(tb, "b")
+            ),
+        ));
+    }
+    Ok((m, n, k))
+}
+
+/// `x` is `[1, cols]` for a `[N, cols]` `z`.
+pub fn row_vector<T: Tensor>(op: &'static str, z: &T, v: &T) -> Result<()> {
+    if v.shape() != [1, z.cols()] {
+        return Err(shape_err(
+            op,
+            format!(
+                "bias must be [1, {}] for a {} tensor, got {}",
+                z.cols(),
+                fmt(z.shape()),
+                fmt(v.shape())
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// All tensors have the shape of the first.
+pub fn same<T: Tensor>(op: &'static str, ts: &[(&str, &T)]) -> Result<()> {
+    let (n0, t0) = ts[0];
+    for (n, t) in &ts[1..] {
+        if t.shape() != t0.shape() {
+            return Err(shape_err(
+                op,
+                format!(
+                    "`{n}` is {} but `{n0}` is {}",
+                    fmt(t.shape()),
+                    fmt(t0.shape())
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The loss's target, grad and row-loss shapes fit `pred`.
+pub fn loss<T: Tensor>(loss: Loss, pred: &T, target: &T, grad: &T, row_loss: &T) -> Result<()> {
+    let [n, c] = pred.shape();
+    let tc = loss.target_cols(c);
+    if target.shape() != [n, tc] {
+        return Err(shape_err(
+            "loss",
+            format!(
+                "{} expects a [{n}, {tc}] target for a {} prediction, got {}",
+                loss.name(),
+                fmt(pred.shape()),
+                fmt(target.shape())
+            ),
+        ));
+    }
+    same("loss", &[("pred", pred), ("grad", grad)])?;
+    if row_loss.shape() != [n, 1] {
+        return Err(shape_err(
+            "loss",
+            format!("row_loss must be [{n}, 1], got {}", fmt(row_loss.shape())),
+        ));
+    }
+    Ok(())
+}
+
+/// `slot` is inside the `[1, S]` accumulator.
+pub fn slot<T: Tensor>(op: &'static str, acc: &T, slot: usize) -> Result<()> {
+    slots(op, acc, slot, 1)
+}
+
+/// `slot..slot + count` is inside the `[1, S]` accumulator.
+pub fn slots<T: Tensor>(op: &'static str, acc: &T, slot: usize, count: usize) -> Result<()> {
+    if acc.rows() != 1 || slot + count > acc.cols() {
+        return Err(shape_err(
+            op,
+            format!(
+                "accumulator is {}, slots {slot}..{} are not in a [1, S] row",
+                fmt(acc.shape()),
+                slot + count
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Target of an argmax or top-k count: `[N, 1]` labels or `[N, C]`.
+pub fn argmax<T: Tensor>(op: &'static str, pred: &T, target: &T) -> Result<()> {
+    if target.rows() != pred.rows() || (target.cols() != 1 && target.cols() != pred.cols()) {
+        return Err(shape_err(
+            op,
+            format!(
+                "target must be [{0}, 1] or [{0}, {1}], got {2}",
+                pred.rows(),
+                pred.cols(),
+                fmt(target.shape())
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The lists of `optimizer_step_all` line up.
+pub fn optimizer_all<T>(
+    params: usize,
+    grads: usize,
+    states: usize,
+    guard: Option<&Guard<'_, T>>,
+) -> Result<()> {
+    let outs = guard.map_or((params, states), |g| {
+        (g.params_out.len(), g.state_out.len())
+    });
+    if params != grads || params != states || (params, states) != outs {
+        return Err(Error::Invalid {
+            op: "optimizer_step_all",
+            detail: format!(
+                "{params} parameters, {grads} gradients, {states} state lists and {} + {} outputs; one each per parameter",
+                outs.0, outs.1
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Parameter, gradient and state agree, the guard's slots exist and its backup fits, and
+/// the hyper-parameters are valid.
+pub fn optimizer<T: Tensor>(
+    opt: Optimizer,
+    t: u64,
+    param: &T,
+    grad: &T,
+    state: &[T],
+    guard: Option<&Guard<'_, T>>,
+) -> Result<()> {
+    opt.validate(t)?;
+    if let Some(g) = guard {
+        let s = g.slots;
+        for slot in [s.loss, s.flags, s.flags + 1, s.step] {
+            self::slot("optimizer_step", &*g.acc, slot)?;
+        }
+        if t > u32::MAX as u64 {
+            return Err(Error::Invalid {
+                op: "optimizer_step",
+                detail: format!("a guarded step counts to {}, got t = {t}", u32::MAX),
+            });
+        }
+        let ([param_out], [state_out]) = (&g.params_out[..], &g.state_out[..]) else {
+            return Err(Error::Invalid {
+                op: "optimizer_step",
+                detail: format!(
+                    "one output per parameter, got {} parameters' and {} states'",
+                    g.params_out.len(),
+                    g.state_out.len()
+                ),
+            });
+        };
+        if state_out.len() != opt.state_tensors() {
+            return Err(Error::Invalid {
+                op: "optimizer_step",
+                detail: format!(
+                    "{} keeps {} state tensors, the output has {}",
+                    opt.spec().1,
+                    opt.state_tensors(),
+                    state_out.len()
+                ),
+            });
+        }
+        same(
+            "optimizer_step",
+            &[("param", param), ("params_out", param_out)],
+        )?;
+        for s in state_out {
+            same("optimizer_step", &[("param", param), ("state_out", s)])?;
+        }
+    }
+    same("optimizer_step", &[("param", param), ("grad", grad)])?;
+    if state.len() != opt.state_tensors() {
+        return Err(Error::Invalid {
+            op: "optimizer_step",
+            detail: format!(
+                "{} keeps {} state tensors, got {}",
+                opt.spec().1,
+                opt.state_tensors(),
+                state.len()
+            ),
+        });
+    }
+    for s in state {
+        same("optimizer_step", &[("param", param), ("state", s)])?;
+    }
+    Ok(())
+}
