@@ -1,0 +1,568 @@
+//! [`Backend`] for [`GpuBackend`]: each op checked as every backend checks it, then recorded
+//! as a dispatch (or, for reads and writes, run on the queue).
+
+use super::kernels::{self, Constants};
+use std::sync::atomic::Ordering;
+
+use super::{u32_dim, GpuBackend, GpuTensor, Group, NEXT_TENSOR_ID};
+use crate::backend::{
+    check, Activation, Backend, Guard, Loss, Optimizer, PointError, Tensor, ROC_HISTOGRAM_SLOTS,
+};
+use crate::error::{Error, Result};
+
+impl Backend for GpuBackend {
+    type Tensor = GpuTensor;
+
+    fn describe(&self) -> String {
+        self.ctx.adapter().to_string()
+    }
+
+    fn memory_limits(&self) -> crate::backend::MemoryLimits {
+        let l = self.ctx.limits();
+        let (limit, name) = if l.max_storage_buffer_binding_size <= l.max_buffer_size {
+            (
+                l.max_storage_buffer_binding_size,
+                "max_storage_buffer_binding_size",
+            )
+        } else {
+            (l.max_buffer_size, "max_buffer_size")
+        };
+        crate::backend::MemoryLimits {
+            max_tensor_bytes: Some(limit),
+            max_tensor_limit: name,
+            // A software adapter's buffers are host memory.
+            in_host_memory: self.ctx.adapter().device_type == "Cpu",
+        }
+    }
+
+    fn zeros(&mut self, rows: usize, cols: usize) -> Result<GpuTensor> {
+        // wgpu zero-initialises new buffers.
+        self.new_tensor(rows, cols, None)
+    }
+
+    fn upload(&mut self, rows: usize, cols: usize, data: &[f32]) -> Result<GpuTensor> {
+        self.new_tensor(rows, cols, Some(data))
+    }
+
+    fn write(&mut self, t: &mut GpuTensor, data: &[f32]) -> Result<()> {
+        check::write(t, data)?;
+        // `write_buffer` lands before the *next* submit's work, so work already recorded
+        // against `t` must be submitted first to see the old contents.
+        if !self.recorded.is_empty() {
+            self.flush()?;
+        }
+        self.ctx
+            .queue
+            .write_buffer(&t.buffer, t.offset, bytemuck::cast_slice(data));
+        Ok(())
+    }
+
+    fn read(&mut self, t: &GpuTensor) -> Result<Vec<f32>> {
+        let bytes = t.bytes();
+        if self.staging.as_ref().is_none_or(|s| s.size() < bytes) {
+            self.staging = Some(self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("wgtrain readback"),
+                size: bytes,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }));
+            self.stats.buffers_created += 1;
+        }
+        let mut encoder = self.encode_recorded();
+        let staging = self
+            .staging
+            .clone()
+            .expect("staging buffer was just created");
+        encoder.copy_buffer_to_buffer(&t.buffer, t.offset, &staging, 0, Some(bytes));
+        self.ctx.queue.submit([encoder.finish()]);
+        self.stats.submits += 1;
+
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait()?;
+        self.collect_profile()?;
+        rx.recv()
+            .map_err(|_| Error::DeviceLost("the readback callback never ran".into()))?
+            .map_err(|e| Error::DeviceLost(format!("mapping the readback buffer failed: {e}")))?;
+        let view = staging
+            .slice(0..bytes)
+            .get_mapped_range()
+            .map_err(|e| Error::DeviceLost(format!("reading the readback buffer failed: {e}")))?;
+        let out = bytemuck::cast_slice::<u8, f32>(&view).to_vec();
+        drop(view);
+        staging.unmap();
+        Ok(out)
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.recorded.is_empty() {
+            return Ok(());
+        }
+        let encoder = self.encode_recorded();
+        self.ctx.queue.submit([encoder.finish()]);
+        self.stats.submits += 1;
+        self.ctx.check_errors(self.last_op)?;
+        self.collect_profile()
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.flush()?;
+        self.wait()
+    }
+
+    fn fill(&mut self, t: &mut GpuTensor, value: f32) -> Result<()> {
+        let params = kernels::FillParams {
+            len: u32_dim("fill", t.len())?,
+            value,
+            _pad: [0; 2],
+        };
+        let groups = self.grid_1d(t.len())?;
+        self.record(kernels::FILL, Constants::default(), params, &[t], groups)
+    }
+
+    fn matmul(
+        &mut self,
+        a: &GpuTensor,
+        ta: bool,
+        b: &GpuTensor,
+        tb: bool,
+        c: &mut GpuTensor,
+    ) -> Result<()> {
+        let (m, n, k) = check::matmul(a, ta, b, tb, c)?;
+        let tiles = self.tiles_for(m, n, k, ta, tb)?;
+        self.record_matmul(tiles, a, ta, b, tb, c)
+    }
+
+    fn dense_forward(
+        &mut self,
+        x: &GpuTensor,
+        w: &GpuTensor,
+        bias: &GpuTensor,
+        act: Activation,
+        z: &mut GpuTensor,
+        a: &mut GpuTensor,
+    ) -> Result<()> {
+        let (m, n, k) = check::matmul(x, false, w, false, z)?;
+        check::row_vector("dense_forward", z, bias)?;
+        check::same("dense_forward", &[("z", &*z), ("a", &*a)])?;
+        let tiles = self.tiles_for(m, n, k, false, false)?;
+        if act.is_row_wise() {
+            // Softmax needs whole rows: its own kernel after the product.
+            self.record_matmul(tiles, x, false, w, false, z)?;
+            self.bias_add(z, bias)?;
+            return self.activation(act, z, a);
+        }
+        let params = kernels::MatmulParams {
+            m: u32_dim("matmul", m)?,
+            n: u32_dim("matmul", n)?,
+            k: u32_dim("matmul", k)?,
+            alpha: act.alpha(),
+        };
+        let groups = self.matmul_grid(tiles, m, n)?;
+        self.record_labeled(
+            tiles.variant.bias_act_kernel(),
+            tiles.variant.bias_act_label(),
+            tiles.bias_act_constants(act.code()),
+            params,
+            &[z, x, w, bias, a],
+            groups,
+        )
+    }
+
+    fn bias_add(&mut self, z: &mut GpuTensor, bias: &GpuTensor) -> Result<()> {
+        check::row_vector("bias_add", z, bias)?;
+        let params = kernels::BiasParams {
+            rows: u32_dim("bias_add", z.rows)?,
+            cols: u32_dim("bias_add", z.cols)?,
+            _pad: [0; 2],
+        };
+        let groups = self.grid_1d(z.len())?;
+        self.record(
+            kernels::BIAS_ADD,
+            Constants::default(),
+            params,
+            &[z, bias],
+            groups,
+        )
+    }
+
+    fn bias_grad(&mut self, dy: &GpuTensor, db: &mut GpuTensor) -> Result<()> {
+        check::row_vector("bias_grad", dy, db)?;
+        let params = kernels::BiasParams {
+            rows: u32_dim("bias_grad", dy.rows)?,
+            cols: u32_dim("bias_grad", dy.cols)?,
+            _pad: [0; 2],
+        };
+        let groups = self.grid_1d(dy.cols)?;
+        self.record(
+            kernels::BIAS_GRAD,
+            Constants::default(),
+            params,
+            &[db, dy],
+            groups,
+        )
+    }
+
+    fn activation(&mut self, act: Activation, z: &GpuTensor, a: &mut GpuTensor) -> Result<()> {
+        check::same("activation", &[("z", z), ("a", &*a)])?;
+        let params = act_params(act, z)?;
+        let constants = Constants::new(&[("ACT", act.code() as f64)]);
+        if act.is_row_wise() {
+            let groups = self.grid_rows(z.rows)?;
+            self.record(
+                kernels::SOFTMAX_FORWARD,
+                Constants::default(),
+                params,
+                &[a, z],
+                groups,
+            )
+        } else {
+            let groups = self.grid_1d(z.len())?;
+            self.record(kernels::ACT_FORWARD, constants, params, &[a, z], groups)
+        }
+    }
+
+    fn activation_backward(
+        &mut self,
+        act: Activation,
+        z: &GpuTensor,
+        a: &GpuTensor,
+        da: &GpuTensor,
+        dz: &mut GpuTensor,
+    ) -> Result<()> {
+        check::same(
+            "activation_backward",
+            &[("z", z), ("a", a), ("da", da), ("dz", &*dz)],
+        )?;
+        let params = act_params(act, z)?;
+        let constants = Constants::new(&[("ACT", act.code() as f64)]);
+        if act.is_row_wise() {
+            let groups = self.grid_rows(z.rows)?;
+            self.record(
+                kernels::SOFTMAX_BACKWARD,
+                Constants::default(),
+                params,
+                &[dz, z, a, da],
+                groups,
+            )
+        } else {
+            let groups = self.grid_1d(z.len())?;
+            self.record(
+                kernels::ACT_BACKWARD,
+                constants,
+                params,
+                &[dz, z, a, da],
+                groups,
+            )
+        }
+    }
+
+    fn loss(
+        &mut self,
+        loss: Loss,
+        pred: &GpuTensor,
+        target: &GpuTensor,
+        grad: &mut GpuTensor,
+        row_loss: &mut GpuTensor,
+    ) -> Result<()> {
+        check::loss(loss, pred, target, grad, row_loss)?;
+        let params = kernels::LossParams {
+            rows: u32_dim("loss", pred.rows)?,
+            cols: u32_dim("loss", pred.cols)?,
+            delta: loss.delta(),
+            inv_rows: (1.0 / pred.rows as f64) as f32,
+        };
+        let groups = self.grid_rows(pred.rows)?;
+        self.record(
+            kernels::LOSS,
+            Constants::new(&[("LOSS", loss.code() as f64)]),
+            params,
+            &[grad, row_loss, pred, target],
+            groups,
+        )
+    }
+
+    fn sum_into(&mut self, x: &GpuTensor, acc: &mut GpuTensor, slot: usize) -> Result<()> {
+        check::slot("sum_into", acc, slot)?;
+        let params = reduce_params(x, x.cols, slot, 0.0)?;
+        self.record(
+            kernels::SUM_INTO,
+            Constants::default(),
+            params,
+            &[acc, x],
+            [1, 1, 1],
+        )
+    }
+
+    fn argmax_correct_into(
+        &mut self,
+        pred: &GpuTensor,
+        target: &GpuTensor,
+        acc: &mut GpuTensor,
+        slot: usize,
+    ) -> Result<()> {
+        check::argmax("argmax_correct_into", pred, target)?;
+        check::slot("argmax_correct_into", acc, slot)?;
+        let params = reduce_params(pred, target.cols, slot, 0.0)?;
+        self.reduce(
+            kernels::ARGMAX_CORRECT,
+            Constants::default(),
+            params,
+            acc,
+            pred,
+            target,
+        )
+    }
+
+    fn threshold_correct_into(
+        &mut self,
+        pred: &GpuTensor,
+        target: &GpuTensor,
+        threshold: f32,
+        acc: &mut GpuTensor,
+        slot: usize,
+    ) -> Result<()> {
+        check::same(
+            "threshold_correct_into",
+            &[("pred", pred), ("target", target)],
+        )?;
+        check::slot("threshold_correct_into", acc, slot)?;
+        let params = reduce_params(pred, target.cols, slot, threshold)?;
+        self.reduce(
+            kernels::THRESHOLD_CORRECT,
+            Constants::default(),
+            params,
+            acc,
+            pred,
+            target,
+        )
+    }
+
+    fn topk_correct_into(
+        &mut self,
+        pred: &GpuTensor,
+        target: &GpuTensor,
+        k: usize,
+        acc: &mut GpuTensor,
+        slot: usize,
+    ) -> Result<()> {
+        check::argmax("topk_correct_into", pred, target)?;
+        check::slot("topk_correct_into", acc, slot)?;
+        let mut params = reduce_params(pred, target.cols, slot, 0.0)?;
+        params.k = u32::try_from(k).unwrap_or(u32::MAX);
+        self.reduce(
+            kernels::TOPK_CORRECT,
+            Constants::default(),
+            params,
+            acc,
+            pred,
+            target,
+        )
+    }
+
+    fn confusion_into(
+        &mut self,
+        pred: &GpuTensor,
+        target: &GpuTensor,
+        threshold: f32,
+        acc: &mut GpuTensor,
+        slot: usize,
+    ) -> Result<()> {
+        check::same("confusion_into", &[("pred", pred), ("target", target)])?;
+        check::slots("confusion_into", acc, slot, 4)?;
+        let params = reduce_params(pred, target.cols, slot, threshold)?;
+        self.reduce(
+            kernels::CONFUSION,
+            Constants::default(),
+            params,
+            acc,
+            pred,
+            target,
+        )
+    }
+
+    fn roc_histogram_into(
+        &mut self,
+        pred: &GpuTensor,
+        target: &GpuTensor,
+        acc: &mut GpuTensor,
+        slot: usize,
+    ) -> Result<()> {
+        check::same("roc_histogram_into", &[("pred", pred), ("target", target)])?;
+        check::slots("roc_histogram_into", acc, slot, ROC_HISTOGRAM_SLOTS)?;
+        let params = reduce_params(pred, target.cols, slot, 0.0)?;
+        self.reduce(
+            kernels::ROC_HISTOGRAM,
+            Constants::default(),
+            params,
+            acc,
+            pred,
+            target,
+        )
+    }
+
+    fn error_sum_into(
+        &mut self,
+        kind: PointError,
+        pred: &GpuTensor,
+        target: &GpuTensor,
+        acc: &mut GpuTensor,
+        slot: usize,
+    ) -> Result<()> {
+        check::same("error_sum_into", &[("pred", pred), ("target", target)])?;
+        check::slot("error_sum_into", acc, slot)?;
+        let params = reduce_params(pred, target.cols, slot, 0.0)?;
+        let constants = Constants::new(&[("ERR", kind.code() as f64)]);
+        self.reduce(kernels::ERROR_SUM, constants, params, acc, pred, target)
+    }
+
+    fn zeros_group(&mut self, shapes: &[[usize; 2]]) -> Result<Vec<GpuTensor>> {
+        // Each part starts at the storage-offset alignment (and on a vec4), so each can be
+        // bound on its own; the gaps stay zero.
+        let align = (self.ctx.limits().min_storage_buffer_offset_alignment as usize).max(16) / 4;
+        let mut starts = Vec::with_capacity(shapes.len());
+        let mut end = 0usize;
+        for &[rows, cols] in shapes {
+            check::new_tensor(rows, cols, None)?;
+            let start = end.next_multiple_of(align);
+            starts.push(start);
+            end = start + rows * cols;
+        }
+        if shapes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let len = end.next_multiple_of(4);
+        let limits = self.ctx.limits();
+        let bind_limit = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
+        if 4 * len as u64 > bind_limit {
+            // Too big to bind as one buffer: separate tensors, stepped one by one.
+            return shapes.iter().map(|&[r, c]| self.zeros(r, c)).collect();
+        }
+        let whole = self.new_tensor(1, len, None)?;
+        Ok(shapes
+            .iter()
+            .zip(starts)
+            .enumerate()
+            .map(|(index, (&[rows, cols], start))| GpuTensor {
+                buffer: whole.buffer.clone(),
+                offset: start as u64 * 4,
+                id: NEXT_TENSOR_ID.fetch_add(1, Ordering::Relaxed),
+                rows,
+                cols,
+                group: Some(Group {
+                    id: whole.id,
+                    index,
+                    count: shapes.len(),
+                    len,
+                }),
+            })
+            .collect())
+    }
+
+    fn optimizer_step_all(
+        &mut self,
+        opt: Optimizer,
+        t: u64,
+        params: &mut [GpuTensor],
+        grads: &[GpuTensor],
+        state: &mut [Vec<GpuTensor>],
+        mut guard: Option<Guard<'_, GpuTensor>>,
+    ) -> Result<()> {
+        check::optimizer_all(params.len(), grads.len(), state.len(), guard.as_ref())?;
+        for (j, ((p, g), s)) in params.iter().zip(grads).zip(state.iter()).enumerate() {
+            let part = guard.as_mut().map(|g| g.part(j));
+            check::optimizer(opt, t, p, g, s, part.as_ref())?;
+        }
+        // One dispatch over the whole buffers when params, grads, each kind of state (and
+        // each kind of output) are whole groups with the same layout; otherwise one step per
+        // tensor.
+        let kinds = opt.state_tensors();
+        let whole = GpuTensor::whole_group(params.iter()).and_then(|p| {
+            let g = GpuTensor::whole_group(grads.iter())?;
+            let s = (0..kinds)
+                .map(|k| GpuTensor::whole_group(state.iter().map(|s| &s[k])))
+                .collect::<Option<Vec<_>>>()?;
+            let b = match &guard {
+                Some(guard) => {
+                    let mut outs = vec![GpuTensor::whole_group(guard.params_out.iter())?];
+                    for k in 0..kinds {
+                        outs.push(GpuTensor::whole_group(
+                            guard.state_out.iter().map(|s| &s[k]),
+                        )?);
+                    }
+                    Some(outs)
+                }
+                None => None,
+            };
+            let lens = std::iter::once(g.len())
+                .chain(s.iter().map(Tensor::len))
+                .chain(b.iter().flatten().map(Tensor::len));
+            let same = lens.into_iter().all(|l| l == p.len());
+            same.then_some((p, g, s, b))
+        });
+        match whole {
+            Some((mut p, g, mut s, b)) => {
+                let guard = guard.map(|guard| (guard.acc, guard.slots));
+                let whole_guard = guard.zip(b.as_deref());
+                self.optimizer_dispatch(opt, t, &mut p, &g, &mut s, whole_guard, true)
+            }
+            None => {
+                for (j, ((p, g), s)) in params.iter_mut().zip(grads).zip(state).enumerate() {
+                    let part = guard.as_mut().map(|g| g.part(j));
+                    self.optimizer_step(opt, t, p, g, s, part)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn optimizer_step(
+        &mut self,
+        opt: Optimizer,
+        t: u64,
+        param: &mut GpuTensor,
+        grad: &GpuTensor,
+        state: &mut [GpuTensor],
+        guard: Option<Guard<'_, GpuTensor>>,
+    ) -> Result<()> {
+        check::optimizer(opt, t, param, grad, state, guard.as_ref())?;
+        let outs: Option<Vec<GpuTensor>> = guard.as_ref().map(|g| {
+            std::iter::once(&g.params_out[0])
+                .chain(&g.state_out[0])
+                .map(GpuTensor::handle)
+                .collect()
+        });
+        let guard = guard.map(|g| (g.acc, g.slots)).zip(outs.as_deref());
+        self.optimizer_dispatch(opt, t, param, grad, state, guard, false)
+    }
+}
+
+fn act_params(act: Activation, z: &GpuTensor) -> Result<kernels::ActParams> {
+    Ok(kernels::ActParams {
+        rows: u32_dim("activation", z.rows)?,
+        cols: u32_dim("activation", z.cols)?,
+        alpha: act.alpha(),
+        _pad: 0,
+    })
+}
+
+fn reduce_params(
+    x: &GpuTensor,
+    target_cols: usize,
+    slot: usize,
+    threshold: f32,
+) -> Result<kernels::ReduceParams> {
+    Ok(kernels::ReduceParams {
+        rows: u32_dim("reduce", x.rows)?,
+        cols: u32_dim("reduce", x.cols)?,
+        slot: u32_dim("reduce", slot)?,
+        target_cols: u32_dim("reduce", target_cols)?,
+        threshold,
+        k: 0,
+        _pad: [0; 2],
+    })
+}

@@ -1,0 +1,374 @@
+//! The matmul tiling: fixed, or autotuned per shape class (candidates timed on scratch
+//! operands, the fastest kept for the process and, with `WGTRAIN_TUNE_CACHE`, on disk); and
+//! the check that the subgroup variants give the reference's products here.
+
+use super::kernels::{self, MatmulTiles, MatmulVariant};
+use super::{u32_dim, GpuBackend, GpuTensor};
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+
+/// Timed runs of each candidate when autotuning a matmul.
+const TUNE_ROUNDS: usize = 3;
+
+/// A matmul's shape class for autotuning: each dimension rounded up to a power of two, and the
+/// transposes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct TuneKey([usize; 3], bool, bool);
+
+impl std::fmt::Display for TuneKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [m, n, k] = self.0;
+        let t = |x: bool| if x { "ᵀ" } else { "" };
+        write!(f, "{m}×{n}×{k} A{}·B{}", t(self.1), t(self.2))
+    }
+}
+
+impl TuneKey {
+    /// `"m n k ta tb"`, the disk cache's form.
+    pub(super) fn encode(&self) -> String {
+        let [m, n, k] = self.0;
+        format!("{m} {n} {k} {} {}", self.1 as u8, self.2 as u8)
+    }
+
+    pub(super) fn decode(s: &str) -> Option<TuneKey> {
+        let v: Vec<usize> = s
+            .split(' ')
+            .map(|x| x.parse().ok())
+            .collect::<Option<_>>()?;
+        match v[..] {
+            [m, n, k, ta, tb] if ta < 2 && tb < 2 => Some(TuneKey([m, n, k], ta == 1, tb == 1)),
+            _ => None,
+        }
+    }
+
+    pub(super) fn new(m: usize, n: usize, k: usize, ta: bool, tb: bool) -> TuneKey {
+        TuneKey(
+            [
+                m.next_power_of_two(),
+                n.next_power_of_two(),
+                k.next_power_of_two(),
+            ],
+            ta,
+            tb,
+        )
+    }
+}
+
+impl GpuBackend {
+    /// Whether the subgroup matmuls (v4, v5) can run here and give the reference's products:
+    /// subgroups exactly 8 wide, and v5's products checked against `cpu::matmul_forward`.
+    /// Checked once per context.
+    pub(super) fn subgroup_matmul_works(&mut self) -> bool {
+        if self.ctx.adapter().subgroup_sizes != Some((8, 8)) {
+            return false;
+        }
+        if let Some(&ok) = self.ctx.subgroup_matmul_ok.get() {
+            return ok;
+        }
+        let saved = (self.matmul_tiles, self.autotune);
+        (self.matmul_tiles, self.autotune) = (MatmulTiles::SUBGROUP16, false);
+        let ok = self.check_matmul_against_reference().unwrap_or(false);
+        (self.matmul_tiles, self.autotune) = saved;
+        self.resolved_tiles.clear();
+        // A failed build leaves its error in the sink; it is not the caller's.
+        let _ = self.ctx.check_errors("matmul v5 check");
+        *self.ctx.subgroup_matmul_ok.get_or_init(|| ok)
+    }
+
+    /// Runs products of an awkward shape with the current tiling and compares them with the
+    /// reference: A plain and transposed, the two ways the subgroup kernels share A's loads
+    /// (B's transpose is read per invocation, as in v3). The pipelines it builds are the
+    /// first autotuning candidates', so on a software adapter's first step (where lavapipe
+    /// compiles each pipeline at its first dispatch, ~0.2 s apiece) the check costs little.
+    pub(super) fn check_matmul_against_reference(&mut self) -> Result<bool> {
+        let (m, n, k) = (76, 72, 20);
+        let a: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 7919) % 61) as f32 / 61.0 - 0.5)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 104_729) % 53) as f32 / 53.0 - 0.5)
+            .collect();
+        for (ta, tb) in [(false, false), (true, false)] {
+            let at = if ta {
+                self.upload(k, m, &a)?
+            } else {
+                self.upload(m, k, &a)?
+            };
+            let bt = if tb {
+                self.upload(n, k, &b)?
+            } else {
+                self.upload(k, n, &b)?
+            };
+            let mut ct = self.zeros(m, n)?;
+            self.matmul(&at, ta, &bt, tb, &mut ct)?;
+            let got = self.read(&ct)?;
+            let mut want = vec![0.0; m * n];
+            crate::backend::cpu::matmul_forward(&a, ta, &b, tb, &mut want, m, n, k);
+            if got.iter().zip(&want).any(|(g, w)| (g - w).abs() > 1e-4) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Uses another matmul tiling from now on (the pipeline is built on first use). Rejected
+    /// when the adapter cannot run it: too many threads per workgroup, a workgroup dimension
+    /// or workgroup memory over its limits, or a zero size.
+    pub fn set_matmul_tiles(&mut self, tiles: MatmulTiles) -> Result<()> {
+        let l = self.ctx.limits();
+        let threads = tiles.wg_x as u64 * tiles.wg_y as u64;
+        let shared_bytes = tiles.workgroup_bytes();
+        let problem = if tiles.wg_x == 0 || tiles.wg_y == 0 || tiles.bk == 0 {
+            Some("every size must be at least 1".to_string())
+        } else if tiles.variant.needs_subgroups()
+            && self.ctx.adapter().subgroup_sizes != Some((8, 8))
+        {
+            Some(format!(
+                "v4 and v5 need subgroups of exactly 8 invocations; this adapter has {}",
+                match self.ctx.adapter().subgroup_sizes {
+                    Some((lo, hi)) => format!("{lo} to {hi}"),
+                    None => "no subgroup operations".into(),
+                }
+            ))
+        } else if tiles.variant.needs_subgroups() && tiles.wg_x != 8 {
+            Some("the wg_x of v4 and v5 is the subgroup width and must be 8".into())
+        } else if threads > l.max_compute_invocations_per_workgroup as u64 {
+            Some(format!(
+                "{threads} threads per workgroup, over max_compute_invocations_per_workgroup = {}",
+                l.max_compute_invocations_per_workgroup
+            ))
+        } else if tiles.wg_x > l.max_compute_workgroup_size_x
+            || tiles.wg_y > l.max_compute_workgroup_size_y
+        {
+            Some(format!(
+                "workgroup {}×{} over max_compute_workgroup_size_x/y = {}×{}",
+                tiles.wg_x,
+                tiles.wg_y,
+                l.max_compute_workgroup_size_x,
+                l.max_compute_workgroup_size_y
+            ))
+        } else if shared_bytes > l.max_compute_workgroup_storage_size as u64 {
+            Some(format!(
+                "{shared_bytes} bytes of workgroup memory, over max_compute_workgroup_storage_size = {}",
+                l.max_compute_workgroup_storage_size
+            ))
+        } else {
+            None
+        };
+        match problem {
+            Some(detail) => Err(Error::Invalid {
+                op: "set_matmul_tiles",
+                detail: format!("{tiles:?} does not fit this adapter: {detail}"),
+            }),
+            None => {
+                self.matmul_tiles = tiles;
+                self.autotune = false;
+                self.resolved_tiles.clear();
+                Ok(())
+            }
+        }
+    }
+
+    /// Turns per-shape autotuning of the matmul tiling on or off (on by default; off after
+    /// [`GpuBackend::set_matmul_tiles`]). Off, every product uses the current tiling.
+    pub fn set_autotune(&mut self, on: bool) {
+        self.autotune = on;
+        self.resolved_tiles.clear();
+    }
+}
+
+impl GpuBackend {
+    /// The tiling for a product of this shape: the one `set_matmul_tiles` fixed, or, with
+    /// autotuning on (the default), the fastest candidate for its shape class, measured on
+    /// first use and cached for the process. Shapes the chosen variant cannot run go to v2.
+    /// Resolved once per exact shape, so a training step's products cost one lookup each.
+    pub(super) fn tiles_for(
+        &mut self,
+        m: usize,
+        n: usize,
+        k: usize,
+        ta: bool,
+        tb: bool,
+    ) -> Result<MatmulTiles> {
+        let shape = (m, n, k, ta, tb);
+        if let Some(&t) = self.resolved_tiles.get(&shape) {
+            return Ok(t);
+        }
+        let t = self.resolve_tiles(m, n, k, ta, tb)?;
+        self.resolved_tiles.insert(shape, t);
+        Ok(t)
+    }
+
+    pub(super) fn resolve_tiles(
+        &mut self,
+        m: usize,
+        n: usize,
+        k: usize,
+        ta: bool,
+        tb: bool,
+    ) -> Result<MatmulTiles> {
+        let fixed = self.matmul_tiles;
+        let fallback = |t: MatmulTiles| {
+            if t.runs(m, n, k, ta, tb) {
+                t
+            } else {
+                MatmulTiles::DIRECT
+            }
+        };
+        if !self.autotune {
+            return Ok(fallback(fixed));
+        }
+        let candidates: Vec<MatmulTiles> = self
+            .tune_candidates()
+            .into_iter()
+            .filter(|t| t.runs(m, n, k, ta, tb))
+            .collect();
+        if candidates.len() < 2 {
+            return Ok(candidates
+                .first()
+                .copied()
+                .unwrap_or_else(|| fallback(fixed)));
+        }
+        let key = TuneKey::new(m, n, k, ta, tb);
+        let known = self
+            .ctx
+            .tuned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .copied();
+        // A tiling from the disk cache counts only if it is still a candidate here.
+        if let Some(t) = known.filter(|t| candidates.contains(t)) {
+            return Ok(t);
+        }
+        let best = self.tune(m, n, k, ta, tb, &candidates)?;
+        self.ctx
+            .tuned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, best);
+        self.ctx.save_tuning();
+        self.stats.tunings += 1;
+        Ok(best)
+    }
+
+    /// The tilings worth timing here, the default first.
+    pub(super) fn tune_candidates(&self) -> Vec<MatmulTiles> {
+        let base = self.matmul_tiles;
+        let with = |wg_x, wg_y, bk| MatmulTiles {
+            wg_x,
+            wg_y,
+            bk,
+            ..base
+        };
+        match base.variant {
+            // v5 beat v4 on every MLP shape timed (docs/PERFORMANCE.md); what remains to
+            // choose is how many subgroups share a workgroup.
+            MatmulVariant::Subgroup | MatmulVariant::Subgroup16 => vec![
+                MatmulTiles::SUBGROUP16,
+                MatmulTiles {
+                    wg_y: 1,
+                    ..MatmulTiles::SUBGROUP16
+                },
+            ],
+            MatmulVariant::Vec4 | MatmulVariant::Direct => {
+                vec![base, with(8, 2, 1), with(4, 4, 1)]
+            }
+            MatmulVariant::Tiled => vec![base, with(16, 16, 8), with(8, 8, 16), MatmulTiles::VEC4],
+        }
+    }
+
+    /// Times each candidate on scratch operands of this shape and returns the fastest.
+    pub(super) fn tune(
+        &mut self,
+        m: usize,
+        n: usize,
+        k: usize,
+        ta: bool,
+        tb: bool,
+        candidates: &[MatmulTiles],
+    ) -> Result<MatmulTiles> {
+        self.flush()?;
+        let a = if ta {
+            self.zeros(k, m)?
+        } else {
+            self.zeros(m, k)?
+        };
+        let b = if tb {
+            self.zeros(n, k)?
+        } else {
+            self.zeros(k, n)?
+        };
+        let mut c = self.zeros(m, n)?;
+        // One untimed run each (builds the pipelines), then rounds that time one run of each
+        // in turn; a candidate's time is its fastest run, so a burst of load on a shared
+        // machine during one run cannot pick the loser.
+        for &tiles in candidates {
+            self.record_matmul(tiles, &a, ta, &b, tb, &mut c)?;
+            self.finish()?;
+        }
+        let mut fastest = vec![f64::INFINITY; candidates.len()];
+        for _ in 0..TUNE_ROUNDS {
+            for (&tiles, best) in candidates.iter().zip(&mut fastest) {
+                let start = std::time::Instant::now();
+                self.record_matmul(tiles, &a, ta, &b, tb, &mut c)?;
+                self.finish()?;
+                *best = best.min(start.elapsed().as_secs_f64());
+            }
+        }
+        let best = fastest
+            .iter()
+            .zip(candidates)
+            .min_by(|x, y| x.0.total_cmp(y.0))
+            .map(|(&t, &tiles)| (t, tiles))
+            .expect("at least two candidates");
+        Ok(best.1)
+    }
+
+    /// Records `c = op(a)·op(b)` with `tiles` (which must run this shape).
+    pub(super) fn record_matmul(
+        &mut self,
+        tiles: MatmulTiles,
+        a: &GpuTensor,
+        ta: bool,
+        b: &GpuTensor,
+        tb: bool,
+        c: &mut GpuTensor,
+    ) -> Result<()> {
+        let (m, n) = (c.rows, c.cols);
+        let k = if ta { a.rows } else { a.cols };
+        let groups = self.matmul_grid(tiles, m, n)?;
+        let params = kernels::MatmulParams {
+            m: u32_dim("matmul", m)?,
+            n: u32_dim("matmul", n)?,
+            k: u32_dim("matmul", k)?,
+            alpha: 0.0,
+        };
+        self.record_labeled(
+            tiles.variant.kernel(),
+            tiles.variant.label(ta, tb),
+            tiles.constants(ta, tb),
+            params,
+            &[c, a, b],
+            groups,
+        )
+    }
+
+    /// Workgroups for an `[m, n]` product with `tiles`.
+    pub(super) fn matmul_grid(&self, tiles: MatmulTiles, m: usize, n: usize) -> Result<[u32; 3]> {
+        let max = self.ctx.limits().max_compute_workgroups_per_dimension as usize;
+        let groups = [
+            n.div_ceil(tiles.block_n() as usize),
+            m.div_ceil(tiles.block_m() as usize),
+        ];
+        if groups.iter().any(|&g| g > max) {
+            return Err(Error::Invalid {
+                op: "matmul",
+                detail: format!(
+                    "a [{m}, {n}] output needs {groups:?} workgroups; this adapter allows {max} per dimension"
+                ),
+            });
+        }
+        Ok([groups[0] as u32, groups[1] as u32, 1])
+    }
+}
