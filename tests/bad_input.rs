@@ -121,96 +121,60 @@ fn mnist(f: &Fixtures, name: &str, train_images: Vec<u8>, train_labels: Vec<u8>)
     f.path(name)
 }
 
-/// One bad input: the arguments, and what the message must contain (the flag or the file,
-/// and the problem).
-struct Case {
-    args: Vec<String>,
-    wants: Vec<String>,
-}
-
-fn case(args: &[&str], wants: &[&str]) -> Case {
-    Case {
-        args: args.iter().map(|s| s.to_string()).collect(),
-        wants: wants.iter().map(|s| s.to_string()).collect(),
-    }
-}
-
-/// The fixtures and every case.
-fn cases(f: &Fixtures) -> Vec<Case> {
-    let digits = std::fs::read_to_string("data/digits.csv").unwrap();
-    let d = f.write("d.csv", digits.as_bytes());
-    let model = f.path("model.safetensors");
-    let trained = run_in(
-        &f.0,
-        &[
-            "train",
-            "--epochs",
-            "1",
-            "--layers",
-            "8",
-            "--backend",
-            "cpu",
-            "--verbose",
-            "0",
-            "--save",
-            &model,
-        ]
-        .map(String::from),
-        Duration::from_secs(120),
-    );
-    assert!(
-        trained.status.success(),
-        "{}",
-        String::from_utf8_lossy(&trained.stderr)
-    );
-    let model_csv = f.path("model-csv.safetensors");
-    let o = run_in(
-        &f.0,
-        &[
-            "train",
-            "--data",
-            &d,
-            "--epochs",
-            "1",
-            "--layers",
-            "8",
-            "--backend",
-            "cpu",
-            "--verbose",
-            "0",
-            "--save",
-            &model_csv,
-        ]
-        .map(String::from),
-        Duration::from_secs(120),
-    );
+/// Trains a small model on the reference into `path` (in `f`), with `extra` flags.
+fn train_model(f: &Fixtures, path: &str, extra: &[&str]) {
+    let mut args: Vec<String> = [
+        "train",
+        "--epochs",
+        "1",
+        "--layers",
+        "8",
+        "--backend",
+        "cpu",
+        "--verbose",
+        "0",
+    ]
+    .iter()
+    .chain(extra)
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(["--save".to_string(), f.path(path)]);
+    let o = run_in(&f.0, &args, Duration::from_secs(120));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let bytes = std::fs::read(&model).unwrap();
+}
+
+/// Every fixture the cases name (as `@name`).
+fn make_fixtures(f: &Fixtures) {
+    let digits = std::fs::read_to_string("data/digits.csv").unwrap();
+    f.write("d.csv", digits.as_bytes());
+    train_model(f, "model.safetensors", &[]);
+    train_model(f, "model-csv.safetensors", &["--data", &f.path("d.csv")]);
+    let bytes = std::fs::read(f.0.join("model.safetensors")).unwrap();
     // Outputs from an earlier run, which a failed run must leave as they are.
-    let existing = f.write("existing.safetensors", &bytes);
-    let existing_csv = f.write("existing.csv", b"epoch,loss\n1,0.5\n");
-    let existing_png = f.write("existing.png", b"\x89PNG not really");
-    let existing_json = f.write("existing.json", b"{}");
+    f.write("existing.safetensors", &bytes);
+    f.write("existing.csv", b"epoch,loss\n1,0.5\n");
+    f.write("existing.png", b"\x89PNG not really");
+    f.write("existing.json", b"{}");
     let ro = f.write("readonly.safetensors", &bytes);
     let mut perms = std::fs::metadata(&ro).unwrap().permissions();
     perms.set_readonly(true);
     std::fs::set_permissions(&ro, perms).unwrap();
     std::fs::create_dir_all(f.0.join("folder")).unwrap();
-    let folder = f.path("folder");
 
-    let cut = f.write("cut.safetensors", &bytes[..bytes.len() / 2]);
+    // Checkpoints that are not (or no longer) what wgtrain writes.
+    f.write("cut.safetensors", &bytes[..bytes.len() / 2]);
     let mut flipped = bytes.clone();
     flipped[20] ^= 0x5a;
-    let flipped = f.write("flipped.safetensors", &flipped);
-    let zero_units = f.write(
+    f.write("flipped.safetensors", &flipped);
+    f.write(
         "zero-units.safetensors",
         &with_config(&bytes, |c| c["layers"][0]["units"] = 0.into()),
     );
-    let no_layers = f.write(
+    f.write(
         "no-layers.safetensors",
         &with_config(&bytes, |c| c["layers"] = serde_json::json!([])),
     );
-    let softmax_logits = f.write(
+    f.write(
         "softmax-logits.safetensors",
         &with_config(&bytes, |c| {
             let last = c["layers"].as_array().unwrap().len() - 1;
@@ -218,15 +182,16 @@ fn cases(f: &Fixtures) -> Vec<Case> {
         }),
     );
 
-    let empty = f.write("empty.csv", b"");
-    let ragged = f.write("ragged.csv", b"a,b,label\n1,2,0\n3,4\n");
-    let text = f.write("text.csv", b"a,b,label\n1,2,0\n3,four,1\n");
-    let nan = f.write("nan.csv", b"a,b,label\n1,2,0\n3,nan,1\n");
-    let inf = f.write("inf.csv", b"a,b,label\n1,2,0\n3,-inf,1\n");
-    let e39 = f.write("e39.csv", b"a,b,label\n1,2,0\n1e39,4,1\n");
-    let dup = f.write("dup.csv", b"a,a,label\n1,2,0\n3,4,1\n");
+    // CSV files, each wrong in one way.
+    f.write("empty.csv", b"");
+    f.write("ragged.csv", b"a,b,label\n1,2,0\n3,4\n");
+    f.write("text.csv", b"a,b,label\n1,2,0\n3,four,1\n");
+    f.write("nan.csv", b"a,b,label\n1,2,0\n3,nan,1\n");
+    f.write("inf.csv", b"a,b,label\n1,2,0\n3,-inf,1\n");
+    f.write("e39.csv", b"a,b,label\n1,2,0\n1e39,4,1\n");
+    f.write("dup.csv", b"a,a,label\n1,2,0\n3,4,1\n");
     // Label 1.5 at line 39 of a 49-row file, after a blank line, which the count keeps.
-    let fractional = f.csv(
+    f.csv(
         "fractional.csv",
         "a,b,label",
         (0..49).map(|i| match i {
@@ -235,25 +200,21 @@ fn cases(f: &Fixtures) -> Vec<Case> {
             _ => format!("{i},{},{}", i * 2, i % 3),
         }),
     );
-    let wide = f.write("wide.csv", b"a,b,c,label\n1,2,3,0\n");
-    let tiny = f.write("tiny.csv", b"a,label\n1,0\n2,1\n3,0\n4,1\n5,0\n6,1\n");
+    f.write("wide.csv", b"a,b,c,label\n1,2,3,0\n");
+    f.write("tiny.csv", b"a,label\n1,0\n2,1\n3,0\n4,1\n5,0\n6,1\n");
     let header: Vec<String> = (0..64).map(|i| format!("p{i}")).collect();
-    let labels12 = f.write(
+    let row = vec!["0"; 64].join(",");
+    f.write(
         "labels12.csv",
-        format!(
-            "{},label\n{},12\n",
-            header.join(","),
-            vec!["0"; 64].join(",")
-        )
-        .as_bytes(),
+        format!("{},label\n{row},12\n", header.join(",")).as_bytes(),
     );
     let d63: String = digits
         .lines()
         .map(|l| l.split_once(',').unwrap().1.to_string() + "\n")
         .collect();
-    let d63 = f.write("d63.csv", d63.as_bytes());
-    let narrow_test = f.write("narrow-test.csv", b"a,b,label\n1,2,0\n");
-    let prices = f.csv(
+    f.write("d63.csv", d63.as_bytes());
+    f.write("narrow-test.csv", b"a,b,label\n1,2,0\n");
+    f.csv(
         "prices.csv",
         "sqft,rooms,price",
         (0..200).map(|i| {
@@ -265,23 +226,23 @@ fn cases(f: &Fixtures) -> Vec<Case> {
             )
         }),
     );
-    let huge_labels = f.csv(
+    f.csv(
         "huge-labels.csv",
         "a,label",
         (0..50).map(|i| format!("{i},{}", if i % 2 == 1 { "1e30" } else { "0" })),
     );
-    let billions = f.csv(
+    f.csv(
         "billions.csv",
         "a,b,label",
         (0..50).map(|i| format!("{i},{},{}", i * 3, 3_000_000_000u64 + i % 3)),
     );
-    let zeros = f.csv("zeros.csv", "a,label", (0..50).map(|i| format!("{i},0")));
-    let long_cell = f.write(
+    f.csv("zeros.csv", "a,label", (0..50).map(|i| format!("{i},0")));
+    f.write(
         "long-cell.csv",
         format!("a,label\n{},1\n", "x".repeat(1_000_000)).as_bytes(),
     );
-    let one_line = f.write("one-line.csv", "y".repeat(3_000_000).as_bytes());
-    let gz_binary = f.write("binary.csv", &[0xff, 0xfe, 0x00, 0x41, 0x0a, 0xc3, 0x28]);
+    f.write("one-line.csv", "y".repeat(3_000_000).as_bytes());
+    f.write("binary.csv", &[0xff, 0xfe, 0x00, 0x41, 0x0a, 0xc3, 0x28]);
     let fifo = f.path("fifo.csv");
     assert!(Command::new("mkfifo")
         .arg(&fifo)
@@ -289,508 +250,192 @@ fn cases(f: &Fixtures) -> Vec<Case> {
         .unwrap()
         .success());
 
-    let good_labels = idx([0, 0, 8, 1], &[2], &[0, 1]);
-    let bad_magic = mnist(
+    // MNIST-style folders, each wrong in one way.
+    let labels = idx([0, 0, 8, 1], &[2], &[0, 1]);
+    mnist(
         f,
         "magic",
         idx([0, 0, 9, 3], &[2, 2, 2], &[0; 8]),
-        good_labels.clone(),
+        labels.clone(),
     );
-    let truncated = mnist(
+    mnist(
         f,
         "truncated",
         idx([0, 0, 8, 3], &[2, 2, 2], &[0; 5]),
-        good_labels.clone(),
+        labels.clone(),
     );
-    let disagree = mnist(
+    mnist(
         f,
         "disagree",
         idx([0, 0, 8, 3], &[3, 2, 2], &[0; 12]),
-        good_labels.clone(),
+        labels.clone(),
     );
     // A few hundred bytes of gzip that claim 1.5 GB (60,000 images of 160×160): refused
     // without taking the memory.
     let claims = gzip(&idx([0, 0, 8, 3], &[60_000, 160, 160], &[0; 1000]));
-    let bomb = mnist(f, "bomb", claims, good_labels.clone());
-    let huge_dims = mnist(
-        f,
-        "huge-dims",
-        gzip(&idx([0, 0, 8, 3], &[60_000_000, 28, 28], &[])),
-        good_labels,
-    );
-    let not_mnist = f.write("not-mnist/readme.txt", b"nothing here");
-    let not_mnist = Path::new(&not_mnist)
-        .parent()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_string();
-    let mnist_dir = "../shared/data/mnist";
-    let mnist_dir = std::fs::canonicalize(mnist_dir)
-        .map(|p| p.to_str().unwrap().to_string())
-        .unwrap_or(bad_magic.clone());
+    mnist(f, "bomb", claims, labels.clone());
+    let huge = gzip(&idx([0, 0, 8, 3], &[60_000_000, 28, 28], &[]));
+    mnist(f, "huge-dims", huge, labels);
+    f.write("not-mnist/readme.txt", b"nothing here");
+}
 
-    // `train` on the reference, quietly, 1 epoch of a small model unless the case says.
-    fn t<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-        let mut a = vec!["train", "--backend", "cpu"];
-        a.extend_from_slice(extra);
+/// Every case: the arguments (`@name` is that fixture's path; `train` gets `--epochs 1
+/// --layers 8 --verbose 0` unless it names them, and every command `--backend cpu` unless it
+/// names one) and what the message must contain: the flag or the file, and the problem.
+#[rustfmt::skip]
+const CASES: &[(&[&str], &[&str])] = &[
+    // Data that cannot be read.
+    (&["train", "--data", "/no/such/file.csv"], &["/no/such/file.csv", "No such file"]),
+    (&["train", "--data", "@empty.csv"], &["empty.csv", "empty"]),
+    (&["train", "--data", "@ragged.csv"], &["ragged.csv", "line 3 has 2 cells"]),
+    (&["train", "--data", "@text.csv"], &["text.csv", "line 3, column 2 (`b`): `four` is not a number"]),
+    (&["train", "--data", "@nan.csv"], &["nan.csv", "line 3", "not a finite number"]),
+    (&["train", "--data", "@inf.csv"], &["inf.csv", "line 3", "not a finite number"]),
+    (&["train", "--data", "@e39.csv"], &["e39.csv", "line 3", "beyond the range of 32-bit floats"]),
+    (&["train", "--data", "@dup.csv"], &["dup.csv", "line 1", "both named `a`"]),
+    (&["train", "--data", "@binary.csv"], &["binary.csv", "not UTF-8"]),
+    (&["train", "--data", "/dev/zero"], &["/dev/zero", "character device"]),
+    (&["train", "--data", "@fifo.csv"], &["fifo.csv", "named pipe"]),
+    (&["train", "--data", "@long-cell.csv"], &["long-cell.csv", "(1000000 characters)"]),
+    (&["train", "--data", "@one-line.csv"], &["one-line.csv", "(3000000 characters)"]),
+    (&["train", "--data", "@magic"], &["magic", "IDX type 0x09"]),
+    (&["train", "--data", "@truncated"], &["truncated", "truncated"]),
+    (&["train", "--data", "@disagree"], &["disagree", "3 images but 2 labels"]),
+    (&["train", "--data", "@bomb"], &["bomb", "truncated"]),
+    (&["train", "--data", "@huge-dims"], &["huge-dims", "too large"]),
+    (&["train", "--data", "@not-mnist"], &["not-mnist", "train-images-idx3-ubyte"]),
+    (&["train", "--data", "@d.csv", "--label-column", "nope"], &["d.csv", "no column named `nope`"]),
+    (&["train", "--data", "@d.csv", "--label-column", "99"], &["d.csv", "index 99 is out of range"]),
+    (&["train", "--data", "@magic", "--label-column", "x"], &["--label-column x", "MNIST folder"]),
+    // Labels, and what --loss auto makes of them (each bad row by its file and line).
+    (&["train", "--data", "@fractional.csv", "--loss", "sparse_categorical_crossentropy"], &["fractional.csv", "line 39: label 1.5"]),
+    (&["train", "--data", "@prices.csv"], &["prices.csv", "--loss mse", "250000"]),
+    (&["train", "--data", "@huge-labels.csv"], &["huge-labels.csv", "--loss mse"]),
+    (&["train", "--data", "@zeros.csv"], &["zeros.csv", "every label is 0", "--label-column"]),
+    (&["train", "--data", "@billions.csv", "--loss", "sparse_categorical_crossentropy"], &["billions.csv", "line 2", "too large for a class index"]),
+    (&["train", "--data", "@d.csv", "--test-data", "@narrow-test.csv"], &["narrow-test.csv", "--data", "64"]),
+    // Flags, each refused before anything is read.
+    (&["train", "--batch-size", "0"], &["--batch-size 0"]),
+    (&["train", "--epochs", "0"], &["--epochs 0"]),
+    (&["train", "--activation", "swish2"], &["--activation swish2", "valid: linear, relu"]),
+    (&["train", "--activation", "softmax"], &["--activation softmax", "output layer"]),
+    (&["train", "--loss", "kl"], &["--loss kl", "valid: mse"]),
+    (&["train", "--optimizer", "rmsprop"], &["--optimizer rmsprop", "valid: adam"]),
+    (&["train", "--metrics", "f1"], &["--metrics f1", "unknown metric"]),
+    (&["train", "--metrics", "accuracy,acc"], &["--metrics", "accuracy is asked for twice"]),
+    (&["train", "--metrics", "mse"], &["--metrics", "mean_squared_error"]),
+    (&["train", "--lr", "-1"], &["--lr -1", "above 0"]),
+    (&["train", "--lr=-1"], &["--lr -1", "above 0"]),
+    (&["train", "--lr", "0"], &["--lr 0", "above 0"]),
+    (&["train", "--lr", "1e39"], &["--lr", "1e39", "beyond the range of 32-bit floats"]),
+    (&["train", "--lr", "nan"], &["--lr", "NaN"]),
+    (&["train", "--verbose", "9"], &["--verbose", "9"]),
+    (&["train", "--validation-split", "1"], &["--validation-split 1", "[0, 1)"]),
+    (&["train", "--test-split", "1.5"], &["--test-split 1.5", "[0, 1)"]),
+    (&["train", "--test-split", "0"], &["--test-split 0", "--test-data"]),
+    (&["train", "--data", "@tiny.csv", "--validation-split", "0.99"], &["--validation-split 0.99", "to train on"]),
+    (&["train", "--layers", "0"], &["--layers 0", "width 0"]),
+    (&["train", "--monitor", "val_accuracy"], &["--monitor val_accuracy", "--save-mode best"]),
+    (&["train", "--save-mode", "best"], &["--save-mode", "--save"]),
+    (&["train", "--save-mode", "best", "--save", "@existing.safetensors", "--monitor", "nope"], &["--monitor nope", "val_loss"]),
+    (&["bench", "--repeats", "0"], &["--repeats", "0"]),
+    (&["bench", "--workload", "MM-XL"], &["unknown workload `MM-XL`", "MLP-A"]),
+    // Sizes nothing could hold, refused before anything is allocated.
+    (&["train", "--layers", "100000000"], &["--layers 100000000", "more than"]),
+    // Outputs, checked before any work: the existing ones are left as they were.
+    (&["train", "--save", "@existing.safetensors", "--plot", "@p.jpg"], &["--plot", "p.jpg", ".png or .svg"]),
+    (&["train", "--save", "@existing.safetensors", "--history", "@folder"], &["--history", "folder", "is a folder"]),
+    (&["train", "--save", "@existing.safetensors", "--history", "@h.txt"], &["--history", "h.txt", ".csv or .json"]),
+    (&["train", "--save", "@existing.safetensors", "--plot", "@missing/p.png"], &["--plot", "missing/p.png", "does not exist"]),
+    (&["train", "--save", "/proc/model.safetensors"], &["--save /proc/model.safetensors", "cannot create files"]),
+    (&["train", "--save", "@readonly.safetensors"], &["--save", "readonly.safetensors", "read-only"]),
+    (&["train", "--data", "@d.csv", "--save", "@d.csv"], &["--save", "same file as --data"]),
+    (&["train", "--save", "@existing.csv", "--history", "@existing.csv"], &["--history", "same file as --save"]),
+    (&["train", "--history", "@existing.json", "--plot", "@existing.png", "--data", "@d.csv", "--test-data", "@existing.csv"], &["existing.csv"]),
+    (&["predict", "--model", "@model.safetensors", "--data", "@d.csv", "--out", "@d.csv"], &["--out", "same file as --data"]),
+    (&["predict", "--model", "@model.safetensors", "--data", "@d.csv", "--out", "@model.safetensors"], &["--out", "same file as --model"]),
+    (&["predict", "--model", "@model.safetensors", "--data", "@d.csv", "--out", "-", "--json"], &["--out -", "--json"]),
+    (&["predict", "--model", "@model.safetensors", "--data", "@d.csv", "--out", "@folder"], &["--out", "is a folder"]),
+    // Resuming a run with other flags or data, each named with both values.
+    (&["train", "--resume", "@model.safetensors", "--epochs", "3", "--seed", "7"], &["--seed was 42 and is now 7"]),
+    (&["train", "--resume", "@model.safetensors", "--epochs", "3", "--test-split", "0.3"], &["--test-split was 0.2 and is now 0.3"]),
+    (&["train", "--resume", "@model.safetensors", "--epochs", "3", "--validation-split", "0.2"], &["--validation-split was 0.1 and is now 0.2"]),
+    (&["train", "--resume", "@model.safetensors", "--epochs", "3", "--batch-size", "64"], &["--batch-size was 32 and is now 64"]),
+    (&["train", "--resume", "@model.safetensors", "--epochs", "3", "--data", "@d63.csv"], &["--resume", "--data was"]),
+    (&["train", "--resume", "@model.safetensors", "--epochs", "3", "--layers", "16"], &["--resume", "architecture mismatch"]),
+    (&["train", "--resume", "@model.safetensors", "--epochs", "3", "--activation", "tanh"], &["--resume", "layer 0", "relu", "tanh"]),
+    (&["train", "--resume", "@model-csv.safetensors", "--epochs", "3", "--data", "@d.csv", "--standardize"], &["--resume", "without standardization", "drop --standardize"]),
+    (&["train", "--resume", "@model.safetensors", "--epochs", "1"], &["--epochs 1", "trained 1 epochs already"]),
+    (&["train", "--resume", "@d.csv", "--epochs", "3"], &["d.csv", "not a readable safetensors"]),
+    // Models that are not models, and data that does not fit the model.
+    (&["evaluate", "--model", "@model.safetensors", "--data", "@wide.csv"], &["wide.csv", "3 feature columns", "--model"]),
+    (&["evaluate", "--model", "@model.safetensors", "--data", "@labels12.csv"], &["labels12.csv", "line 2: label 12"]),
+    (&["evaluate", "--model", "@cut.safetensors", "--data", "@d.csv"], &["cut.safetensors", "truncated or corrupted"]),
+    (&["evaluate", "--model", "@flipped.safetensors", "--data", "@d.csv"], &["flipped.safetensors"]),
+    (&["evaluate", "--model", "@zero-units.safetensors", "--data", "@d.csv"], &["zero-units.safetensors", "0 units"]),
+    (&["evaluate", "--model", "@no-layers.safetensors", "--data", "@d.csv"], &["no-layers.safetensors", "no layers"]),
+    (&["evaluate", "--model", "@softmax-logits.safetensors", "--data", "@d.csv"], &["softmax-logits.safetensors", "cannot train its last layer"]),
+    (&["evaluate", "--model", "@model.safetensors", "--data", "@d.csv", "--batch-size", "0"], &["--batch-size 0"]),
+    (&["evaluate", "--model", "@d.csv", "--data", "@d.csv"], &["d.csv", "not a readable safetensors"]),
+    (&["predict", "--model", "@model.safetensors", "--data", "@wide.csv", "--out", "@existing.csv"], &["wide.csv", "4 feature columns", "--model"]),
+    (&["predict", "--model", "@cut.safetensors", "--data", "@d.csv", "--out", "@existing.csv"], &["cut.safetensors", "truncated"]),
+    (&["predict", "--model", "@model.safetensors", "--data", "@d.csv", "--label-column", "nope", "--out", "@existing.csv"], &["--label-column nope"]),
+];
+
+/// A case's arguments, ready to run in `f`: see [`CASES`].
+fn expand(f: &Fixtures, args: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = args
+        .iter()
+        .map(|a| match a.strip_prefix('@') {
+            Some(name) => f.path(name),
+            None => a.to_string(),
+        })
+        .collect();
+    let named = |flag: &str| args.iter().any(|a| a.starts_with(flag));
+    if args[0] == "train" {
         for (flag, default) in [("--epochs", "1"), ("--layers", "8"), ("--verbose", "0")] {
-            if !extra.iter().any(|e| e.starts_with(flag)) {
-                a.extend([flag, default]);
+            if !named(flag) {
+                out.extend([flag.to_string(), default.to_string()]);
             }
         }
-        a
     }
-    let mut cases = vec![
-        // Data that cannot be read.
-        case(
-            &t(&["--data", "/no/such/file.csv"]),
-            &["/no/such/file.csv", "No such file"],
-        ),
-        case(&t(&["--data", &empty]), &["empty.csv", "empty"]),
-        case(
-            &t(&["--data", &ragged]),
-            &["ragged.csv", "line 3 has 2 cells"],
-        ),
-        case(
-            &t(&["--data", &text]),
-            &["text.csv", "line 3, column 2 (`b`): `four` is not a number"],
-        ),
-        case(
-            &t(&["--data", &nan]),
-            &["nan.csv", "line 3", "not a finite number"],
-        ),
-        case(
-            &t(&["--data", &inf]),
-            &["inf.csv", "line 3", "not a finite number"],
-        ),
-        case(
-            &t(&["--data", &e39]),
-            &["e39.csv", "line 3", "beyond the range of 32-bit floats"],
-        ),
-        case(
-            &t(&["--data", &dup]),
-            &["dup.csv", "line 1", "both named `a`"],
-        ),
-        case(&t(&["--data", &gz_binary]), &["binary.csv", "not UTF-8"]),
-        case(
-            &t(&["--data", "/dev/zero"]),
-            &["/dev/zero", "character device"],
-        ),
-        case(&t(&["--data", &fifo]), &["fifo.csv", "named pipe"]),
-        case(
-            &t(&["--data", &long_cell]),
-            &["long-cell.csv", "(1000000 characters)"],
-        ),
-        case(
-            &t(&["--data", &one_line]),
-            &["one-line.csv", "(3000000 characters)"],
-        ),
-        case(&t(&["--data", &bad_magic]), &["magic", "IDX type 0x09"]),
-        case(&t(&["--data", &truncated]), &["truncated", "truncated"]),
-        case(
-            &t(&["--data", &disagree]),
-            &["disagree", "3 images but 2 labels"],
-        ),
-        case(&t(&["--data", &bomb]), &["bomb", "truncated"]),
-        case(&t(&["--data", &huge_dims]), &["huge-dims", "too large"]),
-        case(
-            &t(&["--data", &not_mnist]),
-            &["not-mnist", "train-images-idx3-ubyte"],
-        ),
-        case(
-            &t(&["--data", &d, "--label-column", "nope"]),
-            &["d.csv", "no column named `nope`"],
-        ),
-        case(
-            &t(&["--data", &d, "--label-column", "99"]),
-            &["d.csv", "index 99 is out of range"],
-        ),
-        case(
-            &t(&["--data", &mnist_dir, "--label-column", "x"]),
-            &["--label-column x", "MNIST folder"],
-        ),
-        // Labels, and what --loss auto makes of them (each bad row by its file and line).
-        case(
-            &t(&[
-                "--data",
-                &fractional,
-                "--loss",
-                "sparse_categorical_crossentropy",
-            ]),
-            &["fractional.csv", "line 39: label 1.5"],
-        ),
-        case(
-            &t(&["--data", &prices]),
-            &["prices.csv", "--loss mse", "250000"],
-        ),
-        case(
-            &t(&["--data", &huge_labels]),
-            &["huge-labels.csv", "--loss mse"],
-        ),
-        case(
-            &t(&["--data", &zeros]),
-            &["zeros.csv", "every label is 0", "--label-column"],
-        ),
-        case(
-            &t(&[
-                "--data",
-                &billions,
-                "--loss",
-                "sparse_categorical_crossentropy",
-            ]),
-            &["billions.csv", "line 2", "too large for a class index"],
-        ),
-        case(
-            &t(&["--data", &d, "--test-data", &narrow_test]),
-            &["narrow-test.csv", "--data", "64"],
-        ),
-        // Flags, each refused before anything is read.
-        case(&t(&["--batch-size", "0"]), &["--batch-size 0"]),
-        case(&["train", "--epochs", "0"], &["--epochs 0"]),
-        case(
-            &t(&["--activation", "swish2"]),
-            &["--activation swish2", "valid: linear, relu"],
-        ),
-        case(
-            &t(&["--activation", "softmax"]),
-            &["--activation softmax", "output layer"],
-        ),
-        case(&t(&["--loss", "kl"]), &["--loss kl", "valid: mse"]),
-        case(
-            &t(&["--optimizer", "rmsprop"]),
-            &["--optimizer rmsprop", "valid: adam"],
-        ),
-        case(
-            &t(&["--metrics", "f1"]),
-            &["--metrics f1", "unknown metric"],
-        ),
-        case(
-            &t(&["--metrics", "accuracy,acc"]),
-            &["--metrics", "accuracy is asked for twice"],
-        ),
-        case(
-            &t(&["--metrics", "mse"]),
-            &["--metrics", "mean_squared_error"],
-        ),
-        case(&t(&["--lr", "-1"]), &["--lr -1", "above 0"]),
-        case(&t(&["--lr=-1"]), &["--lr -1", "above 0"]),
-        case(&t(&["--lr", "0"]), &["--lr 0", "above 0"]),
-        case(
-            &t(&["--lr", "1e39"]),
-            &["--lr", "1e39", "beyond the range of 32-bit floats"],
-        ),
-        case(&t(&["--lr", "nan"]), &["--lr", "NaN"]),
-        case(&t(&["--verbose", "9"]), &["--verbose", "9"]),
-        case(
-            &t(&["--validation-split", "1"]),
-            &["--validation-split 1", "[0, 1)"],
-        ),
-        case(
-            &t(&["--test-split", "1.5"]),
-            &["--test-split 1.5", "[0, 1)"],
-        ),
-        case(
-            &t(&["--test-split", "0"]),
-            &["--test-split 0", "--test-data"],
-        ),
-        case(
-            &t(&["--data", &tiny, "--validation-split", "0.99"]),
-            &["--validation-split 0.99", "to train on"],
-        ),
-        case(&t(&["--layers", "0"]), &["--layers 0", "width 0"]),
-        case(
-            &t(&["--monitor", "val_accuracy"]),
-            &["--monitor val_accuracy", "--save-mode best"],
-        ),
-        case(&t(&["--save-mode", "best"]), &["--save-mode", "--save"]),
-        case(
-            &t(&[
-                "--save-mode",
-                "best",
-                "--save",
-                &existing,
-                "--monitor",
-                "nope",
-            ]),
-            &["--monitor nope", "val_loss"],
-        ),
-        case(&["bench", "--repeats", "0"], &["--repeats", "0"]),
-        case(
-            &["bench", "--workload", "MM-XL"],
-            &["unknown workload `MM-XL`", "MLP-A"],
-        ),
-        // Sizes nothing could hold, refused before anything is allocated.
-        case(
-            &t(&["--layers", "100000000"]),
-            &["--layers 100000000", "more than"],
-        ),
-        // Outputs, checked before any work: the existing ones are left as they were.
-        case(
-            &t(&["--save", &existing, "--plot", &f.path("p.jpg")]),
-            &["--plot", "p.jpg", ".png or .svg"],
-        ),
-        case(
-            &t(&["--save", &existing, "--history", &folder]),
-            &["--history", "folder", "is a folder"],
-        ),
-        case(
-            &t(&["--save", &existing, "--history", &f.path("h.txt")]),
-            &["--history", "h.txt", ".csv or .json"],
-        ),
-        case(
-            &t(&["--save", &existing, "--plot", &f.path("missing/p.png")]),
-            &["--plot", "missing/p.png", "does not exist"],
-        ),
-        case(
-            &t(&["--save", "/proc/model.safetensors"]),
-            &["--save /proc/model.safetensors", "cannot create files"],
-        ),
-        case(
-            &t(&["--save", &ro]),
-            &["--save", "readonly.safetensors", "read-only"],
-        ),
-        case(
-            &t(&["--data", &d, "--save", &d]),
-            &["--save", "same file as --data"],
-        ),
-        case(
-            &t(&["--save", &existing_csv, "--history", &existing_csv]),
-            &["--history", "same file as --save"],
-        ),
-        case(
-            &t(&[
-                "--history",
-                &existing_json,
-                "--plot",
-                &existing_png,
-                "--data",
-                &d,
-                "--test-data",
-                &existing_csv,
-            ]),
-            &["existing.csv"],
-        ),
-        case(
-            &[
-                "predict",
-                "--model",
-                &model,
-                "--data",
-                &d,
-                "--out",
-                &d,
-                "--backend",
-                "cpu",
-            ],
-            &["--out", "same file as --data"],
-        ),
-        case(
-            &[
-                "predict",
-                "--model",
-                &model,
-                "--data",
-                &d,
-                "--out",
-                &model,
-                "--backend",
-                "cpu",
-            ],
-            &["--out", "same file as --model"],
-        ),
-        case(
-            &[
-                "predict",
-                "--model",
-                &model,
-                "--data",
-                &d,
-                "--out",
-                "-",
-                "--json",
-                "--backend",
-                "cpu",
-            ],
-            &["--out -", "--json"],
-        ),
-        case(
-            &[
-                "predict",
-                "--model",
-                &model,
-                "--data",
-                &d,
-                "--out",
-                &folder,
-                "--backend",
-                "cpu",
-            ],
-            &["--out", "is a folder"],
-        ),
-        // Resuming a run with other flags or data, each named with both values.
-        case(
-            &t(&["--resume", &model, "--epochs", "3", "--seed", "7"]),
-            &["--seed was 42 and is now 7"],
-        ),
-        case(
-            &t(&["--resume", &model, "--epochs", "3", "--test-split", "0.3"]),
-            &["--test-split was 0.2 and is now 0.3"],
-        ),
-        case(
-            &t(&[
-                "--resume",
-                &model,
-                "--epochs",
-                "3",
-                "--validation-split",
-                "0.2",
-            ]),
-            &["--validation-split was 0.1 and is now 0.2"],
-        ),
-        case(
-            &t(&["--resume", &model, "--epochs", "3", "--batch-size", "64"]),
-            &["--batch-size was 32 and is now 64"],
-        ),
-        case(
-            &t(&["--resume", &model, "--epochs", "3", "--data", &d63]),
-            &["--resume", "--data was"],
-        ),
-        case(
-            &t(&["--resume", &model, "--epochs", "3", "--layers", "16"]),
-            &["--resume", "architecture mismatch"],
-        ),
-        case(
-            &t(&["--resume", &d, "--epochs", "3"]),
-            &["d.csv", "not a readable safetensors"],
-        ),
-        case(
-            &t(&["--resume", &model, "--epochs", "1"]),
-            &["--epochs 1", "trained 1 epochs already"],
-        ),
-        case(
-            &t(&["--resume", &model, "--epochs", "3", "--activation", "tanh"]),
-            &["--resume", "layer 0", "relu", "tanh"],
-        ),
-        case(
-            &t(&[
-                "--resume",
-                &model_csv,
-                "--epochs",
-                "3",
-                "--data",
-                &d,
-                "--standardize",
-            ]),
-            &["--resume", "without standardization", "drop --standardize"],
-        ),
-        // Models that are not models, and data that does not fit the model.
-        case(
-            &["evaluate", "--model", &model, "--data", &wide],
-            &["wide.csv", "3 feature columns", "--model"],
-        ),
-        case(
-            &["evaluate", "--model", &model, "--data", &labels12],
-            &["labels12.csv", "line 2: label 12"],
-        ),
-        case(
-            &["evaluate", "--model", &cut, "--data", &d],
-            &["cut.safetensors", "truncated or corrupted"],
-        ),
-        case(
-            &["evaluate", "--model", &flipped, "--data", &d],
-            &["flipped.safetensors"],
-        ),
-        case(
-            &["evaluate", "--model", &zero_units, "--data", &d],
-            &["zero-units.safetensors", "0 units"],
-        ),
-        case(
-            &["evaluate", "--model", &no_layers, "--data", &d],
-            &["no-layers.safetensors", "no layers"],
-        ),
-        case(
-            &["evaluate", "--model", &softmax_logits, "--data", &d],
-            &["softmax-logits.safetensors", "cannot train its last layer"],
-        ),
-        case(
-            &[
-                "evaluate",
-                "--model",
-                &model,
-                "--data",
-                &d,
-                "--batch-size",
-                "0",
-            ],
-            &["--batch-size 0"],
-        ),
-        case(
-            &["evaluate", "--model", &d, "--data", &d],
-            &["d.csv", "not a readable safetensors"],
-        ),
-        case(
-            &[
-                "predict",
-                "--model",
-                &model,
-                "--data",
-                &wide,
-                "--out",
-                &existing_csv,
-            ],
-            &["wide.csv", "4 feature columns", "--model"],
-        ),
-        case(
-            &[
-                "predict",
-                "--model",
-                &cut,
-                "--data",
-                &d,
-                "--out",
-                &existing_csv,
-            ],
-            &["cut.safetensors", "truncated"],
-        ),
-        case(
-            &[
-                "predict",
-                "--model",
-                &model,
-                "--data",
-                &d,
-                "--label-column",
-                "nope",
-                "--out",
-                &existing_csv,
-            ],
-            &["--label-column nope"],
-        ),
-    ];
-    for c in &mut cases {
-        if c.args[0] != "bench" && !c.args.iter().any(|a| a == "--backend") {
-            c.args.extend(["--backend".to_string(), "cpu".to_string()]);
-        }
+    if !named("--backend") {
+        out.extend(["--backend".to_string(), "cpu".to_string()]);
     }
-    // A model too large for the adapter's buffers, on the GPU when there is one.
+    out
+}
+
+/// Every case, and on the GPU (when there is one) a model too large for its buffers.
+fn cases(f: &Fixtures) -> Vec<Case> {
+    let mut cases: Vec<Case> = CASES
+        .iter()
+        .map(|(args, wants)| Case {
+            args: expand(f, args),
+            wants: wants.iter().map(|s| s.to_string()).collect(),
+        })
+        .collect();
     if common::gpu().is_some() {
-        cases.push(case(
-            &[
-                "train",
-                "--backend",
-                "gpu",
-                "--layers",
-                "50000000",
-                "--verbose",
-                "0",
-                "--save",
-                &existing,
-            ],
-            &["--layers 50000000", "dense_0.weight"],
-        ));
+        let args = [
+            "train",
+            "--backend",
+            "gpu",
+            "--layers",
+            "50000000",
+            "--save",
+            "@existing.safetensors",
+        ];
+        cases.push(Case {
+            args: expand(f, &args),
+            wants: vec!["--layers 50000000".into(), "dense_0.weight".into()],
+        });
     }
     cases
+}
+
+/// One bad input: the arguments, and what the message must contain.
+struct Case {
+    args: Vec<String>,
+    wants: Vec<String>,
 }
 
 /// Every case: a non-zero exit that is neither a panic nor a signal, a short message that
@@ -800,6 +445,7 @@ fn every_bad_input_is_a_clear_error_and_changes_no_file() {
     let dir = std::env::temp_dir().join(format!("wgtrain-bad-input-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let f = Fixtures(dir);
+    make_fixtures(&f);
     let cases = cases(&f);
     let mut failures = Vec::new();
     for c in &cases {
