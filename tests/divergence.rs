@@ -181,3 +181,35 @@ fn without_terminate_on_nan_nothing_is_undone() {
     assert_eq!(history.epochs, vec![1, 2]);
     assert!(!finite(&model.weights().unwrap()));
 }
+
+/// A run without the guard between guarded ones updates the weights in use in place: a later
+/// guarded run whose very first loss is not finite keeps those (the ones it started from),
+/// not the older weights left in the spare set.
+fn check_weights_left_by_an_unguarded_run_are_the_ones_kept<B: Backend>(backend: impl Fn() -> B) {
+    use wgtrain::train::ModelControl;
+    let (x, y) = line(None);
+    let mut model = regressor(backend(), Optimizer::Sgd { lr: 0.01 });
+    let config = || FitConfig::epochs(1).batch_size(8).verbose(0);
+    model.fit(&x, &y, config()).unwrap();
+    model.set_learning_rate(1e30);
+    let unguarded = FitConfig {
+        terminate_on_nan: false,
+        ..config()
+    };
+    model.fit(&x, &y, unguarded).unwrap();
+    let (left, steps) = (model.weights().unwrap(), model.steps());
+    assert!(!finite(&left), "the unguarded run was meant to blow up");
+    let history = model.fit(&x, &y, config()).unwrap();
+    let d = history.diverged.expect("its first loss is not finite");
+    assert_eq!(d.step, steps, "{d:?}");
+    let bits = |w: &[LayerWeights]| -> Vec<u32> {
+        w.iter()
+            .flat_map(|l| l.weight.iter().chain(&l.bias).map(|v| v.to_bits()))
+            .collect()
+    };
+    assert_eq!(bits(&model.weights().unwrap()), bits(&left));
+}
+model_test!(
+    weights_left_by_an_unguarded_run_are_the_ones_kept,
+    check_weights_left_by_an_unguarded_run_are_the_ones_kept
+);

@@ -144,8 +144,11 @@ impl<B: Backend> Model<B> {
             net.backward(b, &batch.x, acts, onto_z)?;
             *step += 1;
             let slots = GuardSlots::after(LOSS_SLOT, plan.slots());
-            let guard = guard.then_some((&mut *acc, slots));
-            net.update(b, *optimizer, *step, guard)?;
+            net.update(b, *optimizer, *step, guard.then_some((&mut *acc, slots)))?;
+            if !guard {
+                // An update in place: the weights in use are the ones to go back to.
+                self.mark_good();
+            }
         }
         Ok(())
     }
