@@ -6,6 +6,8 @@
 //! earlier run (`existing.*`) that cases point their outputs at; the whole folder is compared
 //! byte for byte before and after each case.
 
+#![cfg(unix)]
+
 mod common;
 
 use std::collections::BTreeMap;
@@ -356,6 +358,8 @@ const CASES: &[(&[&str], &[&str])] = &[
     (&["predict", "--model", "@model.safetensors", "--data", "@d.csv", "--out", "@model.safetensors"], &["--out", "same file as --model"]),
     (&["predict", "--model", "@model.safetensors", "--data", "@d.csv", "--out", "-", "--json"], &["--out -", "--json"]),
     (&["predict", "--model", "@model.safetensors", "--data", "@d.csv", "--out", "@folder"], &["--out", "is a folder"]),
+    // A special file that fails when written (a full disk): the error names it.
+    (&["predict", "--model", "@model.safetensors", "--data", "@d.csv", "--out", "/dev/full"], &["/dev/full", "No space left"]),
     // Resuming a run with other flags or data, each named with both values.
     (&["train", "--resume", "@model.safetensors", "--epochs", "3", "--seed", "7"], &["--seed was 42 and is now 7"]),
     (&["train", "--resume", "@model.safetensors", "--epochs", "3", "--test-split", "0.3"], &["--test-split was 0.2 and is now 0.3"]),

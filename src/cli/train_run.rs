@@ -98,6 +98,18 @@ impl Job for Train<'_> {
         }
         let test = model.evaluate(&self.x_test, &self.y_test, 256)?;
 
+        // The curves first: a failure to write them leaves the model file as it was.
+        if let Some(path) = &args.history {
+            let text = match path.extension().and_then(|e| e.to_str()) {
+                Some(e) if e.eq_ignore_ascii_case("json") => history.to_json(),
+                _ => history.to_csv(),
+            };
+            write_atomic(path, text.as_bytes())?;
+        }
+        if let Some(path) = &args.plot {
+            wgtrain::train::plot::plot_history(&history, path)?;
+        }
+
         // The model file: never replaced by weights that diverged or that test to NaN.
         let mut kept = None;
         let diverged = history.diverged.is_some() || !test.loss.is_finite();
@@ -131,17 +143,6 @@ impl Job for Train<'_> {
         } else if let (Some(path), SaveMode::End) = (&args.save, args.save_mode) {
             model.save(path)?;
         }
-        if let Some(path) = &args.history {
-            let text = match path.extension().and_then(|e| e.to_str()) {
-                Some(e) if e.eq_ignore_ascii_case("json") => history.to_json(),
-                _ => history.to_csv(),
-            };
-            write_atomic(path, text.as_bytes())?;
-        }
-        if let Some(path) = &args.plot {
-            wgtrain::train::plot::plot_history(&history, path)?;
-        }
-
         let epochs = history.epochs.len();
         let trained = (self.x_train.rows() as f64 * (1.0 - args.validation_split as f64)).round()
             * epochs as f64;
