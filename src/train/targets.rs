@@ -8,6 +8,15 @@ use crate::data::{Matrix, Origin};
 use crate::error::{Error, Result};
 use crate::nn::{LossFn, Task};
 
+/// A value as a message shows it: `1e30` rather than 31 digits.
+fn shown(v: f32) -> String {
+    if v.is_finite() && v.abs() >= 1e7 {
+        format!("{v:e}")
+    } else {
+        v.to_string()
+    }
+}
+
 /// The most classes labels may have for their kind to be [`LabelKind::Classes`]: more than
 /// this many distinct integer values are taken for a quantity.
 pub const AUTO_MAX_CLASSES: usize = 1000;
@@ -91,8 +100,8 @@ pub fn label_kind(y: &Matrix, origin: &Origin) -> LabelKind {
     if let Some(r) = values.iter().position(|v| v.abs() > MAX_CLASSES as f32) {
         return LabelKind::Ambiguous {
             why: format!(
-                "the labels include integers as large as {:e} ({}), past 16777216, where 32-bit floats no longer hold every integer",
-                values[r],
+                "the labels include integers as large as {} ({}), past 16777216, where 32-bit floats no longer hold every integer",
+                shown(values[r]),
                 origin.row(r)
             ),
         };
@@ -155,14 +164,18 @@ pub fn class_count(y: &Matrix, origin: &Origin) -> Result<usize> {
         if !(v >= 0.0 && v.fract() == 0.0) {
             return Err(origin.error(
                 r,
-                format!("label {v} is not a class index; classification needs integer labels 0, 1, 2, ..."),
+                format!(
+                    "label {} is not a class index; classification needs integer labels 0, 1, 2, ...",
+                    shown(v)
+                ),
             ));
         }
         if v >= MAX_CLASSES as f32 {
             return Err(origin.error(
                 r,
                 format!(
-                    "label {v} is too large for a class index: a classifier has at most {MAX_CLASSES} classes"
+                    "label {} is too large for a class index: a classifier has at most {MAX_CLASSES} classes",
+                    shown(v)
                 ),
             ));
         }
@@ -235,7 +248,7 @@ pub fn check_targets(y: &Matrix, task: Task, outputs: usize, origin: &Origin) ->
                     r,
                     format!(
                         "label {}, but labels must be integers in 0..{} for a model with {outputs} output units",
-                        y.row(r)[0],
+                        shown(y.row(r)[0]),
                         outputs - 1
                     ),
                 ));
@@ -248,7 +261,7 @@ pub fn check_targets(y: &Matrix, task: Task, outputs: usize, origin: &Origin) ->
                     format!(
                         "target column {} is {}; binary cross-entropy targets must be in [0, 1]",
                         i % y.cols(),
-                        y.data()[i]
+                        shown(y.data()[i])
                     ),
                 ));
             }
