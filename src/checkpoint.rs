@@ -315,10 +315,7 @@ impl Checkpoint {
 
     /// Reads a checkpoint file.
     pub fn load(path: &Path) -> Result<Checkpoint> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let bytes = crate::fs::read_input(path)?;
         Checkpoint::from_bytes(&bytes, &path.display().to_string())
     }
 

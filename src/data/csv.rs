@@ -49,56 +49,10 @@ pub struct CsvData {
 /// The header names a message lists before it says how many more there are.
 const LIST_MAX: usize = 12;
 
-/// Opens `path` for reading, refusing what is not a regular file: a FIFO would block until a
-/// writer comes (forever, if none does), `/dev/zero` never ends, and a folder is not data.
-pub fn open_regular(path: &Path) -> Result<std::fs::File> {
-    let io = |source| Error::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    let meta = std::fs::metadata(path).map_err(io)?;
-    if !meta.is_file() {
-        let what = if meta.is_dir() {
-            "a folder".to_string()
-        } else {
-            special_kind(&meta)
-        };
-        return Err(Error::Data {
-            source_name: path.display().to_string(),
-            detail: format!(
-                "is {what}, not a regular file; wgtrain reads data from files (save a stream to a file first)"
-            ),
-        });
-    }
-    std::fs::File::open(path).map_err(io)
-}
-
-fn special_kind(meta: &std::fs::Metadata) -> String {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        let t = meta.file_type();
-        if t.is_fifo() {
-            return "a named pipe (FIFO)".into();
-        }
-        if t.is_char_device() {
-            return "a character device".into();
-        }
-        if t.is_block_device() {
-            return "a block device".into();
-        }
-        if t.is_socket() {
-            return "a socket".into();
-        }
-    }
-    let _ = meta;
-    "a special file".into()
-}
-
 /// Reads a CSV file, plain or gzip-compressed. Refuses a file larger than the memory left.
 pub fn load(path: &Path, label: &LabelColumn) -> Result<CsvData> {
     let name = path.display().to_string();
-    let file = open_regular(path)?;
+    let file = crate::fs::open_input(path)?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     if let Some(free) = available_memory() {
         if size > free {

@@ -28,7 +28,7 @@ pub fn parse(bytes: &[u8], source: &str) -> Result<Idx> {
 
 /// Reads an IDX file, raw or gzip (by its magic bytes).
 pub fn load(path: &Path) -> Result<Idx> {
-    let file = super::csv::open_regular(path)?;
+    let file = crate::fs::open_input(path)?;
     read(std::io::BufReader::new(file), &path.display().to_string())
 }
 

@@ -12,6 +12,9 @@
 //! - The temporary files are listed while they exist ([`remove_unfinished`] clears them from
 //!   a signal handler) and removed at the next write in their folder when the process that
 //!   made them was killed.
+//! - Inputs are opened by [`open_input`] and [`read_input`]: a FIFO, a device or a folder is
+//!   refused (reading one would block, never end, or mean nothing), and so is a file larger
+//!   than the memory left.
 
 mod check;
 mod temp;
@@ -98,6 +101,77 @@ fn names_a_descriptor(path: &Path) -> bool {
         || s == "/dev/stderr"
         || s.starts_with("/dev/fd/")
         || (s.starts_with("/proc/") && s.contains("/fd/"))
+}
+
+/// Opens the input file `path`, refusing what is not a regular file: a FIFO would block until
+/// a writer comes (forever, if none does), `/dev/zero` never ends, and a folder is not data.
+pub fn open_input(path: &Path) -> Result<std::fs::File> {
+    let io = |source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() {
+            "a folder".to_string()
+        } else {
+            special_kind(&meta)
+        };
+        return Err(Error::Data {
+            source_name: path.display().to_string(),
+            detail: format!(
+                "is {what}, not a regular file; wgtrain reads data from files (save a stream to a file first)"
+            ),
+        });
+    }
+    std::fs::File::open(path).map_err(io)
+}
+
+fn special_kind(meta: &std::fs::Metadata) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if t.is_fifo() {
+            return "a named pipe (FIFO)".into();
+        }
+        if t.is_char_device() {
+            return "a character device".into();
+        }
+        if t.is_block_device() {
+            return "a block device".into();
+        }
+        if t.is_socket() {
+            return "a socket".into();
+        }
+    }
+    let _ = meta;
+    "a special file".into()
+}
+
+/// The whole of the input file `path` (see [`open_input`]), refused without reading it when
+/// it is larger than the memory left.
+pub fn read_input(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut file = open_input(path)?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let too_big = || Error::Data {
+        source_name: path.display().to_string(),
+        detail: format!(
+            "the file is {}, more than the memory available to read it into",
+            crate::host::format_bytes(size)
+        ),
+    };
+    if crate::host::available_memory().is_some_and(|free| size > free) {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::new();
+    bytes
+        .try_reserve_exact(size as usize)
+        .map_err(|_| too_big())?;
+    file.read_to_end(&mut bytes)
+        .map_err(|e| io_error(path, e))?;
+    Ok(bytes)
 }
 
 #[cfg(unix)]
