@@ -363,6 +363,8 @@ const CASES: &[(&[&str], &[&str])] = &[
     (&["predict", "--model", "@model.safetensors", "--data", "@d.csv", "--out", "@folder"], &["--out", "is a folder"]),
     // A special file that fails when written (a full disk): the error names it.
     (&["predict", "--model", "@model.safetensors", "--data", "@d.csv", "--out", "/dev/full"], &["/dev/full", "No space left"]),
+    // A named pipe nothing reads: an error, not a process blocked until a reader comes.
+    (&["predict", "--model", "@model.safetensors", "--data", "@d.csv", "--out", "@fifo.csv"], &["fifo.csv", "nothing reading it"]),
     // Resuming a run with other flags or data, each named with both values.
     (&["train", "--resume", "@model.safetensors", "--epochs", "3", "--seed", "7"], &["--seed was 42 and is now 7"]),
     (&["train", "--resume", "@model.safetensors", "--epochs", "3", "--test-split", "0.3"], &["--test-split was 0.2 and is now 0.3"]),

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::cli::run_in;
+use common::cli::{run_in, run_with};
 
 struct Scratch(PathBuf);
 
@@ -452,4 +452,38 @@ fn a_resume_says_that_it_keeps_its_learning_rate() {
         "{}",
         stderr(&o)
     );
+}
+
+/// A `WGTRAIN_TUNE_CACHE` that names a FIFO (or `/dev/zero`) is skipped, not read forever.
+#[cfg(unix)]
+#[test]
+fn a_tune_cache_that_is_not_a_file_does_not_hang() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let s = Scratch::new("tune-fifo");
+    let fifo = s.path("cache.fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    for cache in [fifo.as_str(), "/dev/zero"] {
+        let o = run_with(
+            &s.0,
+            &args(&[
+                "bench",
+                "--workload",
+                "MM-S",
+                "--repeats",
+                "1",
+                "--backend",
+                "gpu",
+                "--no-reference",
+            ]),
+            &[("WGTRAIN_TUNE_CACHE", cache)],
+            MINUTE,
+        );
+        assert!(o.status.success(), "{cache}: {}", stderr(&o));
+    }
 }

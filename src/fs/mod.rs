@@ -266,6 +266,37 @@ fn replace_file(
     result.map_err(|e| io_error(asked, e))
 }
 
+/// Opens an existing special file for writing. A named pipe is opened without waiting: with no
+/// reader at the other end that is an error (`ENXIO`), not a process blocked until one comes;
+/// once open, its writes wait as usual.
+fn open_for_writing(path: &Path) -> std::io::Result<std::fs::File> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+        use std::os::unix::io::AsRawFd;
+        if std::fs::metadata(path).is_ok_and(|m| m.file_type().is_fifo()) {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(path)
+                .map_err(|e| match e.raw_os_error() {
+                    Some(libc::ENXIO) => std::io::Error::other(
+                        "a named pipe with nothing reading it; start the reader first",
+                    ),
+                    _ => e,
+                })?;
+            let fd = file.as_raw_fd();
+            // SAFETY: fd is open for as long as `file` lives; F_GETFL/F_SETFL only change flags.
+            unsafe {
+                let flags = libc::fcntl(fd, libc::F_GETFL);
+                libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
+            }
+            return Ok(file);
+        }
+    }
+    std::fs::OpenOptions::new().write(true).open(path)
+}
+
 /// Writes `bytes` to a special file or standard output, as they are. A reader that closed
 /// its end of a pipe early (`| head`) has what it wanted: that is not an error.
 fn write_in_place(target: &Target, asked: &Path, bytes: &[u8]) -> Result<()> {
@@ -274,10 +305,9 @@ fn write_in_place(target: &Target, asked: &Path, bytes: &[u8]) -> Result<()> {
             let mut out = std::io::stdout().lock();
             out.write_all(bytes).and_then(|()| out.flush())
         }
-        Target::Special(p) | Target::File(p) => std::fs::OpenOptions::new()
-            .write(true)
-            .open(p)
-            .and_then(|mut f| f.write_all(bytes)),
+        Target::Special(p) | Target::File(p) => {
+            open_for_writing(p).and_then(|mut f| f.write_all(bytes))
+        }
     };
     match result {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),

@@ -7,8 +7,14 @@ use std::time::{Duration, Instant};
 
 /// Runs the binary with `args` in `dir`, killed (and failed) after `limit`.
 pub fn run_in(dir: &Path, args: &[String], limit: Duration) -> Output {
+    run_with(dir, args, &[], limit)
+}
+
+/// [`run_in`] with these environment variables set.
+pub fn run_with(dir: &Path, args: &[String], env: &[(&str, &str)], limit: Duration) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_wgtrain"))
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -219,9 +219,12 @@ impl GpuContext {
     /// empty cache; lines that do not parse are skipped (they are retuned and rewritten).
     fn load_tuning(&self) {
         let Some(path) = &self.tune_cache else { return };
-        let Ok(text) = std::fs::read_to_string(path) else {
+        // Through read_input: a cache path naming a FIFO or /dev/zero is skipped, not read
+        // forever.
+        let Ok(bytes) = crate::fs::read_input(path) else {
             return;
         };
+        let text = String::from_utf8_lossy(&bytes);
         let id = self.cache_id();
         let mut tuned = self.tuned.lock().unwrap_or_else(|p| p.into_inner());
         for line in text.lines() {
@@ -247,7 +250,9 @@ impl GpuContext {
     pub(crate) fn save_tuning(&self) {
         let Some(path) = &self.tune_cache else { return };
         let id = self.cache_id();
-        let old = std::fs::read_to_string(path).unwrap_or_default();
+        let old = crate::fs::read_input(path)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
         let mut lines: Vec<String> = old
             .lines()
             .filter(|l| l.split('\t').next() != Some(id.as_str()))
