@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::cli::run_in;
+use common::cli::{run_in, train_small, Scratch};
 
 /// Every file below `dir` with a hash of its contents (special files by their kind alone:
 /// reading a FIFO would block).
@@ -44,35 +44,14 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
     out
 }
 
-/// A folder of fixtures, removed at the end.
-struct Fixtures(PathBuf);
-
-impl Drop for Fixtures {
-    fn drop(&mut self) {
-        std::fs::remove_dir_all(&self.0).ok();
+/// Writes a CSV file of `header` and `rows` into `f`; returns its path.
+fn csv(f: &Scratch, name: &str, header: &str, rows: impl IntoIterator<Item = String>) -> String {
+    let mut text = format!("{header}\n");
+    for r in rows {
+        text += &r;
+        text += "\n";
     }
-}
-
-impl Fixtures {
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).to_str().unwrap().to_string()
-    }
-
-    fn write(&self, name: &str, bytes: &[u8]) -> String {
-        let p = self.0.join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, bytes).unwrap();
-        self.path(name)
-    }
-
-    fn csv(&self, name: &str, header: &str, rows: impl IntoIterator<Item = String>) -> String {
-        let mut text = format!("{header}\n");
-        for r in rows {
-            text += &r;
-            text += "\n";
-        }
-        self.write(name, text.as_bytes())
-    }
+    f.write(name, text.as_bytes())
 }
 
 fn idx(magic: [u8; 4], dims: &[u32], data: &[u8]) -> Vec<u8> {
@@ -109,7 +88,7 @@ fn with_config(bytes: &[u8], edit: impl Fn(&mut serde_json::Value)) -> Vec<u8> {
 }
 
 /// An MNIST-style folder with these training files and a valid 1-image test split.
-fn mnist(f: &Fixtures, name: &str, train_images: Vec<u8>, train_labels: Vec<u8>) -> String {
+fn mnist(f: &Scratch, name: &str, train_images: Vec<u8>, train_labels: Vec<u8>) -> String {
     f.write(&format!("{name}/train-images-idx3-ubyte"), &train_images);
     f.write(&format!("{name}/train-labels-idx1-ubyte"), &train_labels);
     f.write(
@@ -123,30 +102,14 @@ fn mnist(f: &Fixtures, name: &str, train_images: Vec<u8>, train_labels: Vec<u8>)
     f.path(name)
 }
 
-/// Trains a small model on the reference into `path` (in `f`), with `extra` flags.
-fn train_model(f: &Fixtures, path: &str, extra: &[&str]) {
-    let mut args: Vec<String> = [
-        "train",
-        "--epochs",
-        "1",
-        "--layers",
-        "8",
-        "--backend",
-        "cpu",
-        "--verbose",
-        "0",
-    ]
-    .iter()
-    .chain(extra)
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(["--save".to_string(), f.path(path)]);
-    let o = run_in(&f.0, &args, Duration::from_secs(120));
+/// Trains a small model into `path` (in `f`), with `extra` flags.
+fn train_model(f: &Scratch, path: &str, extra: &[&str]) {
+    let o = train_small(&f.0, &f.path(path), extra);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 /// Every fixture the cases name (as `@name`).
-fn make_fixtures(f: &Fixtures) {
+fn make_fixtures(f: &Scratch) {
     let digits = std::fs::read_to_string("data/digits.csv").unwrap();
     f.write("d.csv", digits.as_bytes());
     train_model(f, "model.safetensors", &[]);
@@ -193,7 +156,8 @@ fn make_fixtures(f: &Fixtures) {
     f.write("e39.csv", b"a,b,label\n1,2,0\n1e39,4,1\n");
     f.write("dup.csv", b"a,a,label\n1,2,0\n3,4,1\n");
     // Label 1.5 at line 39 of a 49-row file, after a blank line, which the count keeps.
-    f.csv(
+    csv(
+        f,
         "fractional.csv",
         "a,b,label",
         (0..49).map(|i| match i {
@@ -216,7 +180,8 @@ fn make_fixtures(f: &Fixtures) {
         .collect();
     f.write("d63.csv", d63.as_bytes());
     f.write("narrow-test.csv", b"a,b,label\n1,2,0\n");
-    f.csv(
+    csv(
+        f,
         "prices.csv",
         "sqft,rooms,price",
         (0..200).map(|i| {
@@ -228,17 +193,19 @@ fn make_fixtures(f: &Fixtures) {
             )
         }),
     );
-    f.csv(
+    csv(
+        f,
         "huge-labels.csv",
         "a,label",
         (0..50).map(|i| format!("{i},{}", if i % 2 == 1 { "1e30" } else { "0" })),
     );
-    f.csv(
+    csv(
+        f,
         "billions.csv",
         "a,b,label",
         (0..50).map(|i| format!("{i},{},{}", i * 3, 3_000_000_000u64 + i % 3)),
     );
-    f.csv("zeros.csv", "a,label", (0..50).map(|i| format!("{i},0")));
+    csv(f, "zeros.csv", "a,label", (0..50).map(|i| format!("{i},0")));
     f.write(
         "long-cell.csv",
         format!("a,label\n{},1\n", "x".repeat(1_000_000)).as_bytes(),
@@ -392,7 +359,7 @@ const CASES: &[(&[&str], &[&str])] = &[
 ];
 
 /// A case's arguments, ready to run in `f`: see [`CASES`].
-fn expand(f: &Fixtures, args: &[&str]) -> Vec<String> {
+fn expand(f: &Scratch, args: &[&str]) -> Vec<String> {
     let mut out: Vec<String> = args
         .iter()
         .map(|a| match a.strip_prefix('@') {
@@ -415,7 +382,7 @@ fn expand(f: &Fixtures, args: &[&str]) -> Vec<String> {
 }
 
 /// Every case, and on the GPU (when there is one) a model too large for its buffers.
-fn cases(f: &Fixtures) -> Vec<Case> {
+fn cases(f: &Scratch) -> Vec<Case> {
     let mut cases: Vec<Case> = CASES
         .iter()
         .map(|(args, wants)| Case {
@@ -451,9 +418,7 @@ struct Case {
 /// names what it should, and the fixtures exactly as they were.
 #[test]
 fn every_bad_input_is_a_clear_error_and_changes_no_file() {
-    let dir = std::env::temp_dir().join(format!("wgtrain-bad-input-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let f = Fixtures(dir);
+    let f = Scratch::new("bad-input");
     make_fixtures(&f);
     let cases = cases(&f);
     let mut failures = Vec::new();

@@ -6,7 +6,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::cli::run_in;
+use common::cli::{run_in, train_small};
 use proptest::prelude::*;
 use proptest::sample::Index;
 
@@ -48,24 +48,7 @@ fn make_pool() -> Pool {
             "/dev/null".to_string(),
         ];
         let model = dir.join("model.safetensors").to_str().unwrap().to_string();
-        let o = run_in(
-            &dir,
-            &[
-                "train",
-                "--backend",
-                "cpu",
-                "--epochs",
-                "1",
-                "--layers",
-                "4",
-                "--verbose",
-                "0",
-                "--save",
-                &model,
-            ]
-            .map(String::from),
-            Duration::from_secs(120),
-        );
+        let o = train_small(&dir, &model, &[]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let bytes = std::fs::read(&model).unwrap();
         inputs.push(write("cut.safetensors", &bytes[..bytes.len() / 3]));

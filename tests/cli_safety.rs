@@ -4,59 +4,16 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::cli::{run_in, run_with};
-
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir =
-            std::env::temp_dir().join(format!("wgtrain-safety-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn path(&self, file: &str) -> String {
-        self.0.join(file).to_str().unwrap().to_string()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        std::fs::remove_dir_all(&self.0).ok();
-    }
-}
-
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
-}
+use common::cli::{args, run_in, run_with, train_small, Scratch};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
 /// The built-in digits as a file (the runs here happen in scratch folders).
 const DIGITS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/digits.csv");
-
-fn train_small(dir: &Path, save: &str, extra: &[&str]) -> std::process::Output {
-    let mut a = args(&[
-        "train",
-        "--backend",
-        "cpu",
-        "--epochs",
-        "1",
-        "--layers",
-        "8",
-        "--verbose",
-        "0",
-        "--save",
-        save,
-    ]);
-    a.extend(extra.iter().map(|s| s.to_string()));
-    run_in(dir, &a, MINUTE)
-}
 
 fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -68,7 +25,7 @@ fn stderr(o: &std::process::Output) -> String {
 /// finite fails `evaluate`.
 #[test]
 fn a_diverged_run_never_replaces_the_model_and_keeps_its_last_good_weights() {
-    let s = Scratch::new("diverge");
+    let s = Scratch::new("safety-diverge");
     let good = s.path("good.safetensors");
     assert!(train_small(&s.0, &good, &[]).status.success());
     let before = std::fs::read(&good).unwrap();
@@ -156,7 +113,7 @@ fn a_diverged_run_never_replaces_the_model_and_keeps_its_last_good_weights() {
 /// goes away after one byte; the run finishes and saves.
 #[test]
 fn a_closed_stderr_does_not_stop_the_run() {
-    let s = Scratch::new("stderr");
+    let s = Scratch::new("safety-stderr");
     let model = s.path("m.safetensors");
     let mut child = Command::new(env!("CARGO_BIN_EXE_wgtrain"))
         .args([
@@ -238,7 +195,7 @@ fn signal_during_a_write(dir: &Path, signal: i32) -> (bool, std::process::ExitSt
 #[test]
 fn interrupted_writes_leave_no_temporary_files() {
     use std::os::unix::process::ExitStatusExt;
-    let s = Scratch::new("signals");
+    let s = Scratch::new("safety-signals");
     for signal in [libc::SIGINT, libc::SIGTERM] {
         let mut hit = 0;
         for _ in 0..20 {
@@ -287,7 +244,7 @@ fn interrupted_writes_leave_no_temporary_files() {
 /// `/dev/stdout` and `/proc/self/fd/1` write to standard output, whatever it is.
 #[test]
 fn outputs_behind_links_and_on_special_files() {
-    let s = Scratch::new("special");
+    let s = Scratch::new("safety-special");
     let model = s.path("m.safetensors");
     assert!(train_small(&s.0, &model, &[]).status.success());
     let predict = |out: &str| {
@@ -339,7 +296,7 @@ fn outputs_behind_links_and_on_special_files() {
 #[test]
 fn gzip_a_byte_order_mark_and_an_unseen_test_label() {
     use std::io::Write;
-    let s = Scratch::new("data");
+    let s = Scratch::new("safety-data");
     let digits = std::fs::read(DIGITS).unwrap();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&digits).unwrap();
@@ -424,7 +381,7 @@ fn gzip_a_byte_order_mark_and_an_unseen_test_label() {
 /// unused, not silently dropped.
 #[test]
 fn a_resume_says_that_it_keeps_its_learning_rate() {
-    let s = Scratch::new("resume-lr");
+    let s = Scratch::new("safety-resume-lr");
     let model = s.path("m.safetensors");
     assert!(train_small(&s.0, &model, &[]).status.success());
     let o = run_in(
@@ -461,7 +418,7 @@ fn a_tune_cache_that_is_not_a_file_does_not_hang() {
     if common::gpu().is_none() {
         return;
     }
-    let s = Scratch::new("tune-fifo");
+    let s = Scratch::new("safety-tune-fifo");
     let fifo = s.path("cache.fifo");
     assert!(Command::new("mkfifo")
         .arg(&fifo)
