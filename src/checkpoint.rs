@@ -173,6 +173,29 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
+    /// The record of a `fit` with this seed, batch size, validation split and shuffling on
+    /// features `x` and targets `y` (before its validation split), which are what is left of
+    /// the data in `split` after its test split, if they were split so.
+    pub fn new(
+        seed: u64,
+        batch_size: usize,
+        validation_split: f32,
+        shuffle: bool,
+        x: &Matrix,
+        y: &Matrix,
+        split: Option<&(f32, DataRecord)>,
+    ) -> RunRecord {
+        RunRecord {
+            seed,
+            batch_size,
+            validation_split,
+            shuffle,
+            train: DataRecord::of(x, y, "training data"),
+            test_split: split.map(|(t, _)| *t),
+            source: split.map(|(_, d)| d.clone()),
+        }
+    }
+
     /// What differs between this record and `now`'s, as (field, then, now), in the order a
     /// person would look: seed, splits, batch size, shuffling, data.
     pub fn differences(&self, now: &RunRecord) -> Vec<(&'static str, String, String)> {

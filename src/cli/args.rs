@@ -1,7 +1,7 @@
 //! The command line's flags, subcommand by subcommand (clap derive), and the checks of each
 //! flag's value on its own, made before anything is read or written.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 use wgtrain::backend::{Activation, Optimizer};
@@ -205,6 +205,17 @@ fn f32_value(s: &str) -> std::result::Result<f32, String> {
 /// `--flag value: what is wrong`.
 pub(crate) fn flag_error(flag: &str, value: impl std::fmt::Display, detail: &str) -> Error {
     Error::Config(format!("{flag} {}: {detail}", quote(&value.to_string())))
+}
+
+/// `flag path: error`, for an error that does not name the file itself.
+pub(crate) fn about(flag: &str, path: &Path, e: Error) -> Error {
+    let named = path.display().to_string();
+    let text = e.to_string();
+    if text.contains(&named) {
+        e
+    } else {
+        Error::Config(format!("{flag} {named}: {text}"))
+    }
 }
 
 /// The activations a hidden layer may have (softmax needs whole rows: output layers only).

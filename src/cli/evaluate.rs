@@ -1,8 +1,6 @@
 //! `wgtrain evaluate`: a saved model's loss and metrics on labelled data. A loss that is not
 //! finite is a failure (exit 1), after the report.
 
-use std::path::Path;
-
 use serde_json::json;
 use wgtrain::backend::Backend;
 use wgtrain::nn::Task;
@@ -10,22 +8,11 @@ use wgtrain::train::targets::{check_targets, targets_for};
 use wgtrain::train::Model;
 use wgtrain::{Error, Result};
 
-use super::args::{EvaluateArgs, ModelInput};
+use super::args::{about, EvaluateArgs, ModelInput};
 use super::data::load_labelled;
 use super::Job;
 
 pub(crate) struct Evaluate<'a>(pub(crate) &'a EvaluateArgs);
-
-/// `flag path: error`, for an error that does not name the file itself.
-pub(crate) fn about(flag: &str, path: &Path, e: Error) -> Error {
-    let named = path.display().to_string();
-    let text = e.to_string();
-    if text.contains(&named) {
-        e
-    } else {
-        Error::Config(format!("{flag} {named}: {text}"))
-    }
-}
 
 /// The model `--model` names, on `backend`.
 pub(crate) fn load_model<B: Backend>(input: &ModelInput, backend: B) -> Result<Model<B>> {

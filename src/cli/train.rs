@@ -14,12 +14,11 @@ use wgtrain::train::targets::targets_for;
 use wgtrain::train::{Compile, Metric};
 use wgtrain::{Error, Result};
 
-use super::args::{flag_error, hidden_activation, optimizer, TrainArgs};
+use super::args::{about, flag_error, hidden_activation, optimizer, TrainArgs};
 use super::data::{
     builtin_digits, choose_loss, default_batch_size, input_files, load_labelled, outputs_for,
     unseen_label, Labelled,
 };
-use super::evaluate::about;
 
 /// A training job, ready to run on a backend (see `train_run.rs`).
 pub(crate) struct Train<'a> {
@@ -375,15 +374,16 @@ fn check_resume(
         ));
         return check_standardize(args, ckpt);
     };
-    let now = RunRecord {
-        seed: args.seed,
+    // What fit will record (the command line always shuffles).
+    let now = RunRecord::new(
+        args.seed,
         batch_size,
-        validation_split: args.validation_split,
-        shuffle: true,
-        train: DataRecord::of(x_train, y_train, "training data"),
-        test_split: data_split.as_ref().map(|(t, _)| *t),
-        source: data_split.as_ref().map(|(_, d)| d.clone()),
-    };
+        args.validation_split,
+        true,
+        x_train,
+        y_train,
+        data_split.as_ref(),
+    );
     let differences = then.differences(&now);
     if differences.is_empty() {
         return check_standardize(args, ckpt);

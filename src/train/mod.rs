@@ -157,15 +157,15 @@ impl<B: Backend> Model<B> {
         } else {
             config.validation_split
         };
-        let record = crate::checkpoint::RunRecord {
-            seed: self.seed,
-            batch_size: config.batch_size,
+        let record = crate::checkpoint::RunRecord::new(
+            self.seed,
+            config.batch_size,
             validation_split,
-            shuffle: config.shuffle,
-            train: crate::checkpoint::DataRecord::of(x, y, "training data"),
-            test_split: self.data_split.as_ref().map(|(t, _)| *t),
-            source: self.data_split.as_ref().map(|(_, d)| d.clone()),
-        };
+            config.shuffle,
+            x,
+            y,
+            self.data_split.as_ref(),
+        );
         if let (true, Some(then)) = (config.initial_epoch > 0, &self.resumed) {
             let differences = then.differences(&record);
             if !differences.is_empty() {

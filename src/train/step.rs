@@ -95,6 +95,7 @@ impl<B: Backend> Model<B> {
         train: bool,
         guard: bool,
     ) -> Result<()> {
+        let slots = self.guard_slots();
         let Model {
             backend: b,
             net,
@@ -143,7 +144,6 @@ impl<B: Backend> Model<B> {
         if train {
             net.backward(b, &batch.x, acts, onto_z)?;
             *step += 1;
-            let slots = GuardSlots::after(LOSS_SLOT, plan.slots());
             net.update(b, *optimizer, *step, guard.then_some((&mut *acc, slots)))?;
             if !guard {
                 // An update in place: the weights in use are the ones to go back to.
