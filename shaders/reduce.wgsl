@@ -10,7 +10,8 @@ struct Params {
     // Width of `target`: 1 for integer labels, otherwise equal to cols.
     target_cols: u32,
     threshold: f32,
-    // top-k's k
+    // top-k's k; for crossentropy_sum, 1 when pred holds logits; for class_confusion, 1 when
+    // a class is predicted above the threshold (0: where it is the row's argmax).
     k: u32,
     _pad1: u32,
     _pad2: u32,
@@ -180,6 +181,10 @@ const ERR_SQUARED: u32 = 0u;
 const ERR_ABSOLUTE: u32 = 1u;
 const ERR_ABSOLUTE_PERCENTAGE: u32 = 2u;
 const ERR_SQUARED_LOG: u32 = 3u;
+const ERR_KL_DIVERGENCE: u32 = 4u;
+const ERR_POISSON: u32 = 5u;
+const ERR_BINARY_CROSSENTROPY: u32 = 6u;
+const ERR_BINARY_CROSSENTROPY_FROM_LOGITS: u32 = 7u;
 const METRIC_EPSILON: f32 = 1e-7;
 
 override ERR: u32 = 0u;
@@ -191,6 +196,18 @@ fn point_error(v: f32, y: f32) -> f32 {
         case ERR_SQUARED_LOG: {
             let d = log(max(v, METRIC_EPSILON) + 1.0) - log(max(y, METRIC_EPSILON) + 1.0);
             return d * d;
+        }
+        case ERR_KL_DIVERGENCE: {
+            let yc = clamp(y, METRIC_EPSILON, 1.0);
+            return yc * log(yc / clamp(v, METRIC_EPSILON, 1.0));
+        }
+        case ERR_POISSON: { return v - y * log(v + METRIC_EPSILON); }
+        case ERR_BINARY_CROSSENTROPY: {
+            let q = clamp(v, METRIC_EPSILON, 1.0 - METRIC_EPSILON);
+            return -(y * log(q) + (1.0 - y) * log(1.0 - q));
+        }
+        case ERR_BINARY_CROSSENTROPY_FROM_LOGITS: {
+            return max(v, 0.0) - v * y + log(1.0 + exp(-abs(v)));
         }
         default: {
             let d = v - y;
@@ -219,4 +236,95 @@ fn threshold_correct(@builtin(local_invocation_index) li: u32) {
         v += select(0.0, 1.0, predicted == targets[i]);
     }
     add_to_slot(li, v);
+}
+
+// acc[slot] += Σ over rows of the categorical cross-entropy of x[r] (logits when p.k == 1,
+// else probabilities, divided by their row sum and clipped to [ε, 1 - ε]) against the label
+// (target [N, 1]) or the target row ([N, C]). A label outside [0, C) gives NaN.
+// Bindings: acc, x, target.
+@compute @workgroup_size(WG_1D)
+fn crossentropy_sum(@builtin(local_invocation_index) li: u32) {
+    var v = 0.0;
+    for (var r = li; r < p.rows; r += WG_1D) {
+        let base = r * p.cols;
+        // log p_c = x_c - shift, with the shift log-sum-exp (logits) or log of the row sum.
+        var shift = 0.0;
+        if (p.k == 1u) {
+            var m = x[base];
+            for (var c = 1u; c < p.cols; c++) {
+                m = max(m, x[base + c]);
+            }
+            var s = 0.0;
+            for (var c = 0u; c < p.cols; c++) {
+                s += exp(x[base + c] - m);
+            }
+            shift = m + log(s);
+        } else {
+            var s = 0.0;
+            for (var c = 0u; c < p.cols; c++) {
+                s += x[base + c];
+            }
+            shift = s;
+        }
+        if (p.target_cols == 1u && p.cols > 1u) {
+            let yf = targets[r];
+            let label = u32(yf);
+            if (!(yf >= 0.0) || f32(label) != yf || label >= p.cols) {
+                v += bitcast<f32>(0x7fc00000u);
+                continue;
+            }
+            v -= log_prob(x[base + label], shift);
+        } else {
+            for (var c = 0u; c < p.cols; c++) {
+                v -= targets[base + c] * log_prob(x[base + c], shift);
+            }
+        }
+    }
+    add_to_slot(li, v);
+}
+
+fn log_prob(xc: f32, shift: f32) -> f32 {
+    if (p.k == 1u) {
+        return xc - shift;
+    }
+    return log(clamp(xc / shift, METRIC_EPSILON, 1.0 - METRIC_EPSILON));
+}
+
+// One workgroup per class c (the workgroup's index in a 2-D grid): acc[slot + 3c .. + 3] += (TP, FP, FN) of the
+// decision "row r is class c" (x[r, c] > threshold when p.k == 1, else c is the row's
+// argmax) against the truth (target[r, c] != 0 for [N, C] targets, the label == c for
+// [N, 1]). Bindings: acc, x, target.
+@compute @workgroup_size(WG_1D)
+fn class_confusion(
+    @builtin(local_invocation_index) li: u32,
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let c = wg.x + wg.y * nwg.x;
+    if (c >= p.cols) {
+        return;
+    }
+    var tp = 0.0;
+    var fp = 0.0;
+    var fn_ = 0.0;
+    for (var r = li; r < p.rows; r += WG_1D) {
+        var predicted = false;
+        if (p.k == 1u) {
+            predicted = x[r * p.cols + c] > p.threshold;
+        } else {
+            predicted = argmax_x(r) == c;
+        }
+        var actual = false;
+        if (p.target_cols == 1u) {
+            actual = targets[r] == f32(c);
+        } else {
+            actual = targets[r * p.cols + c] != 0.0;
+        }
+        tp += select(0.0, 1.0, predicted && actual);
+        fp += select(0.0, 1.0, predicted && !actual);
+        fn_ += select(0.0, 1.0, !predicted && actual);
+    }
+    add_to(li, tp, p.slot + 3u * c);
+    add_to(li, fp, p.slot + 3u * c + 1u);
+    add_to(li, fn_, p.slot + 3u * c + 2u);
 }

@@ -413,10 +413,13 @@ fn check_metric_reductions<B: Backend>(b: &mut B) {
         b.roc_histogram_into(&prob_t, &yes_no_t, &mut acc, 6)
             .unwrap();
         let target_t = upload(b, rows, cols, &targets);
+        // Poisson takes the log of the prediction: non-negative ones, with the exact 0s.
+        let positive: Vec<f32> = probs.iter().map(|p| p.abs()).collect();
+        let positive_t = upload(b, rows, cols, &positive);
         for (i, kind) in PointError::ALL.into_iter().enumerate() {
             b.error_sum_into(
                 kind,
-                &prob_t,
+                &positive_t,
                 &target_t,
                 &mut acc,
                 6 + ROC_HISTOGRAM_SLOTS + i,
@@ -450,7 +453,7 @@ fn check_metric_reductions<B: Backend>(b: &mut B) {
         let want: Vec<f32> = PointError::ALL
             .into_iter()
             .map(|kind| {
-                probs
+                positive
                     .iter()
                     .zip(&targets)
                     .map(|(&p, &y)| cpu::point_error_f64(kind, p as f64, y as f64))
@@ -466,6 +469,73 @@ fn check_metric_reductions<B: Backend>(b: &mut B) {
     }
 }
 backend_test!(metric_reductions, check_metric_reductions);
+
+/// The row-wise cross-entropy sums (from logits and from probabilities, with labels and with
+/// target rows) and the per-class confusion counts (by threshold and by argmax).
+fn check_class_metric_reductions<B: Backend>(b: &mut B) {
+    let mut r = rng(11);
+    for &(rows, cols, why) in ROW_SHAPES {
+        let n = rows * cols;
+        let what = |m: &str| format!("{m} {rows}×{cols} ({why})");
+        // Logits up to ±30: exp overflows without the max taken out.
+        let logits = uniform(&mut r, n, -30.0, 30.0);
+        // Probabilities on a coarse grid, so that rows tie for the argmax; some exact 0s.
+        let probs: Vec<f32> = (0..n).map(|_| r.random_range(0..5) as f32 / 4.0).collect();
+        let labels: Vec<f32> = (0..rows).map(|_| r.random_range(0..cols) as f32).collect();
+        let soft: Vec<f32> = (0..n).map(|_| r.random_range(0.0..1.0)).collect();
+        let yes_no: Vec<f32> = (0..n).map(|_| r.random_range(0..2) as f32).collect();
+        let [logit_t, prob_t] = [&logits, &probs].map(|d| upload(b, rows, cols, d));
+        let [soft_t, yes_no_t] = [&soft, &yes_no].map(|d| upload(b, rows, cols, d));
+        let label_t = upload(b, rows, 1, &labels);
+
+        let mut acc = b.zeros(1, 4 + 3 * 3 * cols).unwrap();
+        let targets = [(&label_t, &labels), (&soft_t, &soft)];
+        for (i, (from_logits, pred)) in [(true, &logit_t), (false, &prob_t)].into_iter().enumerate()
+        {
+            for (j, (t, _)) in targets.iter().enumerate() {
+                b.crossentropy_sum_into(from_logits, pred, t, &mut acc, 2 * i + j)
+                    .unwrap();
+            }
+        }
+        let confusions = [(&label_t, None), (&yes_no_t, None), (&yes_no_t, Some(0.5))];
+        for (i, &(t, threshold)) in confusions.iter().enumerate() {
+            b.class_confusion_into(&prob_t, t, threshold, &mut acc, 4 + 3 * cols * i)
+                .unwrap();
+        }
+        let got = b.read(&acc).unwrap();
+
+        let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+        let mut want = Vec::new();
+        for (from_logits, pred) in [(true, &logits), (false, &probs)] {
+            for (_, t) in targets {
+                let tc = t.len() / rows;
+                let sum: f64 = pred
+                    .chunks(cols)
+                    .zip(t.chunks(tc))
+                    .map(|(p, y)| cpu::crossentropy_row_f64(from_logits, &f64s(p), &f64s(y)))
+                    .sum();
+                want.push(sum as f32);
+            }
+        }
+        assert_close(
+            &what("cross-entropy sums"),
+            Tolerance::new(1e-4, 1e-4),
+            &got[..4],
+            &want,
+        );
+        let want: Vec<f32> = [
+            (&labels, 1, None),
+            (&yes_no, cols, None),
+            (&yes_no, cols, Some(0.5)),
+        ]
+        .into_iter()
+        .flat_map(|(t, tc, th)| cpu::class_confusion(&probs, t, cols, tc, th))
+        .map(|c| c as f32)
+        .collect();
+        assert_close(&what("class confusion"), Tolerance::EXACT, &got[4..], &want);
+    }
+}
+backend_test!(class_metric_reductions, check_class_metric_reductions);
 
 /// Every AUC threshold, and the f32 values just below and above it, land in the same bucket on
 /// both backends (random inputs almost never hit an edge exactly).

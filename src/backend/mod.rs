@@ -296,6 +296,32 @@ pub trait Backend {
         slot: usize,
     ) -> Result<()>;
 
+    /// `acc[slot] += Σ_r crossentropy(pred[r], target[r])`, Keras' categorical cross-entropy
+    /// per row (see [`cpu::crossentropy_row_f64`]): from logits with `from_logits`, else from
+    /// probabilities (normalised per row and clipped). Targets as for
+    /// [`Backend::argmax_correct_into`]: `[N, 1]` integer labels (the sparse form) or `[N, C]`.
+    fn crossentropy_sum_into(
+        &mut self,
+        from_logits: bool,
+        pred: &Self::Tensor,
+        target: &Self::Tensor,
+        acc: &mut Self::Tensor,
+        slot: usize,
+    ) -> Result<()>;
+
+    /// Adds, for each class `c` of `pred` `[N, C]`, its true positives, false positives and
+    /// false negatives to `acc[slot + 3c .. slot + 3c + 3]` (see [`cpu::class_confusion`]): a
+    /// class is predicted where its score is above `threshold`, or, with none, where it is the
+    /// row's argmax. Targets as for [`Backend::argmax_correct_into`].
+    fn class_confusion_into(
+        &mut self,
+        pred: &Self::Tensor,
+        target: &Self::Tensor,
+        threshold: Option<f32>,
+        acc: &mut Self::Tensor,
+        slot: usize,
+    ) -> Result<()>;
+
     /// One update of `param` from `grad` with step count `t` (1 for the first step), keeping
     /// `opt.state_tensors()` state tensors shaped like `param` (zeros at the start).
     ///

@@ -340,7 +340,7 @@ impl Optimizer {
 }
 
 /// A per-element error summed by [`crate::backend::Backend::error_sum_into`], for the
-/// regression metrics. Definitions are Keras'.
+/// regression and probabilistic metrics. Definitions are Keras', with ε = 1e-7.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PointError {
     /// `(p - y)²` (MSE, RMSE).
@@ -351,15 +351,29 @@ pub enum PointError {
     AbsolutePercentage,
     /// `(ln(max(p, ε) + 1) - ln(max(y, ε) + 1))²` with ε = 1e-7 (MSLE).
     SquaredLog,
+    /// `y' ln(y' / p')` with `y'`, `p'` clipped to `[ε, 1]` (KL divergence; Keras sums it over
+    /// a row, so its metric divides the sum by the rows, not the elements).
+    KlDivergence,
+    /// `p - y ln(p + ε)` (Poisson).
+    Poisson,
+    /// `-(y ln p' + (1 - y) ln(1 - p'))` with `p'` clipped to `[ε, 1 - ε]` (binary
+    /// cross-entropy of a probability).
+    BinaryCrossentropy,
+    /// `max(z, 0) - z y + ln(1 + exp(-|z|))` (binary cross-entropy of a logit, the stable form).
+    BinaryCrossentropyFromLogits,
 }
 
 impl PointError {
     /// Every kind, in table order.
-    pub const ALL: [PointError; 4] = [
+    pub const ALL: [PointError; 8] = [
         PointError::Squared,
         PointError::Absolute,
         PointError::AbsolutePercentage,
         PointError::SquaredLog,
+        PointError::KlDivergence,
+        PointError::Poisson,
+        PointError::BinaryCrossentropy,
+        PointError::BinaryCrossentropyFromLogits,
     ];
 
     /// The table: `(code, name)`; the code is the WGSL constant `ERR_<NAME>` in
@@ -370,6 +384,10 @@ impl PointError {
             PointError::Absolute => (1, "absolute"),
             PointError::AbsolutePercentage => (2, "absolute_percentage"),
             PointError::SquaredLog => (3, "squared_log"),
+            PointError::KlDivergence => (4, "kl_divergence"),
+            PointError::Poisson => (5, "poisson"),
+            PointError::BinaryCrossentropy => (6, "binary_crossentropy"),
+            PointError::BinaryCrossentropyFromLogits => (7, "binary_crossentropy_from_logits"),
         }
     }
 

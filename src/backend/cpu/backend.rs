@@ -268,6 +268,47 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
+    fn crossentropy_sum_into(
+        &mut self,
+        from_logits: bool,
+        pred: &CpuTensor,
+        target: &CpuTensor,
+        acc: &mut CpuTensor,
+        slot: usize,
+    ) -> Result<()> {
+        check::argmax("crossentropy_sum_into", pred, target)?;
+        check::slot("crossentropy_sum_into", acc, slot)?;
+        let sum: f64 = pred
+            .data
+            .chunks(pred.cols)
+            .zip(target.data.chunks(target.cols))
+            .map(|(p, t)| {
+                let p: Vec<f64> = p.iter().map(|&v| v as f64).collect();
+                let t: Vec<f64> = t.iter().map(|&v| v as f64).collect();
+                crossentropy_row_f64(from_logits, &p, &t)
+            })
+            .sum();
+        acc.data[slot] = (acc.data[slot] as f64 + sum) as f32;
+        Ok(())
+    }
+
+    fn class_confusion_into(
+        &mut self,
+        pred: &CpuTensor,
+        target: &CpuTensor,
+        threshold: Option<f32>,
+        acc: &mut CpuTensor,
+        slot: usize,
+    ) -> Result<()> {
+        check::argmax("class_confusion_into", pred, target)?;
+        check::slots("class_confusion_into", acc, slot, 3 * pred.cols)?;
+        let counts = class_confusion(&pred.data, &target.data, pred.cols, target.cols, threshold);
+        for (i, n) in counts.into_iter().enumerate() {
+            acc.data[slot + i] += n as f32;
+        }
+        Ok(())
+    }
+
     fn optimizer_step(
         &mut self,
         opt: Optimizer,

@@ -443,9 +443,11 @@ pub fn roc_histogram(pred: &[f32], target: &[f32]) -> Vec<usize> {
     h
 }
 
-/// One element's error for a regression metric (Keras' definitions, ε = 1e-7).
+/// One element's error for a regression or probabilistic metric (Keras' definitions,
+/// ε = 1e-7; see [`PointError`]).
 pub fn point_error_f64(kind: PointError, p: f64, y: f64) -> f64 {
     const EPS: f64 = 1e-7;
+    let clip = |v: f64, hi: f64| v.clamp(EPS, hi);
     match kind {
         PointError::Squared => (p - y) * (p - y),
         PointError::Absolute => (p - y).abs(),
@@ -454,7 +456,76 @@ pub fn point_error_f64(kind: PointError, p: f64, y: f64) -> f64 {
             let d = (p.max(EPS) + 1.0).ln() - (y.max(EPS) + 1.0).ln();
             d * d
         }
+        PointError::KlDivergence => {
+            let (y, p) = (clip(y, 1.0), clip(p, 1.0));
+            y * (y / p).ln()
+        }
+        PointError::Poisson => p - y * (p + EPS).ln(),
+        PointError::BinaryCrossentropy => {
+            // The bounds as f32 holds them, as the loss does: 1 - ε is 1 - 1.19e-7 there.
+            let p = p.clamp(BCE_EPSILON as f64, (1.0f32 - BCE_EPSILON) as f64);
+            -(y * p.ln() + (1.0 - y) * (1.0 - p).ln())
+        }
+        PointError::BinaryCrossentropyFromLogits => p.max(0.0) - p * y + (-p.abs()).exp().ln_1p(),
     }
+}
+
+/// The categorical cross-entropy of one row, Keras' definition: from logits
+/// `Σ_c y_c (logsumexp(z) - z_c)`; from probabilities `-Σ_c y_c ln(p'_c)` with `p` divided by
+/// its row sum and clipped to `[ε, 1 - ε]`. A one-element `target` is an integer label (the
+/// sparse form); a label outside `[0, C)` gives NaN.
+pub fn crossentropy_row_f64(from_logits: bool, pred: &[f64], target: &[f64]) -> f64 {
+    const EPS: f64 = 1e-7;
+    let log_p: Vec<f64> = if from_logits {
+        let lse = logsumexp(pred);
+        pred.iter().map(|&z| z - lse).collect()
+    } else {
+        let sum: f64 = pred.iter().sum();
+        pred.iter()
+            .map(|&p| (p / sum).clamp(EPS, (1.0f32 - BCE_EPSILON) as f64).ln())
+            .collect()
+    };
+    if target.len() == 1 && pred.len() > 1 {
+        return match sparse_label(target[0], pred.len()) {
+            Some(label) => -log_p[label],
+            None => f64::NAN,
+        };
+    }
+    -target.iter().zip(&log_p).map(|(y, l)| y * l).sum::<f64>()
+}
+
+/// Per class `c`, `[TP_c, FP_c, FN_c]` (3·C counts, class-major) of one decision per element:
+/// with a threshold, `pred[r, c] > threshold`; without one, `c == argmax(pred[r])`. The truth
+/// is `target[r, c] != 0` for `[N, C]` targets, `label(r) == c` for `[N, 1]` labels.
+pub fn class_confusion(
+    pred: &[f32],
+    target: &[f32],
+    cols: usize,
+    target_cols: usize,
+    threshold: Option<f32>,
+) -> Vec<usize> {
+    let mut counts = vec![0; 3 * cols];
+    for (p, t) in pred.chunks(cols).zip(target.chunks(target_cols)) {
+        let best = argmax(p);
+        for c in 0..cols {
+            let predicted = match threshold {
+                Some(th) => p[c] > th,
+                None => c == best,
+            };
+            let actual = if target_cols == 1 {
+                t[0] == c as f32
+            } else {
+                t[c] != 0.0
+            };
+            match (predicted, actual) {
+                (true, true) => counts[3 * c] += 1,
+                (true, false) => counts[3 * c + 1] += 1,
+                (false, true) => counts[3 * c + 2] += 1,
+                (false, false) => {}
+            }
+        }
+    }
+    counts
 }
 
 // ----------------------------------------------------------------------------------------

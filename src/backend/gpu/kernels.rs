@@ -168,6 +168,10 @@ pub const CONFUSION: Kernel = k(Module::Reduce, "confusion", &[RW, R, R]);
 pub const ROC_HISTOGRAM: Kernel = k(Module::Reduce, "roc_histogram", &[RW, R, R]);
 /// acc, pred, target
 pub const ERROR_SUM: Kernel = k(Module::Reduce, "error_sum", &[RW, R, R]);
+/// acc, pred, target
+pub const CROSSENTROPY_SUM: Kernel = k(Module::Reduce, "crossentropy_sum", &[RW, R, R]);
+/// acc, pred, target; one workgroup per class
+pub const CLASS_CONFUSION: Kernel = k(Module::Reduce, "class_confusion", &[RW, R, R]);
 // The optimizers: param, acc, grad, then each state tensor, each followed by where its new
 // values go when guarded (see optim.wgsl); unguarded updates write in place and bind small
 // unused buffers for acc and the outputs.

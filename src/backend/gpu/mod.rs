@@ -362,6 +362,11 @@ impl GpuBackend {
         )
     }
 
+    /// One workgroup per item (a class, a column).
+    fn grid_each(&self, n: usize) -> Result<[u32; 3]> {
+        grid(n, 1, self.ctx.limits().max_compute_workgroups_per_dimension)
+    }
+
     fn grid_rows(&self, rows: usize) -> Result<[u32; 3]> {
         grid(
             rows,

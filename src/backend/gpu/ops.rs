@@ -418,6 +418,50 @@ impl Backend for GpuBackend {
         self.reduce(kernels::ERROR_SUM, constants, params, acc, pred, target)
     }
 
+    fn crossentropy_sum_into(
+        &mut self,
+        from_logits: bool,
+        pred: &GpuTensor,
+        target: &GpuTensor,
+        acc: &mut GpuTensor,
+        slot: usize,
+    ) -> Result<()> {
+        check::argmax("crossentropy_sum_into", pred, target)?;
+        check::slot("crossentropy_sum_into", acc, slot)?;
+        let mut params = reduce_params(pred, target.cols, slot, 0.0)?;
+        params.k = from_logits as u32;
+        self.reduce(
+            kernels::CROSSENTROPY_SUM,
+            Constants::default(),
+            params,
+            acc,
+            pred,
+            target,
+        )
+    }
+
+    fn class_confusion_into(
+        &mut self,
+        pred: &GpuTensor,
+        target: &GpuTensor,
+        threshold: Option<f32>,
+        acc: &mut GpuTensor,
+        slot: usize,
+    ) -> Result<()> {
+        check::argmax("class_confusion_into", pred, target)?;
+        check::slots("class_confusion_into", acc, slot, 3 * pred.cols)?;
+        let mut params = reduce_params(pred, target.cols, slot, threshold.unwrap_or(0.0))?;
+        params.k = threshold.is_some() as u32;
+        let groups = self.grid_each(pred.cols)?;
+        self.record(
+            kernels::CLASS_CONFUSION,
+            Constants::default(),
+            params,
+            &[acc, pred, target],
+            groups,
+        )
+    }
+
     fn zeros_group(&mut self, shapes: &[[usize; 2]]) -> Result<Vec<GpuTensor>> {
         // Each part starts at the storage-offset alignment (and on a vec4), so each can be
         // bound on its own; the gaps stay zero.
