@@ -22,7 +22,10 @@ fn main() -> wgtrain::Result<()> {
                 LossFn::SparseCategoricalCrossentropy { from_logits: true },
                 Optimizer::adam(2e-3),
             )
-            .metrics(&[Metric::Accuracy, Metric::TopKCategoricalAccuracy { k: 3 }])
+            .metrics(&[
+                Metric::Accuracy,
+                Metric::SparseTopKCategoricalAccuracy { k: 3 },
+            ])
             .seed(1),
         )?;
     let config = FitConfig::epochs(25)
@@ -39,7 +42,8 @@ fn main() -> wgtrain::Result<()> {
         "test loss {:.4}, accuracy {:.4}, top-3 accuracy {:.4} on {}",
         test.loss,
         test.get("accuracy").unwrap_or(f64::NAN),
-        test.get("top_k_categorical_accuracy").unwrap_or(f64::NAN),
+        test.get("sparse_top_k_categorical_accuracy")
+            .unwrap_or(f64::NAN),
         model.backend().context().adapter()
     );
     let first = model.predict_classes(&x_test.head(10), 10)?;

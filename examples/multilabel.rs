@@ -44,9 +44,9 @@ fn main() -> wgtrain::Result<()> {
                 Optimizer::adam(0.01),
             )
             .metrics(&[
-                Metric::BinaryAccuracy,
-                Metric::Precision,
-                Metric::Recall,
+                Metric::BinaryAccuracy { threshold: None },
+                Metric::Precision { threshold: None },
+                Metric::Recall { threshold: None },
                 Metric::Auc,
             ])
             .seed(2),

@@ -292,8 +292,8 @@ fn log_prob(xc: f32, shift: f32) -> f32 {
 
 // One workgroup per class c (the workgroup's index in a 2-D grid): acc[slot + 3c .. + 3] += (TP, FP, FN) of the
 // decision "row r is class c" (x[r, c] > threshold when p.k == 1, else c is the row's
-// argmax) against the truth (target[r, c] != 0 for [N, C] targets, the label == c for
-// [N, 1]). Bindings: acc, x, target.
+// argmax) against the truth (target[r, c] != 0 for [N, C] targets, one output included; the
+// label == c for [N, 1] labels of C > 1 classes). Bindings: acc, x, target.
 @compute @workgroup_size(WG_1D)
 fn class_confusion(
     @builtin(local_invocation_index) li: u32,
@@ -315,7 +315,7 @@ fn class_confusion(
             predicted = argmax_x(r) == c;
         }
         var actual = false;
-        if (p.target_cols == 1u) {
+        if (p.target_cols == 1u && p.cols > 1u) {
             actual = targets[r] == f32(c);
         } else {
             actual = targets[r * p.cols + c] != 0.0;

@@ -61,8 +61,16 @@ pub struct ModelConfig {
     pub optimizer: Optimizer,
     /// The metrics.
     pub metrics: Vec<Metric>,
+    /// The decision threshold of yes/no outputs for metrics that name none (0.5 in
+    /// checkpoints that do not say).
+    #[serde(default = "default_threshold")]
+    pub threshold: f32,
     /// The seed of the initial weights and the shuffles.
     pub seed: u64,
+}
+
+fn default_threshold() -> f32 {
+    crate::train::metrics::DEFAULT_THRESHOLD
 }
 
 impl ModelConfig {
@@ -97,8 +105,13 @@ impl ModelConfig {
         self.optimizer
             .validate(1)
             .map_err(|e| format!("its optimizer is not valid ({e})"))?;
-        crate::train::metrics::MetricPlan::new(&self.metrics, head.task)
-            .map_err(|_| format!("its metrics do not fit its loss {}", self.loss.name()))?;
+        crate::train::metrics::MetricPlan::new(
+            &self.metrics,
+            head.task,
+            self.threshold,
+            last.units,
+        )
+        .map_err(|_| format!("its metrics do not fit its loss {}", self.loss.name()))?;
         Ok(())
     }
 }
@@ -361,8 +374,17 @@ impl Checkpoint {
                 err(format!("no `{key}` metadata: this safetensors file was not written by wgtrain (see scripts/interop.py to convert one)"))
             })
         };
-        let config: ModelConfig = serde_json::from_str(get("wgtrain.config")?)
+        let mut config: ModelConfig = serde_json::from_str(get("wgtrain.config")?)
             .map_err(|e| err(format!("the model config is not valid: {e}")))?;
+        // Checkpoints before sparse_top_k_categorical_accuracy had its own name stored it as
+        // top_k_categorical_accuracy, whatever the targets.
+        if config.loss.task() == crate::nn::Task::SparseCategorical {
+            for m in &mut config.metrics {
+                if let Metric::TopKCategoricalAccuracy { k } = *m {
+                    *m = Metric::SparseTopKCategoricalAccuracy { k };
+                }
+            }
+        }
         if config.format != FORMAT {
             return Err(err(format!(
                 "format `{}`, this wgtrain reads `{FORMAT}`",

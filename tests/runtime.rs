@@ -141,8 +141,8 @@ fn check_binary_metrics_match_the_host<B: Backend>(backend: impl Fn() -> B) {
     let y = Matrix::new(n, c, y).unwrap();
     let metrics = [
         Metric::Accuracy,
-        Metric::Precision,
-        Metric::Recall,
+        Metric::Precision { threshold: None },
+        Metric::Recall { threshold: None },
         Metric::Auc,
     ];
     let mut model = Sequential::new()

@@ -312,7 +312,8 @@ pub trait Backend {
     /// Adds, for each class `c` of `pred` `[N, C]`, its true positives, false positives and
     /// false negatives to `acc[slot + 3c .. slot + 3c + 3]` (see [`cpu::class_confusion`]): a
     /// class is predicted where its score is above `threshold`, or, with none, where it is the
-    /// row's argmax. Targets as for [`Backend::argmax_correct_into`].
+    /// row's argmax. Targets as for [`Backend::argmax_correct_into`], except that with one
+    /// output a `[N, 1]` target is a yes/no (`!= 0`), not a label.
     fn class_confusion_into(
         &mut self,
         pred: &Self::Tensor,

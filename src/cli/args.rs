@@ -110,10 +110,23 @@ pub(crate) struct TrainArgs {
     /// Fraction of the data held out, after a seeded shuffle, for the final test.
     #[arg(long, default_value_t = 0.2, value_parser = f32_value)]
     pub(crate) test_split: f32,
-    /// Metrics besides the loss, comma separated (default: accuracy for classification, mae
-    /// for regression).
+    /// Metrics besides the loss, comma separated, each `name` or `name:value` (default:
+    /// accuracy for classification, mae for regression). The value is a threshold
+    /// (`precision:0.3`, `true_positives:0.7`), k (`top_k_categorical_accuracy:3`) or the rate
+    /// to reach (`precision_at_recall:0.9`). Names are Keras': accuracy, binary_accuracy,
+    /// categorical_accuracy, sparse_categorical_accuracy, top_k_categorical_accuracy,
+    /// sparse_top_k_categorical_accuracy, precision, recall, true_positives, true_negatives,
+    /// false_positives, false_negatives, f1_score, auc, precision_at_recall,
+    /// sensitivity_at_specificity, specificity_at_sensitivity, mse, rmse, mae, mape, msle,
+    /// kl_divergence, poisson, binary_crossentropy, categorical_crossentropy,
+    /// sparse_categorical_crossentropy.
     #[arg(long, value_delimiter = ',')]
     pub(crate) metrics: Vec<String>,
+    /// The decision threshold of yes/no outputs, in [0, 1]: accuracy, binary_accuracy,
+    /// precision, recall, the confusion counts and f1_score count a probability above it as a
+    /// yes, unless a metric names its own (`precision:0.3`). Default 0.5.
+    #[arg(long, value_parser = f32_value)]
+    pub(crate) threshold: Option<f32>,
     /// Seeds the split, the initial weights and the shuffles.
     #[arg(long, default_value_t = 42)]
     pub(crate) seed: u64,
@@ -341,6 +354,13 @@ impl TrainArgs {
             .map_err(|e| flag_error("--lr", self.lr(), &e.to_string()))?;
         for m in &self.metrics {
             Metric::from_name(m).map_err(|e| flag_error("--metrics", m, &e.to_string()))?;
+        }
+        if let Some(t) = self.threshold.filter(|t| !(0.0..=1.0).contains(t)) {
+            return Err(flag_error(
+                "--threshold",
+                t,
+                "the decision threshold is a probability in [0, 1], such as 0.5",
+            ));
         }
         if self.save.is_none() && self.save_mode != SaveMode::End {
             return Err(Error::Config(

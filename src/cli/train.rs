@@ -10,6 +10,7 @@ use wgtrain::checkpoint::{Checkpoint, DataRecord, RunRecord};
 use wgtrain::data::{self, Matrix};
 use wgtrain::fs::{check_outputs, Input, Output};
 use wgtrain::nn::{Dense, Sequential, Task};
+use wgtrain::train::metrics::DEFAULT_THRESHOLD;
 use wgtrain::train::targets::targets_for;
 use wgtrain::train::{Compile, Metric};
 use wgtrain::{Error, Result};
@@ -244,9 +245,13 @@ pub(crate) fn prepare_training(args: &TrainArgs, started: Instant) -> Result<Tra
         model = model.add(Dense::new(units, hidden));
     }
     let model = model.add(Dense::new(outputs, wgtrain::backend::Activation::Linear));
-    let compile = Compile::new(loss, opt).metrics(&metrics).seed(args.seed);
+    let threshold = args.threshold.unwrap_or(DEFAULT_THRESHOLD);
+    let compile = Compile::new(loss, opt)
+        .metrics(&metrics)
+        .seed(args.seed)
+        .threshold(threshold);
     // A metric that does not fit the loss is refused here, not after the data is on a device.
-    wgtrain::train::metrics::MetricPlan::new(&metrics, loss.task())
+    wgtrain::train::metrics::MetricPlan::new(&metrics, loss.task(), threshold, outputs)
         .map_err(|e| Error::Config(format!("--metrics: {e}")))?;
     Ok(Train {
         args,

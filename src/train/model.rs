@@ -9,7 +9,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use super::callbacks::ModelControl;
-use super::metrics::{Metric, MetricPlan};
+use super::metrics::{Metric, MetricPlan, DEFAULT_THRESHOLD};
 pub(crate) use super::step::{Batch, LastGood, Phase};
 use super::targets::check_targets;
 use crate::backend::{Activation, Backend, Optimizer};
@@ -29,6 +29,9 @@ pub struct Compile {
     pub metrics: Vec<Metric>,
     /// Seeds the initial weights and the shuffles (default 0).
     pub seed: u64,
+    /// The decision threshold of yes/no outputs: the binary metrics that name none of their
+    /// own count a prediction above it as a yes (default [`DEFAULT_THRESHOLD`], 0.5).
+    pub threshold: f32,
 }
 
 impl Compile {
@@ -39,12 +42,19 @@ impl Compile {
             optimizer,
             metrics: Vec::new(),
             seed: 0,
+            threshold: DEFAULT_THRESHOLD,
         }
     }
 
     /// The same with these metrics.
     pub fn metrics(mut self, metrics: &[Metric]) -> Compile {
         self.metrics = metrics.to_vec();
+        self
+    }
+
+    /// The same with this decision threshold for yes/no outputs (see [`Compile::threshold`]).
+    pub fn threshold(mut self, threshold: f32) -> Compile {
+        self.threshold = threshold;
         self
     }
 
@@ -70,7 +80,7 @@ impl Sequential {
             .last()
             .expect("validate checked there is a layer");
         let (head, warning) = config.loss.head(last.activation, last.units)?;
-        let plan = MetricPlan::new(&config.metrics, head.task)?;
+        let plan = MetricPlan::new(&config.metrics, head.task, config.threshold, last.units)?;
         Ok(Model {
             backend,
             spec: self,
@@ -79,6 +89,7 @@ impl Sequential {
             optimizer: config.optimizer,
             plan,
             metrics: config.metrics,
+            threshold: config.threshold,
             seed: config.seed,
             rng: StdRng::seed_from_u64(config.seed),
             standardizer: None,
@@ -109,6 +120,7 @@ pub struct Model<B: Backend> {
     pub(crate) optimizer: Optimizer,
     pub(crate) plan: MetricPlan,
     pub(crate) metrics: Vec<Metric>,
+    pub(crate) threshold: f32,
     /// Seeds the initial weights (through `rng`) and each epoch's shuffle.
     pub(crate) seed: u64,
     /// Draws the initial weights.

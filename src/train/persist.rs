@@ -33,6 +33,7 @@ impl<B: Backend> Model<B> {
                 loss: self.loss,
                 optimizer: self.optimizer,
                 metrics: self.metrics.clone(),
+                threshold: self.threshold,
                 seed: self.seed,
             },
             weights: finite_weights(net.weights(&mut self.backend)?)?,
@@ -61,6 +62,7 @@ impl<B: Backend> Model<B> {
             optimizer: c.optimizer,
             metrics: c.metrics.clone(),
             seed: c.seed,
+            threshold: c.threshold,
         };
         let mut model = spec.compile(backend, compile)?;
         model.build(c.input_dim)?;

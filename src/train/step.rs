@@ -2,7 +2,7 @@
 //! upload of a batch, the forward pass, loss, metrics, backward pass and guarded update, the
 //! accumulators they sum into, and the rollback after a divergence.
 
-use super::metrics::LOSS_SLOT;
+use super::metrics::{Outputs, LOSS_SLOT};
 use super::model::Model;
 use crate::backend::{Activation, Backend, GuardSlots, Tensor};
 use crate::data::Matrix;
@@ -140,7 +140,21 @@ impl<B: Backend> Model<B> {
         } else {
             output
         };
-        plan.record(b, output, probs, &batch.y, acc)?;
+        // The logits behind the predictions: the output itself when the loss applies the
+        // output activation, the top layer's z when the layer applies it.
+        let logits = if head.output != Activation::Linear {
+            Some((output, head.output))
+        } else if head.on_logits {
+            Some((&acts.z[top], net.top_activation()))
+        } else {
+            None
+        };
+        let outputs = Outputs {
+            output,
+            probs,
+            logits,
+        };
+        plan.record(b, outputs, &batch.y, acc)?;
         if train {
             net.backward(b, &batch.x, acts, onto_z)?;
             *step += 1;
@@ -212,7 +226,7 @@ impl<B: Backend> Model<B> {
             format!("{prefix}loss"),
             acc[LOSS_SLOT] as f64 / samples.max(1) as f64,
         );
-        for (name, value) in self.plan.finish(acc, samples, self.output_dim()) {
+        for (name, value) in self.plan.finish(acc, samples) {
             logs.push(format!("{prefix}{name}"), value);
         }
     }

@@ -496,7 +496,8 @@ pub fn crossentropy_row_f64(from_logits: bool, pred: &[f64], target: &[f64]) -> 
 
 /// Per class `c`, `[TP_c, FP_c, FN_c]` (3·C counts, class-major) of one decision per element:
 /// with a threshold, `pred[r, c] > threshold`; without one, `c == argmax(pred[r])`. The truth
-/// is `target[r, c] != 0` for `[N, C]` targets, `label(r) == c` for `[N, 1]` labels.
+/// is `target[r, c] != 0` for `[N, C]` targets (one output: a yes/no), `label(r) == c` for
+/// `[N, 1]` labels of `C > 1` classes.
 pub fn class_confusion(
     pred: &[f32],
     target: &[f32],
@@ -512,7 +513,7 @@ pub fn class_confusion(
                 Some(th) => p[c] > th,
                 None => c == best,
             };
-            let actual = if target_cols == 1 {
+            let actual = if target_cols == 1 && cols > 1 {
                 t[0] == c as f32
             } else {
                 t[c] != 0.0

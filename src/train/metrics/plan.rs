@@ -1,46 +1,106 @@
 //! How each metric accumulates on the device (its [`Kind`] and slots) and how the host turns
 //! the sums into its value.
 
-use crate::backend::{Backend, PointError, AUC_THRESHOLDS, ROC_HISTOGRAM_SLOTS};
+use crate::backend::{Activation, Backend, PointError, AUC_THRESHOLDS, ROC_HISTOGRAM_SLOTS};
 use crate::error::{Error, Result};
 use crate::nn::Task;
 
 use super::Metric;
+
+/// Which value of the confusion counts a metric reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Count {
+    Precision,
+    Recall,
+    TruePositives,
+    FalsePositives,
+    TrueNegatives,
+    FalseNegatives,
+}
+
+/// The `*At*` metrics: the best of one rate where another reaches a target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum At {
+    PrecisionAtRecall,
+    SensitivityAtSpecificity,
+    SpecificityAtSensitivity,
+}
+
+/// What an error sum is divided by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Scale {
+    /// The elements: the mean per output.
+    Elements,
+    /// The square root of the mean per output (RMSE).
+    Root,
+    /// The rows: a sum per row, averaged over rows (KL divergence).
+    Rows,
+}
 
 /// The computation behind a metric.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) enum Kind {
     Argmax,
     TopK(usize),
-    Threshold,
-    Precision,
-    Recall,
+    Threshold(f32),
+    /// The four confusion counts at a threshold, and the value made of them.
+    Confusion(f32, Count),
+    /// Per-class counts by a threshold, or by the argmax.
+    F1(Option<f32>),
     Auc,
-    /// The error, and whether the value is the square root of its mean.
-    Error(PointError, bool),
+    At(At, f32),
+    Error(PointError, Scale),
+    BinaryCrossentropy,
+    /// Categorical cross-entropy, with one-hot targets or integer labels (the targets say).
+    CategoricalCrossentropy,
 }
 
 impl Kind {
-    fn slots(self) -> usize {
+    fn slots(self, outputs: usize) -> usize {
         match self {
-            Kind::Precision | Kind::Recall => 4,
-            Kind::Auc => ROC_HISTOGRAM_SLOTS,
+            Kind::Confusion(..) => 4,
+            Kind::F1(_) => 3 * outputs,
+            Kind::Auc | Kind::At(..) => ROC_HISTOGRAM_SLOTS,
             _ => 1,
         }
     }
 
-    /// Whether it reads probabilities (`[0, 1]` outputs) rather than the raw output.
+    /// Whether it reads probabilities (the model's predictions) rather than the raw output.
     fn needs_probabilities(self) -> bool {
-        matches!(
+        !matches!(
             self,
-            Kind::Threshold | Kind::Precision | Kind::Recall | Kind::Auc
+            Kind::Argmax
+                | Kind::TopK(_)
+                | Kind::Error(
+                    PointError::Squared
+                        | PointError::Absolute
+                        | PointError::AbsolutePercentage
+                        | PointError::SquaredLog,
+                    _
+                )
         )
     }
 
     /// Element-wise against targets shaped like the outputs (not integer labels).
     fn elementwise(self) -> bool {
-        !matches!(self, Kind::Argmax | Kind::TopK(_))
+        !matches!(
+            self,
+            Kind::Argmax | Kind::TopK(_) | Kind::F1(_) | Kind::CategoricalCrossentropy
+        )
     }
+}
+
+/// What one batch's metrics read: the model's output, the same as probabilities, and the
+/// logits behind them where the model has them.
+#[derive(Clone, Copy, Debug)]
+pub struct Outputs<'a, T> {
+    /// The last layer's output (logits, when the loss applies the output activation).
+    pub output: &'a T,
+    /// The predictions in probability space (`output` with the output activation applied).
+    pub probs: &'a T,
+    /// The logits and the activation that turns them into `probs` (softmax or sigmoid),
+    /// where the model computes them.
+    pub logits: Option<(&'a T, Activation)>,
 }
 
 /// Where each metric accumulates: slot 0 holds the loss sum, then each metric's slots.
@@ -48,14 +108,26 @@ impl Kind {
 pub struct MetricPlan {
     entries: Vec<(Metric, Kind, usize)>,
     slots: usize,
+    outputs: usize,
 }
 
 /// The accumulator slot of the loss sum.
 pub const LOSS_SLOT: usize = 0;
 
 impl MetricPlan {
-    /// Lays out `metrics` for a model learning `task`; rejects metrics that make no sense for it.
-    pub fn new(metrics: &[Metric], task: Task) -> Result<MetricPlan> {
+    /// Lays out `metrics` for a model learning `task` with `outputs` outputs, `threshold`
+    /// its decision threshold for yes/no outputs; rejects metrics that make no sense for it.
+    pub fn new(
+        metrics: &[Metric],
+        task: Task,
+        threshold: f32,
+        outputs: usize,
+    ) -> Result<MetricPlan> {
+        if !(0.0..=1.0).contains(&threshold) {
+            return Err(Error::Config(format!(
+                "the decision threshold must be in [0, 1], got {threshold}"
+            )));
+        }
         let mut entries = Vec::new();
         let mut next = LOSS_SLOT + 1;
         for (i, &m) in metrics.iter().enumerate() {
@@ -65,7 +137,7 @@ impl MetricPlan {
                     m.name()
                 )));
             }
-            let kind = m.kind(task)?;
+            let kind = m.kind(task, threshold)?;
             if kind.elementwise() && task == Task::SparseCategorical {
                 return Err(Error::Config(format!(
                     "{} compares outputs with targets element by element, but sparse categorical targets are \
@@ -74,11 +146,12 @@ impl MetricPlan {
                 )));
             }
             entries.push((m, kind, next));
-            next += kind.slots();
+            next += kind.slots(outputs);
         }
         Ok(MetricPlan {
             entries,
             slots: next,
+            outputs,
         })
     }
 
@@ -97,47 +170,79 @@ impl MetricPlan {
         self.entries.iter().map(|(m, _, _)| m.name())
     }
 
-    /// Records one batch into `acc`: `output` is the model's output (scores or values),
-    /// `probs` the same in probability space, `y` the targets.
+    /// Records one batch into `acc`, against the targets `y`.
     pub fn record<B: Backend>(
         &self,
         b: &mut B,
-        output: &B::Tensor,
-        probs: &B::Tensor,
+        out: Outputs<'_, B::Tensor>,
         y: &B::Tensor,
         acc: &mut B::Tensor,
     ) -> Result<()> {
+        let Outputs {
+            output,
+            probs,
+            logits,
+        } = out;
+        let logits_of = |act: Activation| logits.filter(|&(_, a)| a == act).map(|(z, _)| z);
         for &(_, kind, slot) in &self.entries {
             match kind {
                 Kind::Argmax => b.argmax_correct_into(output, y, acc, slot)?,
                 Kind::TopK(k) => b.topk_correct_into(output, y, k, acc, slot)?,
-                Kind::Threshold => b.threshold_correct_into(probs, y, 0.5, acc, slot)?,
-                Kind::Precision | Kind::Recall => b.confusion_into(probs, y, 0.5, acc, slot)?,
-                Kind::Auc => b.roc_histogram_into(probs, y, acc, slot)?,
+                Kind::Threshold(t) => b.threshold_correct_into(probs, y, t, acc, slot)?,
+                Kind::Confusion(t, _) => b.confusion_into(probs, y, t, acc, slot)?,
+                Kind::F1(t) => b.class_confusion_into(probs, y, t, acc, slot)?,
+                Kind::Auc | Kind::At(..) => b.roc_histogram_into(probs, y, acc, slot)?,
+                Kind::Error(e, _) if kind.needs_probabilities() => {
+                    b.error_sum_into(e, probs, y, acc, slot)?
+                }
                 Kind::Error(e, _) => b.error_sum_into(e, output, y, acc, slot)?,
+                Kind::BinaryCrossentropy => match logits_of(Activation::Sigmoid) {
+                    Some(z) => {
+                        b.error_sum_into(PointError::BinaryCrossentropyFromLogits, z, y, acc, slot)?
+                    }
+                    None => {
+                        b.error_sum_into(PointError::BinaryCrossentropy, probs, y, acc, slot)?
+                    }
+                },
+                Kind::CategoricalCrossentropy => match logits_of(Activation::Softmax) {
+                    Some(z) => b.crossentropy_sum_into(true, z, y, acc, slot)?,
+                    None => b.crossentropy_sum_into(false, probs, y, acc, slot)?,
+                },
             }
         }
         Ok(())
     }
 
-    /// The metrics' values from the accumulator read back after `samples` samples of
-    /// `outputs` outputs each.
-    pub fn finish(&self, acc: &[f32], samples: usize, outputs: usize) -> Vec<(&'static str, f64)> {
+    /// The metrics' values from the accumulator read back after `samples` samples.
+    pub fn finish(&self, acc: &[f32], samples: usize) -> Vec<(&'static str, f64)> {
         let n = samples.max(1) as f64;
-        let elements = (samples * outputs).max(1) as f64;
-        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+        let elements = (samples * self.outputs).max(1) as f64;
         self.entries
             .iter()
             .map(|&(m, kind, slot)| {
                 let s = |i: usize| acc[slot + i] as f64;
                 let value = match kind {
                     Kind::Argmax | Kind::TopK(_) => s(0) / n,
-                    Kind::Threshold => s(0) / elements,
-                    Kind::Precision => ratio(s(0), s(0) + s(1)),
-                    Kind::Recall => ratio(s(0), s(0) + s(3)),
+                    Kind::Threshold(_) => s(0) / elements,
+                    Kind::Confusion(_, count) => {
+                        let (tp, fp, tn, fn_) = (s(0), s(1), s(2), s(3));
+                        match count {
+                            Count::Precision => ratio(tp, tp + fp),
+                            Count::Recall => ratio(tp, tp + fn_),
+                            Count::TruePositives => tp,
+                            Count::FalsePositives => fp,
+                            Count::TrueNegatives => tn,
+                            Count::FalseNegatives => fn_,
+                        }
+                    }
+                    Kind::F1(_) => f1_macro(&acc[slot..slot + 3 * self.outputs]),
                     Kind::Auc => auc_from_histogram(&acc[slot..slot + ROC_HISTOGRAM_SLOTS]),
-                    Kind::Error(_, true) => (s(0) / elements).sqrt(),
-                    Kind::Error(_, false) => s(0) / elements,
+                    Kind::At(at, target) => {
+                        at_constraint(at, target, &acc[slot..slot + ROC_HISTOGRAM_SLOTS])
+                    }
+                    Kind::Error(_, Scale::Root) => (s(0) / elements).sqrt(),
+                    Kind::Error(_, Scale::Rows) | Kind::CategoricalCrossentropy => s(0) / n,
+                    Kind::Error(_, Scale::Elements) | Kind::BinaryCrossentropy => s(0) / elements,
                 };
                 (m.name(), value)
             })
@@ -145,29 +250,87 @@ impl MetricPlan {
     }
 }
 
-/// ROC AUC by the trapezoidal rule over the [`AUC_THRESHOLDS`] thresholds, from the
-/// histogram of [`Backend::roc_histogram_into`]: at threshold j, the positives predicted
-/// positive are those in buckets above j. 0 when either class is absent (as Keras).
-pub fn auc_from_histogram(h: &[f32]) -> f64 {
+/// `a / b`, or 0 when `b` is 0 (Keras' `divide_no_nan`).
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 {
+        a / b
+    } else {
+        0.0
+    }
+}
+
+/// The mean over classes of `2 TP / (2 TP + FP + FN)` from `[TP, FP, FN]` per class, a class
+/// with no positives and no positive predictions scoring 0 (Keras adds ε = 1e-7 to each
+/// denominator instead of testing for 0; the values differ by less than 1e-6).
+fn f1_macro(counts: &[f32]) -> f64 {
+    let classes = counts.len() / 3;
+    let sum: f64 = counts
+        .chunks(3)
+        .map(|c| {
+            let (tp, fp, fn_) = (c[0] as f64, c[1] as f64, c[2] as f64);
+            ratio(2.0 * tp, 2.0 * tp + fp + fn_)
+        })
+        .sum();
+    sum / classes.max(1) as f64
+}
+
+/// From the ROC histogram of [`Backend::roc_histogram_into`], for each threshold `j` of the
+/// [`AUC_THRESHOLDS`]: `(TP, FP, TN, FN)` of `prediction > threshold j`, the positives above
+/// it being those in buckets `j + 1..=N`.
+fn roc_counts(h: &[f32]) -> Vec<[f64; 4]> {
     let buckets = AUC_THRESHOLDS + 1;
-    let pos: Vec<f64> = (0..buckets).map(|b| h[2 * b] as f64).collect();
-    let neg: Vec<f64> = (0..buckets).map(|b| h[2 * b + 1] as f64).collect();
-    let (total_pos, total_neg): (f64, f64) = (pos.iter().sum(), neg.iter().sum());
+    let pos = |b: usize| h[2 * b] as f64;
+    let neg = |b: usize| h[2 * b + 1] as f64;
+    let total_pos: f64 = (0..buckets).map(pos).sum();
+    let total_neg: f64 = (0..buckets).map(neg).sum();
+    let mut counts = vec![[0.0; 4]; AUC_THRESHOLDS];
+    let (mut tp, mut fp) = (0.0, 0.0);
+    for j in (0..AUC_THRESHOLDS).rev() {
+        tp += pos(j + 1);
+        fp += neg(j + 1);
+        counts[j] = [tp, fp, total_neg - fp, total_pos - tp];
+    }
+    counts
+}
+
+/// One of Keras' `*At*` metrics from the ROC histogram: over the AUC's thresholds, the
+/// largest dependent rate among those where the constrained one reaches `target` (0 when none
+/// does), each rate 0 where its denominator is (Keras' `_find_max_under_constraint`). Keras'
+/// `*At*` thresholds are 0 and 1 at the ends where the AUC's are -1e-7 and 1 + 1e-7: a
+/// prediction in (-1e-7, 0] counts as positive at the first threshold here, negative there.
+pub(super) fn at_constraint(at: At, target: f32, h: &[f32]) -> f64 {
+    let target = target as f64;
+    roc_counts(h)
+        .into_iter()
+        .filter_map(|[tp, fp, tn, fn_]| {
+            let recall = ratio(tp, tp + fn_);
+            let specificity = ratio(tn, tn + fp);
+            let (constrained, dependent) = match at {
+                At::PrecisionAtRecall => (recall, ratio(tp, tp + fp)),
+                At::SensitivityAtSpecificity => (specificity, recall),
+                At::SpecificityAtSensitivity => (recall, specificity),
+            };
+            (constrained >= target).then_some(dependent)
+        })
+        .fold(0.0, f64::max)
+}
+
+/// ROC AUC by the trapezoidal rule over the [`AUC_THRESHOLDS`] thresholds, from the
+/// histogram of [`Backend::roc_histogram_into`]. 0 when either class is absent (as Keras).
+pub fn auc_from_histogram(h: &[f32]) -> f64 {
+    let counts = roc_counts(h);
+    let [tp, fp, tn, fn_] = counts[0];
+    let (total_pos, total_neg) = (tp + fn_, fp + tn);
     if total_pos == 0.0 || total_neg == 0.0 {
         return 0.0;
     }
-    // tpr[j], fpr[j] for thresholds j = 0..N-1: counts in buckets j+1..=N.
-    let mut tpr = vec![0.0; AUC_THRESHOLDS];
-    let mut fpr = vec![0.0; AUC_THRESHOLDS];
-    let (mut tp, mut fp) = (0.0, 0.0);
-    for j in (0..AUC_THRESHOLDS).rev() {
-        tp += pos[j + 1];
-        fp += neg[j + 1];
-        tpr[j] = tp / total_pos;
-        fpr[j] = fp / total_neg;
-    }
-    (0..AUC_THRESHOLDS - 1)
-        .map(|j| (fpr[j] - fpr[j + 1]) * (tpr[j] + tpr[j + 1]) / 2.0)
+    let rates: Vec<(f64, f64)> = counts
+        .iter()
+        .map(|c| (c[1] / total_neg, c[0] / total_pos))
+        .collect();
+    rates
+        .windows(2)
+        .map(|w| (w[0].0 - w[1].0) * (w[0].1 + w[1].1) / 2.0)
         .sum()
 }
 
@@ -211,14 +374,16 @@ mod tests {
     #[test]
     fn accuracy_resolves_from_the_task() {
         assert_eq!(
-            Metric::Accuracy.kind(Task::Binary).unwrap(),
-            Kind::Threshold
+            Metric::Accuracy.kind(Task::Binary, 0.5).unwrap(),
+            Kind::Threshold(0.5)
         );
         assert_eq!(
-            Metric::Accuracy.kind(Task::SparseCategorical).unwrap(),
+            Metric::Accuracy.kind(Task::SparseCategorical, 0.5).unwrap(),
             Kind::Argmax
         );
-        assert!(Metric::Accuracy.kind(Task::Regression).is_err());
-        assert!(MetricPlan::new(&[Metric::MeanSquaredError], Task::SparseCategorical).is_err());
+        assert!(Metric::Accuracy.kind(Task::Regression, 0.5).is_err());
+        assert!(
+            MetricPlan::new(&[Metric::MeanSquaredError], Task::SparseCategorical, 0.5, 3).is_err()
+        );
     }
 }
