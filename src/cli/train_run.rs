@@ -169,6 +169,14 @@ impl Job for Train<'_> {
         if let Some(reason) = &history.stopped_early {
             report["stopped_early"] = json!(reason);
         }
+        let diagnosis = history.diagnose();
+        report["diagnosis"] = json!({
+            "verdict": diagnosis.verdict.name(),
+            "generalization_gap": diagnosis.generalization_gap,
+            "final_gap": diagnosis.final_gap,
+            "best_epoch": diagnosis.best_epoch,
+            "reason": diagnosis.reason,
+        });
         if let Some(d) = &history.diverged {
             report["diverged"] =
                 json!({ "epoch": d.epoch, "step": d.step, "cause": d.cause, "last_good": kept });
@@ -189,6 +197,17 @@ impl Job for Train<'_> {
                 model.epochs_done(),
                 trained / fit_seconds,
                 self.started.elapsed().as_secs_f64()
+            );
+            let gap = diagnosis.generalization_gap.map_or(String::new(), |g| {
+                format!(
+                    ", generalization gap {g:.4} at epoch {}",
+                    diagnosis.best_epoch
+                )
+            });
+            outln!(
+                "diagnosis: {}{gap}: {}",
+                diagnosis.verdict.name().replace('_', " "),
+                diagnosis.reason
             );
         }
         if diverged {

@@ -7,6 +7,7 @@
 //! until the epoch ends (or the progress bar asks, twice a second).
 
 pub mod callbacks;
+pub mod diagnosis;
 pub mod history;
 mod memory;
 pub mod metrics;
@@ -20,6 +21,7 @@ pub mod targets;
 pub use callbacks::{
     Callback, EarlyStopping, LambdaCallback, Mode, ModelCheckpoint, ModelControl, ReduceLrOnPlateau,
 };
+pub use diagnosis::{Diagnosis, Verdict};
 pub use history::{Divergence, History, Logs};
 pub use memory::MemoryNeed;
 pub use metrics::Metric;

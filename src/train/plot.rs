@@ -1,6 +1,7 @@
 //! Learning curves as a picture: training and validation loss, and the main metric, per
 //! epoch. The curves the course reads: both falling together is a good fit, training falling
-//! while validation rises is overfitting, both staying high is underfitting.
+//! while validation rises is overfitting, both staying high is underfitting. A dashed line
+//! marks the best epoch (the lowest validation loss, see [`History::diagnose`]).
 
 use std::path::Path;
 use std::sync::Once;
@@ -87,8 +88,9 @@ fn draw<DB: DrawingBackend>(
         .chain(main_metric(history))
         .collect();
     let areas = root.split_evenly((1, panels.len()));
+    let best = history.diagnose().best_epoch;
     for (name, area) in panels.iter().zip(&areas) {
-        panel(history, name, area).map_err(|e| e.to_string())?;
+        panel(history, name, best, area).map_err(|e| e.to_string())?;
     }
     Ok(())
 }
@@ -100,9 +102,11 @@ struct Curve {
     points: Vec<(f64, f64)>,
 }
 
+/// One panel; `best` is the epoch [`History::diagnose`] names best, marked by a vertical line.
 fn panel<DB: DrawingBackend>(
     history: &History,
     name: &str,
+    best: usize,
     area: &DrawingArea<DB, Shift>,
 ) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let val_name = format!("val_{name}");
@@ -162,6 +166,21 @@ fn panel<DB: DrawingBackend>(
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });
         chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+    }
+    if best > 0 {
+        let x = best as f64;
+        let grey = RGBColor(110, 110, 110);
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(x, lo - pad), (x, hi + pad)],
+                6,
+                4,
+                grey.stroke_width(1),
+            ))?
+            .label(format!("best epoch ({best})"))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], grey.stroke_width(1))
+            });
     }
     chart
         .configure_series_labels()
