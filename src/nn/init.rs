@@ -108,26 +108,25 @@ impl Initializer {
     /// Checks the parameters: finite, a deviation ≥ 0, bounds in order.
     pub fn validate(&self) -> Result<(), String> {
         match *self {
-            Initializer::RandomNormal { mean, stddev } => {
-                if !(mean.is_finite() && stddev.is_finite() && stddev >= 0.0) {
-                    return Err(format!(
-                        "random_normal needs a finite mean and a finite stddev ≥ 0, got mean {mean}, stddev {stddev}"
-                    ));
-                }
+            Initializer::RandomNormal { mean, stddev }
+                if !(mean.is_finite() && stddev.is_finite() && stddev >= 0.0) =>
+            {
+                Err(format!(
+                    "random_normal needs a finite mean and a finite stddev ≥ 0, got mean {mean}, stddev {stddev}"
+                ))
             }
-            Initializer::RandomUniform { minval, maxval } => {
-                if !(minval.is_finite() && maxval.is_finite() && minval < maxval) {
-                    return Err(format!(
-                        "random_uniform needs finite bounds with minval < maxval, got {minval}, {maxval}"
-                    ));
-                }
+            Initializer::RandomUniform { minval, maxval }
+                if !(minval.is_finite() && maxval.is_finite() && minval < maxval) =>
+            {
+                Err(format!(
+                    "random_uniform needs finite bounds with minval < maxval, got {minval}, {maxval}"
+                ))
             }
             Initializer::Constant(c) if !c.is_finite() => {
-                return Err(format!("a constant initializer must be finite, got {c}"))
+                Err(format!("a constant initializer must be finite, got {c}"))
             }
-            _ => {}
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// Parses a Keras name, with its parameters after a colon where it has them:
