@@ -9,6 +9,7 @@ pub mod init;
 pub mod loss;
 
 pub use init::Initializer;
+pub mod perceptron;
 pub use loss::{Head, LossFn, Task};
 
 use rand::rngs::StdRng;
