@@ -6,6 +6,9 @@
 
 use wgtrain::nn::perceptron::{all_inputs, Perceptron, ThresholdUnit};
 
+/// A boolean function of the inputs.
+type BoolFn = dyn Fn(&[bool]) -> bool;
+
 fn table(unit: &ThresholdUnit) -> String {
     all_inputs(unit.inputs())
         .map(|x| {
@@ -36,7 +39,7 @@ fn main() -> wgtrain::Result<()> {
     );
 
     println!("\nThe perceptron rule w ← w + η (y − ŷ) x, η = 0.1, from zero weights:");
-    let data = |f: &dyn Fn(&[bool]) -> bool| -> (Vec<Vec<f64>>, Vec<f64>) {
+    let data = |f: &BoolFn| -> (Vec<Vec<f64>>, Vec<f64>) {
         all_inputs(2)
             .map(|x| {
                 (
@@ -46,7 +49,7 @@ fn main() -> wgtrain::Result<()> {
             })
             .unzip()
     };
-    let cases: [(&str, &dyn Fn(&[bool]) -> bool); 3] = [
+    let cases: [(&str, &BoolFn); 3] = [
         ("AND", &|x| x[0] && x[1]),
         ("OR", &|x| x[0] || x[1]),
         ("XOR", &xor),
