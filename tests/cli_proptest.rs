@@ -113,6 +113,22 @@ const FLAGS: &[(&str, &[&str])] = &[
         ],
     ),
     ("--threshold", &["0.3", "1", "-0.5", "x"]),
+    ("--early-stopping", &["0", "2", "-1"]),
+    ("--restore-best", &[]),
+    (
+        "--output-activation",
+        &["linear", "softmax", "sigmoid", "relu", "x"],
+    ),
+    (
+        "--kernel-initializer",
+        &[
+            "he_normal",
+            "random_normal:0.01",
+            "random_uniform:1,0",
+            "constant",
+            "x",
+        ],
+    ),
     ("--seed", &["0", "1", "-1", "18446744073709551615"]),
     ("--verbose", &["0", "1", "2", "9"]),
     ("--save", &["@out"]),

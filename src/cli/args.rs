@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, ValueEnum};
 use wgtrain::backend::{Activation, Optimizer};
 use wgtrain::error::quote;
-use wgtrain::nn::LossFn;
+use wgtrain::nn::{Initializer, LossFn};
 use wgtrain::train::Metric;
 use wgtrain::{Error, Result};
 
@@ -87,6 +87,18 @@ pub(crate) struct TrainArgs {
     /// gelu_tanh, silu.
     #[arg(long, default_value = "relu")]
     pub(crate) activation: String,
+    /// The output layer's activation (default linear: the loss applies softmax or sigmoid to
+    /// the logits itself). `sigmoid` or `softmax` make the layer apply it, and the
+    /// cross-entropy then reads probabilities (Keras' from_logits=False; computed from the
+    /// logits all the same); `softplus` or `relu` give a regression positive outputs.
+    #[arg(long, default_value = "linear")]
+    pub(crate) output_activation: String,
+    /// How every layer's weights start (biases start at 0): glorot_uniform (the default, as
+    /// Keras), glorot_normal, he_uniform, he_normal, lecun_uniform, lecun_normal, zeros, ones,
+    /// constant:VALUE, random_normal[:STDDEV | :MEAN,STDDEV] (`random_normal:0.01` is the
+    /// course's small random start), random_uniform[:LIMIT | :MIN,MAX].
+    #[arg(long, default_value = "glorot_uniform")]
+    pub(crate) kernel_initializer: String,
     /// Loss: sparse_categorical_crossentropy, categorical_crossentropy, binary_crossentropy, mse,
     /// mae, huber; `auto` picks sparse categorical cross-entropy for integer labels, else mse.
     #[arg(long, default_value = "auto")]
@@ -139,9 +151,17 @@ pub(crate) struct TrainArgs {
     /// When to save.
     #[arg(long, value_enum, default_value = "end")]
     pub(crate) save_mode: SaveMode,
-    /// What `--save-mode best` watches (default: val_loss, or loss without validation).
+    /// What `--save-mode best` and `--early-stopping` watch: the loss or a metric, `val_` for
+    /// its validation value (default: val_loss, or loss without validation). Lower is better
+    /// for losses, errors and false counts; higher for the rest.
     #[arg(long)]
     pub(crate) monitor: Option<String>,
+    /// Stop when `--monitor` has not improved for this many epochs (Keras' EarlyStopping).
+    #[arg(long, value_name = "PATIENCE")]
+    pub(crate) early_stopping: Option<usize>,
+    /// With --early-stopping: end with the weights of the best epoch, not the last.
+    #[arg(long)]
+    pub(crate) restore_best: bool,
     /// Continue training from this checkpoint (same flags and seed as the run that wrote it);
     /// its weights, optimizer state, learning rate, epoch count and input scaling are used.
     #[arg(long)]
@@ -256,6 +276,20 @@ pub(crate) fn hidden_activation(name: &str) -> Result<Activation> {
     }
 }
 
+/// The output layer's activation `--output-activation` names (any, softmax included).
+pub(crate) fn output_activation(name: &str) -> Result<Activation> {
+    Activation::from_name(name).map_err(|_| {
+        flag_error(
+            "--output-activation",
+            name,
+            &format!(
+                "unknown activation; valid: {}",
+                Activation::ALL.map(|a| a.name()).join(", ")
+            ),
+        )
+    })
+}
+
 /// The optimizer `--optimizer` names, at `--lr`.
 pub(crate) fn optimizer(name: &str, lr: f32) -> Result<Optimizer> {
     Ok(match name {
@@ -367,13 +401,24 @@ impl TrainArgs {
                 "--save-mode epoch and best write to --save PATH, which is missing".into(),
             ));
         }
-        if let (Some(monitor), false) = (&self.monitor, self.save_mode == SaveMode::Best) {
+        let watched = self.save_mode == SaveMode::Best || self.early_stopping.is_some();
+        if let (Some(monitor), false) = (&self.monitor, watched) {
             return Err(flag_error(
                 "--monitor",
                 monitor,
-                "is what --save-mode best watches; add --save-mode best, or drop --monitor",
+                "is what --save-mode best and --early-stopping watch; add one of them, or drop --monitor",
             ));
         }
+        if self.restore_best && self.early_stopping.is_none() {
+            return Err(Error::Config(
+                "--restore-best puts back the best epoch's weights when --early-stopping PATIENCE stops the run, \
+                 which is missing"
+                    .into(),
+            ));
+        }
+        output_activation(&self.output_activation)?;
+        Initializer::from_name(&self.kernel_initializer)
+            .map_err(|e| flag_error("--kernel-initializer", &self.kernel_initializer, &e))?;
         Ok(())
     }
 }

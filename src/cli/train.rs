@@ -6,16 +6,17 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use wgtrain::backend::Activation;
 use wgtrain::checkpoint::{Checkpoint, DataRecord, RunRecord};
 use wgtrain::data::{self, Matrix};
 use wgtrain::fs::{check_outputs, Input, Output};
-use wgtrain::nn::{Dense, Sequential, Task};
+use wgtrain::nn::{Dense, Initializer, LossFn, Sequential, Task};
 use wgtrain::train::metrics::DEFAULT_THRESHOLD;
 use wgtrain::train::targets::targets_for;
 use wgtrain::train::{Compile, Metric};
 use wgtrain::{Error, Result};
 
-use super::args::{about, flag_error, hidden_activation, optimizer, TrainArgs};
+use super::args::{about, flag_error, hidden_activation, optimizer, output_activation, TrainArgs};
 use super::data::{
     builtin_digits, choose_loss, default_batch_size, input_files, load_labelled, outputs_for,
     unseen_label, Labelled,
@@ -146,6 +147,8 @@ pub(crate) fn prepare_training(args: &TrainArgs, started: Instant) -> Result<Tra
     }
 
     let (loss, loss_reason) = choose_loss(&args.loss, &data)?;
+    let output_act = output_activation(&args.output_activation)?;
+    let loss = reads_probabilities(loss, output_act);
     let mut sets = vec![(&data.y, &data.origin)];
     if let Some((_, yt, origin)) = &test {
         sets.push((yt, origin));
@@ -240,11 +243,22 @@ pub(crate) fn prepare_training(args: &TrainArgs, started: Instant) -> Result<Tra
         .map(|m| Metric::from_name(m).map_err(|e| flag_error("--metrics", m, &e.to_string())))
         .collect::<Result<Vec<_>>>()?;
     check_monitor(args, &metrics)?;
+    let init = Initializer::from_name(&args.kernel_initializer)
+        .map_err(|e| flag_error("--kernel-initializer", &args.kernel_initializer, &e))?;
     let mut model = Sequential::new();
     for &units in &args.layers {
-        model = model.add(Dense::new(units, hidden));
+        model = model.add(Dense::new(units, hidden).kernel_initializer(init.clone()));
     }
-    let model = model.add(Dense::new(outputs, wgtrain::backend::Activation::Linear));
+    let model = model.add(Dense::new(outputs, output_act).kernel_initializer(init));
+    // A pairing that cannot train (softmax with binary outputs, one softmax output) is an
+    // error naming the flag, before any data reaches a device.
+    loss.head(output_act, outputs).map_err(|e| {
+        flag_error(
+            "--output-activation",
+            &args.output_activation,
+            &e.to_string(),
+        )
+    })?;
     let threshold = args.threshold.unwrap_or(DEFAULT_THRESHOLD);
     let compile = Compile::new(loss, opt)
         .metrics(&metrics)
@@ -272,7 +286,22 @@ pub(crate) fn prepare_training(args: &TrainArgs, started: Instant) -> Result<Tra
     })
 }
 
-/// What `--save-mode best` watches: `--monitor`, else `val_loss` (`loss` without validation).
+/// The loss for an output layer that applies `act`: a cross-entropy reads probabilities
+/// (`from_logits: false`) after a sigmoid or softmax layer, logits otherwise.
+fn reads_probabilities(loss: LossFn, act: Activation) -> LossFn {
+    let from_logits = !matches!(act, Activation::Sigmoid | Activation::Softmax);
+    match loss {
+        LossFn::BinaryCrossentropy { .. } => LossFn::BinaryCrossentropy { from_logits },
+        LossFn::CategoricalCrossentropy { .. } => LossFn::CategoricalCrossentropy { from_logits },
+        LossFn::SparseCategoricalCrossentropy { .. } => {
+            LossFn::SparseCategoricalCrossentropy { from_logits }
+        }
+        other => other,
+    }
+}
+
+/// What `--save-mode best` and `--early-stopping` watch: `--monitor`, else `val_loss` (`loss`
+/// without validation).
 pub(crate) fn monitor(args: &TrainArgs) -> String {
     match &args.monitor {
         Some(m) => m.clone(),

@@ -8,7 +8,7 @@ use serde_json::json;
 use wgtrain::backend::Backend;
 use wgtrain::data::{self, Standardizer};
 use wgtrain::fs::write_atomic;
-use wgtrain::train::{FitConfig, ModelCheckpoint};
+use wgtrain::train::{EarlyStopping, FitConfig, ModelCheckpoint};
 use wgtrain::{Error, Result};
 
 use super::args::SaveMode;
@@ -89,6 +89,12 @@ impl Job for Train<'_> {
                 ModelCheckpoint::best_only(path, &super::train::monitor(args)),
             )),
             _ => {}
+        }
+        if let Some(patience) = args.early_stopping {
+            config.callbacks.push(Box::new(
+                EarlyStopping::new(&super::train::monitor(args), patience)
+                    .restore_best_weights(args.restore_best),
+            ));
         }
         let fit_start = Instant::now();
         let history = model.fit(&self.x_train, &self.y_train, config)?;

@@ -53,12 +53,12 @@ impl Mode {
     fn resolve(self, monitor: &str) -> Mode {
         match self {
             Mode::Auto => {
+                // A metric by its name: higher is better for accuracies, rates, AUC, F1 and
+                // the true counts; lower for the loss and everything else.
                 let name = monitor.strip_prefix("val_").unwrap_or(monitor);
-                let up = ["accuracy", "acc", "precision", "recall", "auc"];
-                if up.iter().any(|u| name == *u || name.ends_with("_accuracy")) {
-                    Mode::Max
-                } else {
-                    Mode::Min
+                match crate::train::metrics::higher_is_better(name) {
+                    Some(true) => Mode::Max,
+                    _ => Mode::Min,
                 }
             }
             m => m,

@@ -18,6 +18,9 @@ pub const UNDERFIT_RATIO: f64 = 0.5;
 /// more than this fraction of the first epoch's training loss. The same fraction is the least
 /// rise (and gap) that counts, so that noise on a flat curve is not read as a trend.
 pub const FALLING: f64 = 0.01;
+/// A curve falls fast when it fell by more than this fraction of the first epoch's training
+/// loss over its last fifth: then a high loss says only that training stopped too soon.
+pub const FALLING_FAST: f64 = 0.10;
 
 /// What the curves say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -90,7 +93,9 @@ impl History {
     /// 2. overfitting: `V` ends more than [`OVERFIT_RISE`] above its best (and more than
     ///    [`FALLING`]·s), and `L` ended no higher than it was at `V`'s best;
     /// 3. underfitting: the lowest `L` is above [`UNDERFIT_RATIO`]·s, whether it stopped
-    ///    falling or still falls (the course reads both as underfitting);
+    ///    falling or still falls slowly (the course reads both as underfitting), unless `L`
+    ///    fell by more than [`FALLING_FAST`]·s over the last fifth (then rule 4 says train
+    ///    longer);
     /// 4. still falling: `L` (or `V`) fell by more than [`FALLING`]·s over the last fifth of
     ///    the epochs: too few epochs;
     /// 5. otherwise a good fit.
@@ -157,7 +162,8 @@ impl History {
             .chain(val.map(|v| ("validation", v)))
             .find(|(_, series)| still_falling(series, FALLING * s));
         let k = (n / 5).max(1);
-        if lowest > UNDERFIT_RATIO * s {
+        let fast = still_falling(train, FALLING_FAST * s);
+        if lowest > UNDERFIT_RATIO * s && !fast {
             let trend = match falling {
                 Some(_) => format!(
                     ", and fell only {:.4} over the last {k} epochs: a bigger network or a higher learning rate learns \
@@ -251,6 +257,11 @@ mod tests {
         let d = history(&train, None).diagnose();
         assert_eq!(d.verdict, Verdict::TooFewEpochs, "{}", d.reason);
         assert_eq!(d.generalization_gap, None);
+
+        // High but falling fast: too soon to say it underfits.
+        let train = [2.3, 1.8, 1.2];
+        let d = history(&train, None).diagnose();
+        assert_eq!(d.verdict, Verdict::TooFewEpochs, "{}", d.reason);
 
         // Two epochs, or a NaN: nothing to read.
         let d = history(&[1.0, 0.5], None).diagnose();

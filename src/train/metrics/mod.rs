@@ -491,6 +491,15 @@ impl Metric {
     }
 }
 
+/// Whether higher is better for the metric logged under `name` (`precision_at_recall`, with
+/// or without its argument); None for a name that is no metric (the loss).
+pub fn higher_is_better(name: &str) -> Option<bool> {
+    Metric::from_name(name)
+        .or_else(|_| Metric::from_name(&format!("{name}:0.5")))
+        .ok()
+        .map(Metric::higher_is_better)
+}
+
 impl std::fmt::Display for Metric {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.spec())

@@ -1,0 +1,270 @@
+//! The command line reaches what the library has: metrics with arguments, the decision
+//! threshold, early stopping with the best weights restored, the output activation, the
+//! kernel initializer, and the diagnosis after every fit, each in `--json`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::cli::{args, run_in, Scratch};
+
+fn train(dir: &Scratch, extra: &[&str]) -> (serde_json::Value, String) {
+    let mut a = args(&[
+        "train",
+        "--backend",
+        "cpu",
+        "--verbose",
+        "0",
+        "--json",
+        "--layers",
+        "16",
+    ]);
+    a.extend(extra.iter().map(|s| s.to_string()));
+    let out = run_in(&dir.0, &a, Duration::from_secs(300));
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{a:?}: {stderr}");
+    (serde_json::from_slice(&out.stdout).unwrap(), stderr)
+}
+
+fn fails(dir: &Scratch, extra: &[&str], says: &str) {
+    let mut a = args(&[
+        "train",
+        "--backend",
+        "cpu",
+        "--verbose",
+        "0",
+        "--epochs",
+        "1",
+    ]);
+    a.extend(extra.iter().map(|s| s.to_string()));
+    let out = run_in(&dir.0, &a, Duration::from_secs(120));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{a:?} succeeded");
+    assert!(stderr.contains(says), "{a:?}: {stderr}");
+}
+
+#[test]
+fn metrics_with_arguments_have_keras_keys() {
+    let dir = Scratch::new("course-metrics");
+    let (r, _) = train(
+        &dir,
+        &[
+            "--epochs",
+            "3",
+            "--metrics",
+            "accuracy,sparse_top_k_categorical_accuracy:2,f1_score,sparse_categorical_crossentropy",
+        ],
+    );
+    for key in [
+        "test_accuracy",
+        "test_sparse_top_k_categorical_accuracy",
+        "test_f1_score",
+        "test_sparse_categorical_crossentropy",
+    ] {
+        assert!(r[key].is_number(), "{key}: {r}");
+    }
+    // The cross-entropy metric is the loss itself, computed apart.
+    let (ce, loss) = (
+        r["test_sparse_categorical_crossentropy"].as_f64().unwrap(),
+        r["test_loss"].as_f64().unwrap(),
+    );
+    assert!((ce - loss).abs() < 1e-4 * loss.max(1.0), "{ce} vs {loss}");
+    let top2 = r["test_sparse_top_k_categorical_accuracy"]
+        .as_f64()
+        .unwrap();
+    assert!(top2 >= r["test_accuracy"].as_f64().unwrap(), "{r}");
+}
+
+/// A yes/no CSV: the label is whether x0 + x1 > 1.
+fn yes_no_csv(dir: &Scratch) -> String {
+    let mut csv = String::from("x0,x1,label\n");
+    for i in 0..200 {
+        let (a, b) = ((i * 37 % 100) as f32 / 100.0, (i * 61 % 100) as f32 / 100.0);
+        csv += &format!("{a},{b},{}\n", (a + b > 1.0) as u8);
+    }
+    dir.write("yes_no.csv", csv.as_bytes())
+}
+
+#[test]
+fn the_threshold_moves_the_binary_counts() {
+    let dir = Scratch::new("course-threshold");
+    let data = yes_no_csv(&dir);
+    let metrics = "true_positives,false_positives,precision_at_recall:0.5";
+    let common = [
+        "--data",
+        &data,
+        "--loss",
+        "binary_crossentropy",
+        "--epochs",
+        "5",
+        "--metrics",
+        metrics,
+    ];
+    let (low, _) = train(&dir, &[&common[..], &["--threshold", "0.05"]].concat());
+    let (high, _) = train(&dir, &[&common[..], &["--threshold", "0.95"]].concat());
+    let tp = |r: &serde_json::Value| r["test_true_positives"].as_f64().unwrap();
+    let fp = |r: &serde_json::Value| r["test_false_positives"].as_f64().unwrap();
+    // A lower threshold says yes more often: at least as many true and false positives.
+    assert!(
+        tp(&low) >= tp(&high) && fp(&low) >= fp(&high),
+        "{low}\n{high}"
+    );
+    assert!(tp(&low) + fp(&low) > tp(&high) + fp(&high), "{low}\n{high}");
+    assert!(high["test_precision_at_recall"].is_number());
+    fails(
+        &dir,
+        &["--data", &data, "--threshold", "1.5"],
+        "--threshold",
+    );
+    fails(
+        &dir,
+        &["--metrics", "precision_at_recall"],
+        "needs the recall",
+    );
+    fails(
+        &dir,
+        &["--metrics", "top_k_categorical_accuracy"],
+        "sparse_top_k_categorical_accuracy",
+    );
+    let twice = [
+        "--data",
+        &data,
+        "--loss",
+        "binary_crossentropy",
+        "--metrics",
+        "recall,recall:0.3",
+    ];
+    fails(&dir, &twice, "asked for twice");
+}
+
+#[test]
+fn early_stopping_restores_the_best_epoch_and_the_diagnosis_is_reported() {
+    let dir = Scratch::new("course-early");
+    let (r, stderr) = train(
+        &dir,
+        &[
+            "--epochs",
+            "300",
+            "--lr",
+            "0.01",
+            "--early-stopping",
+            "2",
+            "--restore-best",
+            "--monitor",
+            "val_loss",
+        ],
+    );
+    assert!(r["epochs_run"].as_u64().unwrap() < 300, "{r}");
+    assert!(
+        r["stopped_early"]
+            .as_str()
+            .unwrap()
+            .contains("did not improve"),
+        "{r}"
+    );
+    assert!(stderr.is_empty() || !stderr.contains("error"), "{stderr}");
+    let d = &r["diagnosis"];
+    let verdicts = ["underfitting", "overfitting", "good_fit", "too_few_epochs"];
+    assert!(verdicts.contains(&d["verdict"].as_str().unwrap()), "{d}");
+    assert!(
+        d["generalization_gap"].is_number() && d["reason"].is_string(),
+        "{d}"
+    );
+    // Early stopping waited `patience` epochs past the best one.
+    assert_eq!(
+        d["best_epoch"].as_u64().unwrap() + 2,
+        r["epochs_run"].as_u64().unwrap(),
+        "{r}"
+    );
+    fails(&dir, &["--restore-best"], "--early-stopping");
+    fails(&dir, &["--monitor", "val_loss"], "--early-stopping");
+}
+
+#[test]
+fn the_output_activation_and_the_kernel_initializer() {
+    let dir = Scratch::new("course-layers");
+    let save = dir.path("m.safetensors");
+    let (r, _) = train(
+        &dir,
+        &[
+            "--epochs",
+            "10",
+            "--lr",
+            "0.01",
+            "--output-activation",
+            "softmax",
+            "--kernel-initializer",
+            "he_normal",
+            "--save",
+            &save,
+        ],
+    );
+    assert!(r["test_accuracy"].as_f64().unwrap() > 0.5, "{r}");
+    // The saved model's last layer applies softmax: predict's outputs sum to 1 per row.
+    let out = run_in(
+        &dir.0,
+        &args(&[
+            "predict",
+            "--backend",
+            "cpu",
+            "--model",
+            &save,
+            "--data",
+            &yes_no_free_digits(&dir),
+        ]),
+        Duration::from_secs(120),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let probs: Vec<f64> = first.split(',').filter_map(|v| v.parse().ok()).collect();
+    assert!(probs.len() >= 10, "{first}");
+    // A tiny start learns too: the course's ×0.01.
+    train(
+        &dir,
+        &[
+            "--epochs",
+            "1",
+            "--kernel-initializer",
+            "random_normal:0.01",
+        ],
+    );
+    fails(
+        &dir,
+        &["--output-activation", "sigmoid"],
+        "--output-activation sigmoid",
+    );
+    fails(&dir, &["--output-activation", "nope"], "unknown activation");
+    fails(
+        &dir,
+        &["--kernel-initializer", "random_uniform:1,0"],
+        "minval < maxval",
+    );
+}
+
+/// A few digits as a CSV of features only, to predict on.
+fn yes_no_free_digits(dir: &Scratch) -> String {
+    let (x, _) = wgtrain::data::digits_unscaled();
+    let mut csv = (0..64)
+        .map(|i| format!("p{i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+        + "\n";
+    for r in 0..5 {
+        csv += &x
+            .row(r)
+            .iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        csv += "\n";
+    }
+    dir.write("digits.csv", csv.as_bytes())
+}
