@@ -380,3 +380,33 @@ pub trait Backend {
         Ok(())
     }
 }
+
+/// Work written once for every backend, run by [`on_default_backend`] on the one it picks.
+pub trait BackendJob {
+    /// What the work returns.
+    type Output;
+    /// Runs the work; `new_backend` makes a backend of the chosen kind each time it is called
+    /// (a model takes one), the first call handing over the one already opened.
+    fn run<B: Backend>(self, new_backend: &dyn Fn() -> Result<B>) -> Self::Output;
+}
+
+/// Runs `job` as `wgtrain train --backend auto` would: on the GPU when wgpu finds an adapter,
+/// else on the CPU reference, saying so on stderr (the examples use this, so that they run on
+/// a machine without a GPU).
+pub fn on_default_backend<J: BackendJob>(job: J) -> J::Output {
+    match gpu::GpuBackend::new() {
+        Ok(first) => {
+            let first = std::cell::RefCell::new(Some(first));
+            job.run(&|| match first.borrow_mut().take() {
+                Some(b) => Ok(b),
+                None => gpu::GpuBackend::new(),
+            })
+        }
+        Err(e) => {
+            crate::stderr_line!(
+                "no GPU adapter ({e}): running on the CPU reference backend, which is much slower"
+            );
+            job.run(&|| Ok(cpu::CpuBackend::new()))
+        }
+    }
+}
