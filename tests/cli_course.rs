@@ -268,3 +268,59 @@ fn yes_no_free_digits(dir: &Scratch) -> String {
     }
     dir.write("digits.csv", csv.as_bytes())
 }
+
+/// Digits rows `rows` as a labelled CSV named `name`.
+fn digits_csv(dir: &Scratch, name: &str, rows: std::ops::Range<usize>, features: usize) -> String {
+    let (x, y) = wgtrain::data::digits_unscaled();
+    let mut csv = (0..features)
+        .map(|i| format!("p{i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+        + ",label\n";
+    for r in rows {
+        let row: Vec<String> = x.row(r)[..features].iter().map(|v| v.to_string()).collect();
+        csv += &format!("{},{}\n", row.join(","), y.data()[r]);
+    }
+    dir.write(name, csv.as_bytes())
+}
+
+#[test]
+fn validation_data_replaces_the_validation_split() {
+    let dir = Scratch::new("course-validation");
+    let train_csv = digits_csv(&dir, "train.csv", 0..1000, 64);
+    let val_csv = digits_csv(&dir, "val.csv", 1000..1300, 64);
+    let (r, _) = train(
+        &dir,
+        &[
+            "--data",
+            &train_csv,
+            "--validation-data",
+            &val_csv,
+            "--epochs",
+            "4",
+            "--standardize",
+        ],
+    );
+    assert!(r["val_loss"].is_number(), "{r}");
+    assert!(r["diagnosis"]["generalization_gap"].is_number(), "{r}");
+    // Every one of the 800 training rows (1000 less the 20% test split) trains: none is held out.
+    let per_epoch =
+        r["samples_per_sec"].as_f64().unwrap() * r["train_seconds"].as_f64().unwrap() / 4.0;
+    assert!((per_epoch - 800.0).abs() < 1.0, "{per_epoch}");
+    let narrow = digits_csv(&dir, "narrow.csv", 1000..1100, 60);
+    fails(
+        &dir,
+        &["--data", &train_csv, "--validation-data", &narrow],
+        "feature columns",
+    );
+    fails(
+        &dir,
+        &[
+            "--data",
+            &train_csv,
+            "--validation-data",
+            dir.0.to_str().unwrap(),
+        ],
+        "is a folder",
+    );
+}

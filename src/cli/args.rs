@@ -116,9 +116,14 @@ pub(crate) struct TrainArgs {
     /// as BENCHMARKS.md's MNIST workload).
     #[arg(long)]
     pub(crate) batch_size: Option<usize>,
-    /// Fraction of the training data held out (its last rows) to validate after each epoch.
+    /// Fraction of the training data held out (its last rows) to validate after each epoch;
+    /// unused with --validation-data.
     #[arg(long, default_value_t = 0.1, value_parser = f32_value)]
     pub(crate) validation_split: f32,
+    /// A CSV to validate on after each epoch (same columns and label column as --data),
+    /// instead of holding out --validation-split of the training rows.
+    #[arg(long)]
+    pub(crate) validation_data: Option<PathBuf>,
     /// Fraction of the data held out, after a seeded shuffle, for the final test.
     #[arg(long, default_value_t = 0.2, value_parser = f32_value)]
     pub(crate) test_split: f32,
@@ -337,6 +342,20 @@ fn fraction(flag: &str, v: f32) -> Result<()> {
 }
 
 impl TrainArgs {
+    /// The fraction of the training rows held out to validate: 0 with --validation-data.
+    pub(crate) fn validation_split(&self) -> f32 {
+        if self.validation_data.is_some() {
+            0.0
+        } else {
+            self.validation_split
+        }
+    }
+
+    /// Whether the run validates after each epoch.
+    pub(crate) fn validates(&self) -> bool {
+        self.validation_data.is_some() || self.validation_split > 0.0
+    }
+
     /// `--lr`, or its default.
     pub(crate) fn lr(&self) -> f32 {
         self.lr.unwrap_or(1e-3)

@@ -32,6 +32,8 @@ pub(crate) struct Train<'a> {
     pub(crate) y_train: Matrix,
     pub(crate) x_test: Matrix,
     pub(crate) y_test: Matrix,
+    /// The rows of --validation-data, if given, as fit takes them.
+    pub(crate) validation: Option<(Matrix, Matrix)>,
     /// What the data is, for reports.
     pub(crate) source: String,
     /// Why the loss is the one it is.
@@ -65,7 +67,11 @@ const LAST_GOOD: &str = "--save (its .last-good copy)";
 /// Every output checked before anything is read: see `wgtrain::fs::check_outputs`.
 fn check_train_outputs(args: &TrainArgs, last_good: Option<&Path>) -> Result<()> {
     let mut read: Vec<(&str, PathBuf, &[&str])> = Vec::new();
-    for (flag, path) in [("--data", &args.data), ("--test-data", &args.test_data)] {
+    for (flag, path) in [
+        ("--data", &args.data),
+        ("--test-data", &args.test_data),
+        ("--validation-data", &args.validation_data),
+    ] {
         for file in path.iter().flat_map(|p| input_files(p)) {
             read.push((flag, file, &[]));
         }
@@ -146,11 +152,36 @@ pub(crate) fn prepare_training(args: &TrainArgs, started: Instant) -> Result<Tra
         }
     }
 
+    // The validation rows of --validation-data: a CSV with the columns of --data.
+    let validation = match &args.validation_data {
+        Some(path) if path.is_dir() => {
+            return Err(flag_error(
+                "--validation-data",
+                path.display(),
+                "is a folder; give a CSV with the same columns as --data",
+            ))
+        }
+        Some(path) => {
+            let v = load_labelled("--validation-data", path, &args.label_column)?;
+            if v.x.cols() != data.x.cols() {
+                return Err(Error::Data {
+                    source_name: v.origin.source.clone(),
+                    detail: format!(
+                        "the validation rows have {} feature columns, but {data_name} has {}; both need the same columns",
+                        v.x.cols(),
+                        data.x.cols()
+                    ),
+                });
+            }
+            Some((v.x, v.y, v.origin))
+        }
+        None => None,
+    };
     let (loss, loss_reason) = choose_loss(&args.loss, &data)?;
     let output_act = output_activation(&args.output_activation)?;
     let loss = reads_probabilities(loss, output_act);
     let mut sets = vec![(&data.y, &data.origin)];
-    if let Some((_, yt, origin)) = &test {
+    for (_, yt, origin) in test.iter().chain(&validation) {
         sets.push((yt, origin));
     }
     let outputs = outputs_for(loss, &sets)?;
@@ -199,8 +230,8 @@ pub(crate) fn prepare_training(args: &TrainArgs, started: Instant) -> Result<Tra
             )
         }
     };
-    let n_val = (x_train.rows() as f64 * args.validation_split as f64).round() as usize;
-    if args.validation_split > 0.0 && (n_val == 0 || n_val == x_train.rows()) {
+    let n_val = (x_train.rows() as f64 * args.validation_split() as f64).round() as usize;
+    if args.validation_split() > 0.0 && (n_val == 0 || n_val == x_train.rows()) {
         return Err(flag_error(
             "--validation-split",
             args.validation_split,
@@ -229,6 +260,7 @@ pub(crate) fn prepare_training(args: &TrainArgs, started: Instant) -> Result<Tra
         targets_for(loss, y_train, outputs),
         targets_for(loss, y_test, outputs),
     );
+    let validation = validation.map(|(x, y, _)| (x, targets_for(loss, y, outputs)));
     let metric_names: Vec<String> = if args.metrics.is_empty() {
         vec![if loss.task() == Task::Regression {
             "mae".into()
@@ -276,6 +308,7 @@ pub(crate) fn prepare_training(args: &TrainArgs, started: Instant) -> Result<Tra
         y_train,
         x_test,
         y_test,
+        validation,
         source,
         loss_reason,
         data_split,
@@ -305,7 +338,7 @@ fn reads_probabilities(loss: LossFn, act: Activation) -> LossFn {
 pub(crate) fn monitor(args: &TrainArgs) -> String {
     match &args.monitor {
         Some(m) => m.clone(),
-        None if args.validation_split > 0.0 => "val_loss".into(),
+        None if args.validates() => "val_loss".into(),
         None => "loss".into(),
     }
 }
@@ -320,7 +353,7 @@ fn check_monitor(args: &TrainArgs, metrics: &[Metric]) -> Result<()> {
         .chain(metrics.iter().map(|m| m.name()))
         .map(str::to_string)
         .collect();
-    if args.validation_split > 0.0 {
+    if args.validates() {
         let val: Vec<String> = logged.iter().map(|n| format!("val_{n}")).collect();
         logged.extend(val);
     }
@@ -412,7 +445,7 @@ fn check_resume(
     let now = RunRecord::new(
         args.seed,
         batch_size,
-        args.validation_split,
+        args.validation_split(),
         true,
         x_train,
         y_train,

@@ -44,7 +44,7 @@ impl Job for Train<'_> {
         } else if args.standardize {
             // Fitted on the rows that train, not on those fit() holds out for validation.
             let n_val =
-                (self.x_train.rows() as f64 * args.validation_split as f64).round() as usize;
+                (self.x_train.rows() as f64 * args.validation_split() as f64).round() as usize;
             model.set_standardizer(Some(Standardizer::fit(
                 &self.x_train.head(self.x_train.rows() - n_val),
             )));
@@ -76,7 +76,8 @@ impl Job for Train<'_> {
         let mut config = FitConfig {
             epochs: args.epochs,
             batch_size: self.batch_size,
-            validation_split: args.validation_split,
+            validation_split: args.validation_split(),
+            validation_data: self.validation.clone(),
             verbose: args.verbose,
             initial_epoch,
             ..FitConfig::default()
@@ -150,7 +151,7 @@ impl Job for Train<'_> {
             model.save(path)?;
         }
         let epochs = history.epochs.len();
-        let trained = (self.x_train.rows() as f64 * (1.0 - args.validation_split as f64)).round()
+        let trained = (self.x_train.rows() as f64 * (1.0 - args.validation_split() as f64)).round()
             * epochs as f64;
         let mut report = json!({
             "backend": kind,
