@@ -324,3 +324,95 @@ fn validation_data_replaces_the_validation_split() {
         "is a folder",
     );
 }
+
+#[test]
+fn several_label_columns_train_a_multi_label_model() {
+    let dir = Scratch::new("course-multilabel");
+    // Three yes/no labels of two features: x0 > 0.5, x1 > 0.5, x0 + x1 > 1.
+    let mut csv = String::from("x0,a,x1,b,c\n");
+    for i in 0..300 {
+        let (x0, x1) = ((i * 37 % 100) as f32 / 100.0, (i * 61 % 100) as f32 / 100.0);
+        let (a, b, c) = ((x0 > 0.5) as u8, (x1 > 0.5) as u8, (x0 + x1 > 1.0) as u8);
+        csv += &format!("{x0},{a},{x1},{b},{c}\n");
+    }
+    let data = dir.write("multi.csv", csv.as_bytes());
+    let save = dir.path("m.safetensors");
+    let (r, _) = train(
+        &dir,
+        &[
+            "--data",
+            &data,
+            "--label-column",
+            "a,b,c",
+            "--epochs",
+            "40",
+            "--lr",
+            "0.01",
+            "--metrics",
+            "binary_accuracy,f1_score",
+            "--save",
+            &save,
+        ],
+    );
+    assert_eq!(r["loss_function"], "binary_crossentropy", "{r}");
+    assert!(
+        r["loss_reason"].as_str().unwrap().contains("multi-label"),
+        "{r}"
+    );
+    assert!(r["test_binary_accuracy"].as_f64().unwrap() > 0.85, "{r}");
+    // Predict drops the three label columns and gives three probabilities per row.
+    let out = run_in(
+        &dir.0,
+        &args(&[
+            "predict",
+            "--backend",
+            "cpu",
+            "--model",
+            &save,
+            "--data",
+            &data,
+            "--label-column",
+            "a,b,c",
+        ]),
+        Duration::from_secs(120),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let row: Vec<f64> = text
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    assert!(
+        row.len() >= 3 && row.iter().all(|p| (0.0..=1.0).contains(p)),
+        "{text}"
+    );
+    fails(
+        &dir,
+        &["--data", &data, "--label-column", "a,a"],
+        "named twice",
+    );
+    fails(
+        &dir,
+        &["--data", &data, "--label-column", "a,zz"],
+        "no column named `zz`",
+    );
+    fails(
+        &dir,
+        &[
+            "--data",
+            &data,
+            "--label-column",
+            "a,b",
+            "--loss",
+            "sparse_categorical_crossentropy",
+        ],
+        "binary_crossentropy",
+    );
+}

@@ -70,7 +70,9 @@ pub(crate) struct TrainArgs {
     /// built-in digits set.
     #[arg(long)]
     pub(crate) data: Option<PathBuf>,
-    /// The label column of a CSV, by name or 0-based index (default: the last).
+    /// The label column of a CSV, by name or 0-based index (default: the last). Several,
+    /// comma separated (`a,b,c`), are one target each: 0/1 columns train a multi-label model
+    /// (binary cross-entropy per output), numbers a multi-output regression.
     #[arg(long)]
     pub(crate) label_column: Option<String>,
     /// A separate CSV to test on (instead of holding out --test-split of --data).
@@ -192,8 +194,9 @@ pub(crate) struct ModelInput {
     /// label column or not.
     #[arg(long)]
     pub(crate) data: PathBuf,
-    /// The label column of a CSV, by name or 0-based index (default: the last; predict drops
-    /// it when the file has one column more than the model takes).
+    /// The label column of a CSV, by name or 0-based index, or several comma separated
+    /// (default: the last; predict drops it when the file has one column more than the model
+    /// takes).
     #[arg(long)]
     pub(crate) label_column: Option<String>,
     /// Samples per batch.

@@ -108,8 +108,42 @@ pub(crate) fn load_labelled(flag: &str, path: &Path, label: &Option<String>) -> 
 /// be a quantity or classes to renumber), naming the flags that decide. Cross-entropies train
 /// from logits.
 pub(crate) fn choose_loss(name: &str, data: &Labelled) -> Result<(LossFn, String)> {
+    let columns = data.y.cols();
     if name != "auto" {
-        return Ok((LossFn::from_name(name, true)?, "given by --loss".into()));
+        let loss = LossFn::from_name(name, true)?;
+        if columns > 1 && loss.task() == Task::SparseCategorical {
+            return Err(flag_error(
+                "--loss",
+                name,
+                &format!(
+                    "reads one integer label per row, but --label-column names {columns} columns ({}); for \
+                     several yes/no labels use binary_crossentropy",
+                    data.label_name
+                ),
+            ));
+        }
+        return Ok((loss, "given by --loss".into()));
+    }
+    if columns > 1 {
+        let yes_no = data.y.data().iter().all(|&v| v == 0.0 || v == 1.0);
+        return Ok(if yes_no {
+            (
+                LossFn::BinaryCrossentropy { from_logits: true },
+                format!(
+                    "--loss auto: {columns} label columns ({}) of 0s and 1s, so multi-label: binary cross-entropy \
+                     per output",
+                    data.label_name
+                ),
+            )
+        } else {
+            (
+                LossFn::MeanSquaredError,
+                format!(
+                    "--loss auto: {columns} label columns ({}) of numbers, so regression with one output each",
+                    data.label_name
+                ),
+            )
+        });
     }
     let column = if data.label_name.is_empty() {
         String::new()

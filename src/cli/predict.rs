@@ -60,15 +60,15 @@ pub(crate) fn check_predict(args: &PredictArgs) -> Result<()> {
     check_outputs(&[output], &inputs)
 }
 
-/// `x` without column `j`.
-fn drop_column(x: &Matrix, j: usize) -> Result<Matrix> {
+/// The columns `keep` of `x`, in order.
+fn keep_columns(x: &Matrix, keep: &[usize]) -> Result<Matrix> {
     let data = (0..x.rows())
         .flat_map(|r| {
             let row = x.row(r);
-            row[..j].iter().chain(&row[j + 1..]).copied()
+            keep.iter().map(move |&c| row[c])
         })
         .collect();
-    Matrix::new(x.rows(), x.cols() - 1, data)
+    Matrix::new(x.rows(), keep.len(), data)
 }
 
 impl Job for Predict<'_> {
@@ -92,38 +92,24 @@ impl Job for Predict<'_> {
             // Read once, every column; a label column (named, or the one extra column) is
             // dropped.
             let all = data::csv::load(&input.data, &LabelColumn::None)?;
-            let label = match input.label_column.as_deref().map(LabelColumn::parse) {
-                Some(LabelColumn::Index(i)) if i < all.x.cols() => Some(i),
-                Some(LabelColumn::Name(n)) => {
-                    match all.feature_names.iter().position(|h| *h == n) {
-                        Some(i) => Some(i),
-                        None => {
-                            return Err(flag_error(
-                                "--label-column",
-                                &n,
-                                &format!("{} has no column of that name", input.data.display()),
-                            ))
-                        }
-                    }
-                }
-                Some(_) => {
-                    return Err(flag_error(
-                        "--label-column",
-                        input.label_column.as_deref().unwrap_or_default(),
-                        &format!(
-                            "{} has {} columns (0..{})",
-                            input.data.display(),
-                            all.x.cols(),
-                            all.x.cols() - 1
-                        ),
-                    ))
-                }
-                None if all.x.cols() == inputs + 1 => Some(all.x.cols() - 1),
-                None => None,
+            let labels = match &input.label_column {
+                Some(l) => LabelColumn::parse(l)
+                    .resolve(&all.feature_names)
+                    .map_err(|e| {
+                        flag_error(
+                            "--label-column",
+                            l,
+                            &format!("{}: {e}", input.data.display()),
+                        )
+                    })?,
+                None if all.x.cols() == inputs + 1 => vec![all.x.cols() - 1],
+                None => Vec::new(),
             };
-            let x = match label {
-                Some(j) => drop_column(&all.x, j)?,
-                None => all.x,
+            let keep: Vec<usize> = (0..all.x.cols()).filter(|c| !labels.contains(c)).collect();
+            let x = if labels.is_empty() {
+                all.x
+            } else {
+                keep_columns(&all.x, &keep)?
             };
             (x, input.data.display().to_string())
         };

@@ -1,4 +1,5 @@
-//! CSV datasets: a header row, one sample per row, every cell a number, one label column.
+//! CSV datasets: a header row, one sample per row, every cell a number, one label column (or
+//! several, for multi-label and multi-output targets).
 //! Gzip-compressed files are read as such (by their magic bytes, whatever their name).
 
 use std::io::{BufRead, BufReader, Read};
@@ -19,14 +20,81 @@ pub enum LabelColumn {
     Name(String),
     /// No label: every column is a feature and the target is `[N, 0]` (data to predict on).
     None,
+    /// Several columns, each by index or name: the target is `[N, k]`, its columns in this
+    /// order (one yes/no per column for a multi-label task).
+    Many(Vec<LabelColumn>),
 }
 
 impl LabelColumn {
-    /// Parses a command-line value: a header name, or a 0-based index if it is a number.
+    /// Parses a command-line value: a header name, or a 0-based index if it is a number; a
+    /// comma-separated list of them is several label columns.
     pub fn parse(s: &str) -> LabelColumn {
+        if s.contains(',') {
+            return LabelColumn::Many(s.split(',').map(|p| LabelColumn::parse(p.trim())).collect());
+        }
         match s.parse() {
             Ok(i) => LabelColumn::Index(i),
             Err(_) => LabelColumn::Name(s.to_string()),
+        }
+    }
+
+    /// The indices in `headers` of the label columns, in order (empty for [`LabelColumn::None`]),
+    /// or what is wrong: a name that is no column, an index past the end, a column twice.
+    pub fn resolve(&self, headers: &[String]) -> std::result::Result<Vec<usize>, String> {
+        let listed = || {
+            let shown: Vec<String> = headers.iter().take(LIST_MAX).map(|h| quote(h)).collect();
+            match headers.len().checked_sub(LIST_MAX) {
+                Some(more) if more > 0 => format!("{} and {more} more", shown.join(", ")),
+                _ => shown.join(", "),
+            }
+        };
+        let one = |l: &LabelColumn| -> std::result::Result<usize, String> {
+            match l {
+                LabelColumn::Index(i) if *i < headers.len() => Ok(*i),
+                LabelColumn::Index(i) => Err(format!(
+                    "label column index {i} is out of range: the file has {} columns (0..{})",
+                    headers.len(),
+                    headers.len().saturating_sub(1)
+                )),
+                LabelColumn::Name(n) => headers.iter().position(|h| h == n).ok_or_else(|| {
+                    format!(
+                        "no column named `{}`; the columns are: {}",
+                        quote(n),
+                        listed()
+                    )
+                }),
+                _ => Ok(headers.len().saturating_sub(1)),
+            }
+        };
+        match self {
+            LabelColumn::None => Ok(Vec::new()),
+            LabelColumn::Many(list) => {
+                let mut out = Vec::with_capacity(list.len());
+                for l in list {
+                    if matches!(
+                        l,
+                        LabelColumn::Many(_) | LabelColumn::None | LabelColumn::Last
+                    ) {
+                        return Err("a label column list holds names or indices".into());
+                    }
+                    let i = one(l)?;
+                    if out.contains(&i) {
+                        return Err(format!(
+                            "column `{}` is named twice as a label",
+                            quote(&headers[i])
+                        ));
+                    }
+                    out.push(i);
+                }
+                if out.len() >= headers.len() {
+                    return Err(format!(
+                        "all {} columns are labels; at least one must be a feature",
+                        headers.len()
+                    ));
+                }
+                Ok(out)
+            }
+            single => Ok(vec![one(single)?]),
         }
     }
 }
@@ -187,32 +255,11 @@ pub fn parse(reader: impl Read, source_name: &str, label: &LabelColumn) -> Resul
             )));
         }
     }
-    let listed = || {
-        let shown: Vec<String> = headers.iter().take(LIST_MAX).map(|h| quote(h)).collect();
-        match headers.len().checked_sub(LIST_MAX) {
-            Some(more) if more > 0 => format!("{} and {more} more", shown.join(", ")),
-            _ => shown.join(", "),
-        }
-    };
-    let label_idx = match label {
-        LabelColumn::None => usize::MAX,
-        LabelColumn::Last => headers.len() - 1,
-        LabelColumn::Index(i) if *i < headers.len() => *i,
-        LabelColumn::Index(i) => {
-            return Err(err(format!(
-                "label column index {i} is out of range: the file has {} columns (0..{})",
-                headers.len(),
-                headers.len() - 1
-            )))
-        }
-        LabelColumn::Name(n) => headers.iter().position(|h| h == n).ok_or_else(|| {
-            err(format!(
-                "no column named `{}`; the columns are: {}",
-                quote(n),
-                listed()
-            ))
-        })?,
-    };
+    let label_idx = label.resolve(&headers).map_err(err)?;
+    // Where each column's value goes: its position among the labels, or a feature.
+    let label_slot: Vec<Option<usize>> = (0..headers.len())
+        .map(|c| label_idx.iter().position(|&l| l == c))
+        .collect();
 
     // What the values may take: the memory left when reading starts (a gzip file's size
     // says little about its contents), checked as rows arrive.
@@ -221,6 +268,7 @@ pub fn parse(reader: impl Read, source_name: &str, label: &LabelColumn) -> Resul
     let mut y: Vec<f32> = Vec::new();
     let mut lines = Vec::new();
     let mut record = ::csv::StringRecord::new();
+    let mut labels = vec![0.0f32; label_idx.len()];
     loop {
         match rdr.read_record(&mut record) {
             Ok(true) => {}
@@ -241,7 +289,7 @@ pub fn parse(reader: impl Read, source_name: &str, label: &LabelColumn) -> Resul
         }
         if budget.is_some_and(|b| (x.len() + record.len()) as u64 > b)
             || x.try_reserve(record.len()).is_err()
-            || y.try_reserve(1).is_err()
+            || y.try_reserve(label_idx.len()).is_err()
             || lines.try_reserve(1).is_err()
         {
             return Err(err(format!(
@@ -258,24 +306,30 @@ pub fn parse(reader: impl Read, source_name: &str, label: &LabelColumn) -> Resul
                     quote(cell)
                 ))
             })?;
-            if c == label_idx {
-                y.push(v);
-            } else {
-                x.push(v);
+            match label_slot[c] {
+                Some(k) => labels[k] = v,
+                None => x.push(v),
             }
         }
+        y.extend_from_slice(&labels);
         lines.push(line);
     }
     let rows = lines.len();
     if rows == 0 {
         return Err(err("the file has a header but no data rows".into()));
     }
-    let mut feature_names = headers.clone();
-    let (label_name, y_cols) = if label_idx == usize::MAX {
-        (String::new(), 0)
-    } else {
-        (feature_names.remove(label_idx), 1)
-    };
+    let label_name = label_idx
+        .iter()
+        .map(|&i| headers[i].clone())
+        .collect::<Vec<_>>()
+        .join(",");
+    let y_cols = label_idx.len();
+    let feature_names: Vec<String> = headers
+        .iter()
+        .zip(&label_slot)
+        .filter(|(_, slot)| slot.is_none())
+        .map(|(h, _)| h.clone())
+        .collect();
     Ok(CsvData {
         x: Matrix::new(rows, feature_names.len(), x)?,
         y: Matrix::new(rows, y_cols, y)?,
