@@ -8,18 +8,15 @@ use std::time::Duration;
 
 use common::cli::{args, run_in, Scratch};
 
+/// `wgtrain train` on the reference, quietly, with `fixed` then `extra` flags.
+fn command(fixed: &[&str], extra: &[&str]) -> Vec<String> {
+    let mut a = args(&["train", "--backend", "cpu", "--verbose", "0"]);
+    a.extend(fixed.iter().chain(extra).map(|s| s.to_string()));
+    a
+}
+
 fn train(dir: &Scratch, extra: &[&str]) -> (serde_json::Value, String) {
-    let mut a = args(&[
-        "train",
-        "--backend",
-        "cpu",
-        "--verbose",
-        "0",
-        "--json",
-        "--layers",
-        "16",
-    ]);
-    a.extend(extra.iter().map(|s| s.to_string()));
+    let a = command(&["--json", "--layers", "16"], extra);
     let out = run_in(&dir.0, &a, Duration::from_secs(300));
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(out.status.success(), "{a:?}: {stderr}");
@@ -27,16 +24,7 @@ fn train(dir: &Scratch, extra: &[&str]) -> (serde_json::Value, String) {
 }
 
 fn fails(dir: &Scratch, extra: &[&str], says: &str) {
-    let mut a = args(&[
-        "train",
-        "--backend",
-        "cpu",
-        "--verbose",
-        "0",
-        "--epochs",
-        "1",
-    ]);
-    a.extend(extra.iter().map(|s| s.to_string()));
+    let a = command(&["--epochs", "1"], extra);
     let out = run_in(&dir.0, &a, Duration::from_secs(120));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{a:?} succeeded");
