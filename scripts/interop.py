@@ -10,6 +10,10 @@ Usage: interop.py WGTRAIN_BINARY WORK_DIR
    `nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))` (tensor names `0.weight`,
    `0.bias`, `2.weight`, `2.bias`; weights `[out, in]`), convert them with the mapping below,
    and require `wgtrain predict` to give numpy's outputs.
+3. Where `torch` is importable: the checkpoint of 1 loaded into an `nn.Sequential` of
+   `nn.Linear` layers gives wgtrain's predictions; and an `nn.Sequential` saved with
+   `safetensors.torch.save_file(model.state_dict(), path)` is read by `wgtrain predict --model
+   path --output-activation softmax` directly (see src/torch.rs), giving torch's outputs.
 
 The name mapping from a PyTorch `nn.Linear` stack to wgtrain:
     dense_{i}.weight = <linear i>.weight.T      ([in, out]: wgtrain computes x @ W + b)
@@ -122,7 +126,57 @@ def main():
     t = torch_style
     logits = np.maximum(x[:50] @ t["0.weight"].T.astype(np.float64) + t["0.bias"], 0.0) @ t["2.weight"].T + t["2.bias"]
     check("PyTorch-layout weights, numpy forward vs wgtrain predict", out["predictions"], softmax(logits))
+    # 3. With PyTorch itself, where it is installed: nn.Sequential models both ways.
+    try:
+        import torch
+        from safetensors.torch import save_file as torch_save_file
+    except ImportError:
+        print("torch: not importable; the PyTorch checks did not run (the numpy checks above did)")
+    else:
+        torch_checks(wgtrain, work, x, model, tensors, config_of(model))
     print("interop OK")
+
+
+def config_of(path):
+    with safe_open(str(path), framework="numpy") as f:
+        return json.loads(f.metadata()["wgtrain.config"])
+
+
+def torch_checks(wgtrain, work, x, model_path, tensors, config):
+    import torch
+    from safetensors.torch import save_file as torch_save_file
+
+    acts = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "sigmoid": torch.nn.Sigmoid}
+    # a. wgtrain -> torch: the checkpoint's layers as nn.Linear, each weight transposed.
+    modules = []
+    for i, layer in enumerate(config["layers"]):
+        w = tensors[f"dense_{i}.weight"]
+        linear = torch.nn.Linear(w.shape[0], w.shape[1])
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(w.T)))
+            linear.bias.copy_(torch.from_numpy(tensors[f"dense_{i}.bias"]))
+        modules.append(linear)
+        if layer["activation"] != "linear":
+            modules.append(acts[layer["activation"]]())
+    net = torch.nn.Sequential(*modules).double()
+    inputs = (x[:50] - tensors["standardize.mean"]) / tensors["standardize.std"]
+    with torch.no_grad():
+        probs = torch.softmax(net(torch.from_numpy(inputs)), dim=1).numpy()
+    predicted = np.loadtxt(work / "predictions.csv", delimiter=",", skiprows=1)
+    check("torch: wgtrain checkpoint in nn.Sequential vs wgtrain predict", predicted[:, 1:], probs)
+
+    # b. torch -> wgtrain: a state_dict saved by safetensors.torch, read by predict directly.
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 8),
+                              torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    path = work / "torch_model.safetensors"
+    torch_save_file(net.state_dict(), str(path))
+    out = json.loads(run(wgtrain, "predict", "--model", str(path), "--data", str(work / "features.csv"),
+                         "--output-activation", "softmax", "--backend", "cpu", "--json"))
+    with torch.no_grad():
+        want = torch.softmax(net.double()(torch.from_numpy(x[:50])), dim=1).numpy()
+    check("torch: state_dict (0.weight, 0.bias, 2.weight, ...) read by wgtrain predict", out["predictions"], want)
+    print(f"torch {torch.__version__}: the PyTorch checks ran")
 
 
 if __name__ == "__main__":

@@ -351,12 +351,26 @@ impl Checkpoint {
 
     /// Reads a checkpoint file.
     pub fn load(path: &Path) -> Result<Checkpoint> {
+        Checkpoint::load_with(path, None)
+    }
+
+    /// Reads a checkpoint file, or, given the activations it does not record, a PyTorch
+    /// state_dict of Linear layers (see [`crate::torch`]).
+    pub fn load_with(path: &Path, torch: Option<crate::torch::TorchLayout>) -> Result<Checkpoint> {
         let bytes = crate::fs::read_input(path)?;
-        Checkpoint::from_bytes(&bytes, &path.display().to_string())
+        Checkpoint::parse(&bytes, &path.display().to_string(), torch)
     }
 
     /// Parses a checkpoint; `source` names it in errors.
     pub fn from_bytes(bytes: &[u8], source: &str) -> Result<Checkpoint> {
+        Checkpoint::parse(bytes, source, None)
+    }
+
+    fn parse(
+        bytes: &[u8],
+        source: &str,
+        torch: Option<crate::torch::TorchLayout>,
+    ) -> Result<Checkpoint> {
         let err = |detail: String| Error::Data {
             source_name: source.to_string(),
             detail,
@@ -369,6 +383,16 @@ impl Checkpoint {
         let (_, meta) = SafeTensors::read_metadata(bytes)
             .map_err(|e| err(format!("unreadable header: {e}")))?;
         let meta = meta.metadata().clone().unwrap_or_default();
+        if crate::torch::is_state_dict(&st, meta.contains_key("wgtrain.config")) {
+            return match torch {
+                Some(layout) => crate::torch::from_state_dict(&st, source, layout),
+                None => Err(err(
+                    "a PyTorch state_dict (tensors 0.weight, 0.bias, ...), which does not record its activations; \
+                     `wgtrain predict --model FILE --activation relu --output-activation softmax` reads it (name yours)"
+                        .into(),
+                )),
+            };
+        }
         let get = |key: &str| {
             meta.get(key).ok_or_else(|| {
                 err(format!("no `{key}` metadata: this safetensors file was not written by wgtrain (see scripts/interop.py to convert one)"))

@@ -37,6 +37,7 @@ pub mod fs;
 pub mod host;
 pub mod nn;
 pub mod tolerance;
+pub mod torch;
 pub mod train;
 
 pub use error::{Error, Result};

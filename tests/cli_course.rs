@@ -214,6 +214,27 @@ fn the_output_activation_and_the_kernel_initializer() {
         .to_string();
     let probs: Vec<f64> = first.split(',').filter_map(|v| v.parse().ok()).collect();
     assert!(probs.len() >= 10, "{first}");
+    // A wgtrain checkpoint records its activations: predict's PyTorch flags do not apply.
+    let digits = yes_no_free_digits(&dir);
+    let predict = [
+        "predict",
+        "--backend",
+        "cpu",
+        "--model",
+        &save,
+        "--data",
+        &digits,
+    ];
+    let out = run_in(
+        &dir.0,
+        &args(&[&predict[..], &["--activation", "tanh"]].concat()),
+        Duration::from_secs(120),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("applies to a PyTorch state_dict"),
+        "{stderr}"
+    );
     // A tiny start learns too: the course's ×0.01.
     train(
         &dir,

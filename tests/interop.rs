@@ -2,7 +2,11 @@
 //! and PyTorch-layout weights loaded into wgtrain, both checked to 1e-5.
 //!
 //! Needs python3 with the `safetensors` and `numpy` packages; CI installs them and sets
-//! `WGTRAIN_REQUIRE_INTEROP=1`, which turns a missing Python into a failure.
+//! `WGTRAIN_REQUIRE_INTEROP=1`, which turns a missing Python into a failure. Where `torch` is
+//! importable the script also moves models between wgtrain and `nn.Sequential` both ways (a
+//! checkpoint into `nn.Linear` layers; a `safetensors.torch` state_dict read by `wgtrain
+//! predict`); it says when it ran without torch, and `WGTRAIN_REQUIRE_TORCH=1` (CI) makes that
+//! a failure.
 
 use std::process::Command;
 
@@ -37,5 +41,15 @@ fn python_reads_wgtrain_checkpoints_and_wgtrain_reads_pytorch_layout_weights() {
         out.status.success() && text.contains("interop OK"),
         "{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    // Whether PyTorch itself took part, said plainly; CI installs it and requires it.
+    let torch_ran = text.contains("the PyTorch checks ran");
+    for line in text.lines().filter(|l| l.starts_with("torch")) {
+        eprintln!("{line}");
+    }
+    let torch_required = std::env::var("WGTRAIN_REQUIRE_TORCH").is_ok_and(|v| v == "1");
+    assert!(
+        torch_ran || !torch_required,
+        "WGTRAIN_REQUIRE_TORCH=1 but the PyTorch checks did not run:\n{text}"
     );
 }

@@ -220,6 +220,15 @@ pub(crate) struct PredictArgs {
     /// stdout.
     #[arg(long)]
     pub(crate) out: Option<PathBuf>,
+    /// For a PyTorch state_dict given as --model (an nn.Sequential of nn.Linear saved with
+    /// safetensors.torch): the activation between its Linear layers (default relu). A wgtrain
+    /// checkpoint records its own.
+    #[arg(long)]
+    pub(crate) activation: Option<String>,
+    /// For a PyTorch state_dict: the activation after its last Linear (default linear, the
+    /// raw outputs; softmax or sigmoid for probabilities).
+    #[arg(long)]
+    pub(crate) output_activation: Option<String>,
     #[command(flatten)]
     pub(crate) common: Common,
 }

@@ -2,13 +2,16 @@
 
 use serde_json::json;
 use wgtrain::backend::Backend;
+use wgtrain::checkpoint::Checkpoint;
 use wgtrain::data::{self, csv::LabelColumn, idx, Matrix};
 use wgtrain::fs::{check_outputs, write_atomic, Input, Output};
 use wgtrain::nn::Task;
+use wgtrain::torch::TorchLayout;
+use wgtrain::train::Model;
 use wgtrain::Result;
 
-use super::args::{flag_error, PredictArgs};
-use super::evaluate::{check_width, load_model};
+use super::args::{about, flag_error, hidden_activation, output_activation, PredictArgs};
+use super::evaluate::check_width;
 use super::output::emit;
 use super::Job;
 
@@ -60,6 +63,46 @@ pub(crate) fn check_predict(args: &PredictArgs) -> Result<()> {
     check_outputs(&[output], &inputs)
 }
 
+/// The model of --model: a wgtrain checkpoint, or a PyTorch state_dict with the activations
+/// --activation and --output-activation name (which a wgtrain checkpoint records itself).
+fn load_predictor<B: Backend>(args: &PredictArgs, backend: B) -> Result<Model<B>> {
+    let input = &args.input;
+    let hidden = hidden_activation(args.activation.as_deref().unwrap_or("relu"))?;
+    let output = output_activation(args.output_activation.as_deref().unwrap_or("linear"))?;
+    let layout = TorchLayout { hidden, output };
+    let ckpt = Checkpoint::load_with(&input.model, Some(layout))
+        .map_err(|e| about("--model", &input.model, e))?;
+    let layers = &ckpt.config.layers;
+    let last = layers.len() - 1;
+    for (flag, given, recorded) in [
+        (
+            "--activation",
+            args.activation.is_some().then_some(hidden),
+            layers[..last].first(),
+        ),
+        (
+            "--output-activation",
+            args.output_activation.is_some().then_some(output),
+            layers.last(),
+        ),
+    ] {
+        if let (Some(given), Some(l)) = (given, recorded) {
+            if l.activation != given {
+                return Err(flag_error(
+                    flag,
+                    given.name(),
+                    &format!(
+                        "applies to a PyTorch state_dict; {} is a wgtrain checkpoint, whose layer applies {}: drop {flag}",
+                        input.model.display(),
+                        l.activation.name()
+                    ),
+                ));
+            }
+        }
+    }
+    Model::from_checkpoint(backend, &ckpt).map_err(|e| about("--model", &input.model, e))
+}
+
 /// The columns `keep` of `x`, in order.
 fn keep_columns(x: &Matrix, keep: &[usize]) -> Result<Matrix> {
     let data = (0..x.rows())
@@ -76,7 +119,7 @@ impl Job for Predict<'_> {
         let args = self.0;
         let input = &args.input;
         let adapter = backend.describe();
-        let mut model = load_model(input, backend)?;
+        let mut model = load_predictor(args, backend)?;
         let inputs = model.input_dim().expect("a loaded model is built");
         let (x, source) = if input.data.is_dir() {
             if let Some(l) = &input.label_column {
