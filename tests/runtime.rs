@@ -4,7 +4,7 @@
 
 mod common;
 
-use wgtrain::backend::{cpu, Activation, Backend, Optimizer};
+use wgtrain::backend::{cpu, Activation, Backend, Optimizer, PointError};
 use wgtrain::data::{self, Matrix};
 use wgtrain::nn::{Dense, LossFn, Sequential};
 use wgtrain::tolerance::Tolerance;
@@ -144,6 +144,11 @@ fn check_binary_metrics_match_the_host<B: Backend>(backend: impl Fn() -> B) {
         Metric::Precision { threshold: None },
         Metric::Recall { threshold: None },
         Metric::Auc,
+        Metric::TruePositives { threshold: None },
+        Metric::F1Score {
+            threshold: Some(0.4),
+        },
+        Metric::BinaryCrossentropy,
     ];
     let mut model = Sequential::new()
         .add(Dense::new(8, Activation::Tanh))
@@ -177,7 +182,39 @@ fn check_binary_metrics_match_the_host<B: Backend>(backend: impl Fn() -> B) {
         ("precision", tp / (tp + fp)),
         ("recall", tp / (tp + fn_)),
         ("auc", auc_from_histogram(&hist)),
+        ("true_positives", tp),
+        ("f1_score", {
+            // Per output column at 0.4, then the mean over the three.
+            let f1 = |col: usize| {
+                let (mut tp, mut wrong) = (0.0, 0.0);
+                for i in 0..n {
+                    let (yes, truth) = (pd[i * c + col] > 0.4, yd[i * c + col] != 0.0);
+                    tp += (yes && truth) as u8 as f64;
+                    wrong += (yes != truth) as u8 as f64;
+                }
+                2.0 * tp / (2.0 * tp + wrong)
+            };
+            (0..c).map(f1).sum::<f64>() / c as f64
+        }),
+        // On the device from the logits; here from the probabilities, clipped as Keras.
+        (
+            "binary_crossentropy",
+            pd.iter()
+                .zip(yd)
+                .map(|(&p, &y)| {
+                    cpu::point_error_f64(PointError::BinaryCrossentropy, p as f64, y as f64)
+                })
+                .sum::<f64>()
+                / (n * c) as f64,
+        ),
     ];
+    // The cross-entropy metric is the loss itself.
+    let bce = eval.get("binary_crossentropy").unwrap();
+    assert!(
+        (bce - eval.loss).abs() < 1e-5,
+        "{bce} vs loss {}",
+        eval.loss
+    );
     for (name, value) in want {
         let got = eval.get(name).unwrap();
         assert!(
