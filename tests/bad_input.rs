@@ -279,6 +279,7 @@ const CASES: &[(&[&str], &[&str])] = &[
     (&["train", "--data", "@d.csv", "--label-column", "nope"], &["d.csv", "no column named `nope`"]),
     (&["train", "--data", "@d.csv", "--label-column", "99"], &["d.csv", "index 99 is out of range"]),
     (&["train", "--data", "@magic", "--label-column", "x"], &["--label-column x", "MNIST folder"]),
+    (&["train", "--label-column", "x"], &["--label-column x", "--data FILE.csv, which is missing"]),
     // Labels, and what --loss auto makes of them (each bad row by its file and line).
     (&["train", "--data", "@fractional.csv", "--loss", "sparse_categorical_crossentropy"], &["fractional.csv", "line 39: label 1.5"]),
     (&["train", "--data", "@prices.csv"], &["prices.csv", "--loss mse", "250000"]),

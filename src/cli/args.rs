@@ -420,6 +420,13 @@ impl TrainArgs {
         for m in &self.metrics {
             Metric::from_name(m).map_err(|e| flag_error("--metrics", m, &e.to_string()))?;
         }
+        if let (Some(l), None) = (&self.label_column, &self.data) {
+            return Err(flag_error(
+                "--label-column",
+                l,
+                "names a column of --data FILE.csv, which is missing; the built-in digits have their label",
+            ));
+        }
         if let Some(t) = self.threshold.filter(|t| !(0.0..=1.0).contains(t)) {
             return Err(flag_error(
                 "--threshold",
