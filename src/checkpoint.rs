@@ -265,6 +265,35 @@ pub struct Checkpoint {
     pub run: Option<RunRecord>,
 }
 
+/// Why a tensor could not be read by [`read_f32`].
+pub(crate) enum TensorProblem {
+    /// No tensor of that name.
+    Missing,
+    /// Not float32.
+    Dtype(Dtype),
+    /// Another shape than the one expected: this one.
+    Shape(Vec<usize>),
+}
+
+/// The values of tensor `name` of `st`, float32 little-endian of shape `shape`.
+pub(crate) fn read_f32(
+    st: &SafeTensors<'_>,
+    name: &str,
+    shape: &[usize],
+) -> std::result::Result<Vec<f32>, TensorProblem> {
+    let t = st.tensor(name).map_err(|_| TensorProblem::Missing)?;
+    if t.dtype() != Dtype::F32 {
+        return Err(TensorProblem::Dtype(t.dtype()));
+    }
+    if t.shape() != shape {
+        return Err(TensorProblem::Shape(t.shape().to_vec()));
+    }
+    Ok(t.data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
+}
+
 /// The names of an optimizer's state tensors, in the order the backend keeps them.
 pub fn state_names(opt: Optimizer) -> &'static [&'static str] {
     match opt {
@@ -428,25 +457,15 @@ impl Checkpoint {
         let (epoch, step) = (number("wgtrain.epoch")? as usize, number("wgtrain.step")?);
 
         let tensor = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
-            let t = st
-                .tensor(name)
-                .map_err(|_| err(format!("missing tensor `{name}`")))?;
-            if t.dtype() != Dtype::F32 {
-                return Err(err(format!(
-                    "tensor `{name}` is {:?}, expected F32",
-                    t.dtype()
-                )));
-            }
-            if t.shape() != shape {
-                return Err(err(format!(
-                    "tensor `{name}` has shape {:?}, the config says {shape:?}",
-                    t.shape()
-                )));
-            }
-            Ok(t.data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect())
+            read_f32(&st, name, shape).map_err(|problem| {
+                err(match problem {
+                    TensorProblem::Missing => format!("missing tensor `{name}`"),
+                    TensorProblem::Dtype(d) => format!("tensor `{name}` is {d:?}, expected F32"),
+                    TensorProblem::Shape(s) => {
+                        format!("tensor `{name}` has shape {s:?}, the config says {shape:?}")
+                    }
+                })
+            })
         };
         let names = state_names(config.optimizer);
         let mut weights = Vec::new();

@@ -10,10 +10,10 @@
 
 use std::collections::BTreeMap;
 
-use safetensors::tensor::{Dtype, SafeTensors};
+use safetensors::tensor::SafeTensors;
 
 use crate::backend::{Activation, Optimizer};
-use crate::checkpoint::{Checkpoint, LayerConfig, ModelConfig, FORMAT};
+use crate::checkpoint::{read_f32, Checkpoint, LayerConfig, ModelConfig, TensorProblem, FORMAT};
 use crate::error::{Error, Result};
 use crate::nn::{LayerState, LayerWeights, LossFn};
 use crate::train::metrics::DEFAULT_THRESHOLD;
@@ -70,24 +70,15 @@ pub fn from_state_dict(
         }
     }
     let read = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
-        let t = st.tensor(name).map_err(|e| err(format!("`{name}`: {e}")))?;
-        if t.dtype() != Dtype::F32 {
-            return Err(err(format!(
-                "`{name}` is {:?}; wgtrain reads float32 (save `model.float().state_dict()`)",
-                t.dtype()
-            )));
-        }
-        if t.shape() != shape {
-            return Err(err(format!(
-                "`{name}` has shape {:?}, expected {shape:?}",
-                t.shape()
-            )));
-        }
-        let v: Vec<f32> = t
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
+        let v = read_f32(st, name, shape).map_err(|problem| {
+            err(match problem {
+                TensorProblem::Missing => format!("`{name}` is missing"),
+                TensorProblem::Dtype(d) => format!(
+                    "`{name}` is {d:?}; wgtrain reads float32 (save `model.float().state_dict()`)"
+                ),
+                TensorProblem::Shape(s) => format!("`{name}` has shape {s:?}, expected {shape:?}"),
+            })
+        })?;
         match v.iter().find(|x| !x.is_finite()) {
             Some(bad) => Err(err(format!("`{name}` holds a non-finite value ({bad})"))),
             None => Ok(v),

@@ -23,6 +23,24 @@ fn train(dir: &Scratch, extra: &[&str]) -> (serde_json::Value, String) {
     (serde_json::from_slice(&out.stdout).unwrap(), stderr)
 }
 
+/// `wgtrain predict` on the reference with `model` and `data`, then `extra` flags.
+fn predict(dir: &Scratch, model: &str, data: &str, extra: &[&str]) -> std::process::Output {
+    let fixed = [
+        "predict",
+        "--backend",
+        "cpu",
+        "--model",
+        model,
+        "--data",
+        data,
+    ];
+    run_in(
+        &dir.0,
+        &args(&[&fixed[..], extra].concat()),
+        Duration::from_secs(120),
+    )
+}
+
 fn fails(dir: &Scratch, extra: &[&str], says: &str) {
     let a = command(&["--epochs", "1"], extra);
     let out = run_in(&dir.0, &a, Duration::from_secs(120));
@@ -188,20 +206,9 @@ fn the_output_activation_and_the_kernel_initializer() {
         ],
     );
     assert!(r["test_accuracy"].as_f64().unwrap() > 0.5, "{r}");
-    // The saved model's last layer applies softmax: predict's outputs sum to 1 per row.
-    let out = run_in(
-        &dir.0,
-        &args(&[
-            "predict",
-            "--backend",
-            "cpu",
-            "--model",
-            &save,
-            "--data",
-            &yes_no_free_digits(&dir),
-        ]),
-        Duration::from_secs(120),
-    );
+    // The saved model predicts: one value per class for each row.
+    let digits = yes_no_free_digits(&dir);
+    let out = predict(&dir, &save, &digits, &[]);
     assert!(
         out.status.success(),
         "{}",
@@ -215,21 +222,7 @@ fn the_output_activation_and_the_kernel_initializer() {
     let probs: Vec<f64> = first.split(',').filter_map(|v| v.parse().ok()).collect();
     assert!(probs.len() >= 10, "{first}");
     // A wgtrain checkpoint records its activations: predict's PyTorch flags do not apply.
-    let digits = yes_no_free_digits(&dir);
-    let predict = [
-        "predict",
-        "--backend",
-        "cpu",
-        "--model",
-        &save,
-        "--data",
-        &digits,
-    ];
-    let out = run_in(
-        &dir.0,
-        &args(&[&predict[..], &["--activation", "tanh"]].concat()),
-        Duration::from_secs(120),
-    );
+    let out = predict(&dir, &save, &digits, &["--activation", "tanh"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && stderr.contains("applies to a PyTorch state_dict"),
@@ -370,21 +363,7 @@ fn several_label_columns_train_a_multi_label_model() {
     );
     assert!(r["test_binary_accuracy"].as_f64().unwrap() > 0.85, "{r}");
     // Predict drops the three label columns and gives three probabilities per row.
-    let out = run_in(
-        &dir.0,
-        &args(&[
-            "predict",
-            "--backend",
-            "cpu",
-            "--model",
-            &save,
-            "--data",
-            &data,
-            "--label-column",
-            "a,b,c",
-        ]),
-        Duration::from_secs(120),
-    );
+    let out = predict(&dir, &save, &data, &["--label-column", "a,b,c"]);
     assert!(
         out.status.success(),
         "{}",

@@ -139,18 +139,6 @@ pub(crate) fn prepare_training(args: &TrainArgs, started: Instant) -> Result<Tra
         }
         None => data.test.take(),
     };
-    if let Some((xt, _, origin)) = &test {
-        if xt.cols() != data.x.cols() {
-            return Err(Error::Data {
-                source_name: origin.source.clone(),
-                detail: format!(
-                    "the test rows have {} feature columns, but {data_name} has {}; both need the same columns",
-                    xt.cols(),
-                    data.x.cols()
-                ),
-            });
-        }
-    }
 
     // The validation rows of --validation-data: a CSV with the columns of --data.
     let validation = match &args.validation_data {
@@ -163,20 +151,22 @@ pub(crate) fn prepare_training(args: &TrainArgs, started: Instant) -> Result<Tra
         }
         Some(path) => {
             let v = load_labelled("--validation-data", path, &args.label_column)?;
-            if v.x.cols() != data.x.cols() {
-                return Err(Error::Data {
-                    source_name: v.origin.source.clone(),
-                    detail: format!(
-                        "the validation rows have {} feature columns, but {data_name} has {}; both need the same columns",
-                        v.x.cols(),
-                        data.x.cols()
-                    ),
-                });
-            }
             Some((v.x, v.y, v.origin))
         }
         None => None,
     };
+    for (what, set) in [("test", &test), ("validation", &validation)] {
+        if let Some((x, _, origin)) = set.as_ref().filter(|(x, _, _)| x.cols() != data.x.cols()) {
+            return Err(Error::Data {
+                source_name: origin.source.clone(),
+                detail: format!(
+                    "the {what} rows have {} feature columns, but {data_name} has {}; both need the same columns",
+                    x.cols(),
+                    data.x.cols()
+                ),
+            });
+        }
+    }
     let (loss, loss_reason) = choose_loss(&args.loss, &data)?;
     let output_act = output_activation(&args.output_activation)?;
     let loss = reads_probabilities(loss, output_act);

@@ -67,11 +67,15 @@ pub struct Diagnosis {
     pub reason: String,
 }
 
-/// Whether `v` fell by more than `by` over its last fifth (at least one epoch).
+/// The epochs a trend is read over: the last fifth of `n`, at least one.
+fn tail(n: usize) -> usize {
+    (n / 5).max(1)
+}
+
+/// Whether `v` fell by more than `by` over its [`tail`].
 fn still_falling(v: &[f64], by: f64) -> bool {
     let n = v.len();
-    let k = (n / 5).max(1);
-    v[n - 1 - k] - v[n - 1] > by
+    v[n - 1 - tail(n)] - v[n - 1] > by
 }
 
 /// The first index of the lowest finite value.
@@ -161,7 +165,7 @@ impl History {
         let falling = std::iter::once(("training", train))
             .chain(val.map(|v| ("validation", v)))
             .find(|(_, series)| still_falling(series, FALLING * s));
-        let k = (n / 5).max(1);
+        let k = tail(n);
         let fast = still_falling(train, FALLING_FAST * s);
         if lowest > UNDERFIT_RATIO * s && !fast {
             let trend = match falling {

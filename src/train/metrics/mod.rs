@@ -161,8 +161,17 @@ impl Metric {
             Some((n, v)) => (n.trim(), Some(v.trim())),
             None => (spec.trim(), None),
         };
-        let unknown = || Error::Config(format!("unknown metric `{name}`; valid: {METRIC_NAMES}"));
-        let bare = match name {
+        Metric::by_name(name)
+            .ok_or_else(|| {
+                Error::Config(format!("unknown metric `{name}`; valid: {METRIC_NAMES}"))
+            })?
+            .with_arg(value)
+    }
+
+    /// The metric a name (or short form) stands for, before its argument: defaults, and NaN
+    /// for the rate an `*_at_*` metric needs.
+    fn by_name(name: &str) -> Option<Metric> {
+        Some(match name {
             "accuracy" | "acc" => Metric::Accuracy,
             "binary_accuracy" => Metric::BinaryAccuracy { threshold: None },
             "categorical_accuracy" => Metric::CategoricalAccuracy,
@@ -196,9 +205,8 @@ impl Metric {
             "binary_crossentropy" => Metric::BinaryCrossentropy,
             "categorical_crossentropy" => Metric::CategoricalCrossentropy,
             "sparse_categorical_crossentropy" => Metric::SparseCategoricalCrossentropy,
-            _ => return Err(unknown()),
-        };
-        bare.with_arg(value)
+            _ => return None,
+        })
     }
 
     /// This metric with the argument of `name:value` applied (none given: the default, or an
@@ -494,10 +502,7 @@ impl Metric {
 /// Whether higher is better for the metric logged under `name` (`precision_at_recall`, with
 /// or without its argument); None for a name that is no metric (the loss).
 pub fn higher_is_better(name: &str) -> Option<bool> {
-    Metric::from_name(name)
-        .or_else(|_| Metric::from_name(&format!("{name}:0.5")))
-        .ok()
-        .map(Metric::higher_is_better)
+    Metric::by_name(name).map(Metric::higher_is_better)
 }
 
 impl std::fmt::Display for Metric {
@@ -532,15 +537,11 @@ impl TryFrom<SpecOrLegacy> for Metric {
         match m {
             SpecOrLegacy::Spec(s) => Metric::from_name(&s).map_err(|e| e.to_string()),
             SpecOrLegacy::Legacy(map) => match map.into_iter().next() {
-                Some((name, LegacyArgs { k })) if map_is_top_k(&name) => {
+                Some((name, LegacyArgs { k })) if name == "top_k_categorical_accuracy" => {
                     Metric::from_name(&format!("{name}:{k}")).map_err(|e| e.to_string())
                 }
                 _ => Err("a metric is neither a name nor top_k_categorical_accuracy's map".into()),
             },
         }
     }
-}
-
-fn map_is_top_k(name: &str) -> bool {
-    name == "top_k_categorical_accuracy"
 }
