@@ -32,7 +32,7 @@ use crate::data::{Matrix, Standardizer};
 use crate::error::{Error, Result};
 use crate::fs::write_atomic;
 use crate::nn::{LayerState, LayerWeights, LossFn};
-use crate::train::Metric;
+use crate::metrics::Metric;
 
 /// The format tag in `wgtrain.config`.
 pub const FORMAT: &str = "wgtrain-checkpoint-1";
@@ -70,7 +70,7 @@ pub struct ModelConfig {
 }
 
 fn default_threshold() -> f32 {
-    crate::train::metrics::DEFAULT_THRESHOLD
+    crate::metrics::DEFAULT_THRESHOLD
 }
 
 impl ModelConfig {
@@ -105,7 +105,7 @@ impl ModelConfig {
         self.optimizer
             .validate(1)
             .map_err(|e| format!("its optimizer is not valid ({e})"))?;
-        crate::train::metrics::MetricPlan::new(
+        crate::metrics::MetricPlan::new(
             &self.metrics,
             head.task,
             self.threshold,

@@ -9,6 +9,7 @@
 //! - [`backend::gpu`]: the wgpu backend, which records a step's work and submits it at once;
 //! - [`backend::Backend`]: the trait the training code is written against, once;
 //! - [`nn`]: layers, initializers, losses, and the network math over any backend;
+//! - [`metrics`]: the Keras metrics and how each is summed on the device;
 //! - [`train`]: compiled models with `fit`, `evaluate`, `predict`, metrics and callbacks;
 //! - [`data`]: datasets in host memory.
 //!
@@ -35,6 +36,7 @@ pub mod data;
 pub mod error;
 pub mod fs;
 pub mod host;
+pub mod metrics;
 pub mod nn;
 pub mod tolerance;
 pub mod torch;

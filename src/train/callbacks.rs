@@ -56,7 +56,7 @@ impl Mode {
                 // A metric by its name: higher is better for accuracies, rates, AUC, F1 and
                 // the true counts; lower for the loss and everything else.
                 let name = monitor.strip_prefix("val_").unwrap_or(monitor);
-                match crate::train::metrics::higher_is_better(name) {
+                match crate::metrics::higher_is_better(name) {
                     Some(true) => Mode::Max,
                     _ => Mode::Min,
                 }

@@ -10,7 +10,8 @@ pub mod callbacks;
 pub mod diagnosis;
 pub mod history;
 mod memory;
-pub mod metrics;
+/// The metrics, defined beside the models they are compiled into (see [`crate::metrics`]).
+pub use crate::metrics;
 mod model;
 mod persist;
 pub mod plot;

@@ -338,7 +338,7 @@ pub fn auc_from_histogram(h: &[f32]) -> f64 {
 mod tests {
     use super::*;
     use crate::backend::cpu::roc_histogram;
-    use crate::train::metrics::Metric;
+    use crate::metrics::Metric;
 
     fn auc(pred: &[f32], target: &[f32]) -> f64 {
         let h: Vec<f32> = roc_histogram(pred, target)
