@@ -31,8 +31,8 @@ use crate::backend::{Activation, Optimizer};
 use crate::data::{Matrix, Standardizer};
 use crate::error::{Error, Result};
 use crate::fs::write_atomic;
-use crate::nn::{LayerState, LayerWeights, LossFn};
 use crate::metrics::Metric;
+use crate::nn::{LayerState, LayerWeights, LossFn};
 
 /// The format tag in `wgtrain.config`.
 pub const FORMAT: &str = "wgtrain-checkpoint-1";
@@ -105,13 +105,8 @@ impl ModelConfig {
         self.optimizer
             .validate(1)
             .map_err(|e| format!("its optimizer is not valid ({e})"))?;
-        crate::metrics::MetricPlan::new(
-            &self.metrics,
-            head.task,
-            self.threshold,
-            last.units,
-        )
-        .map_err(|_| format!("its metrics do not fit its loss {}", self.loss.name()))?;
+        crate::metrics::MetricPlan::new(&self.metrics, head.task, self.threshold, last.units)
+            .map_err(|_| format!("its metrics do not fit its loss {}", self.loss.name()))?;
         Ok(())
     }
 }

@@ -15,8 +15,8 @@ use safetensors::tensor::SafeTensors;
 use crate::backend::{Activation, Optimizer};
 use crate::checkpoint::{read_f32, Checkpoint, LayerConfig, ModelConfig, TensorProblem, FORMAT};
 use crate::error::{Error, Result};
-use crate::nn::{LayerState, LayerWeights, LossFn};
 use crate::metrics::DEFAULT_THRESHOLD;
+use crate::nn::{LayerState, LayerWeights, LossFn};
 
 /// The activations of a PyTorch stack, which its state_dict does not record.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -18,6 +18,8 @@ pub(crate) mod kernels;
 mod ops;
 mod optim;
 mod profile;
+mod reduce;
+mod tiles;
 mod tune;
 
 use std::collections::HashMap;

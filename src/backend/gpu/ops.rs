@@ -4,10 +4,9 @@
 use super::kernels::{self, Constants};
 use std::sync::atomic::Ordering;
 
+use super::reduce::reduce_params;
 use super::{u32_dim, GpuBackend, GpuTensor, Group, NEXT_TENSOR_ID};
-use crate::backend::{
-    check, Activation, Backend, Guard, Loss, Optimizer, PointError, Tensor, ROC_HISTOGRAM_SLOTS,
-};
+use crate::backend::{check, Activation, Backend, Guard, Loss, Optimizer, PointError, Tensor};
 use crate::error::{Error, Result};
 
 impl Backend for GpuBackend {
@@ -303,17 +302,7 @@ impl Backend for GpuBackend {
         acc: &mut GpuTensor,
         slot: usize,
     ) -> Result<()> {
-        check::argmax("argmax_correct_into", pred, target)?;
-        check::slot("argmax_correct_into", acc, slot)?;
-        let params = reduce_params(pred, target.cols, slot, 0.0)?;
-        self.reduce(
-            kernels::ARGMAX_CORRECT,
-            Constants::default(),
-            params,
-            acc,
-            pred,
-            target,
-        )
+        self.record_argmax_correct_into(pred, target, acc, slot)
     }
 
     fn threshold_correct_into(
@@ -324,20 +313,7 @@ impl Backend for GpuBackend {
         acc: &mut GpuTensor,
         slot: usize,
     ) -> Result<()> {
-        check::same(
-            "threshold_correct_into",
-            &[("pred", pred), ("target", target)],
-        )?;
-        check::slot("threshold_correct_into", acc, slot)?;
-        let params = reduce_params(pred, target.cols, slot, threshold)?;
-        self.reduce(
-            kernels::THRESHOLD_CORRECT,
-            Constants::default(),
-            params,
-            acc,
-            pred,
-            target,
-        )
+        self.record_threshold_correct_into(pred, target, threshold, acc, slot)
     }
 
     fn topk_correct_into(
@@ -348,18 +324,7 @@ impl Backend for GpuBackend {
         acc: &mut GpuTensor,
         slot: usize,
     ) -> Result<()> {
-        check::argmax("topk_correct_into", pred, target)?;
-        check::slot("topk_correct_into", acc, slot)?;
-        let mut params = reduce_params(pred, target.cols, slot, 0.0)?;
-        params.k = u32::try_from(k).unwrap_or(u32::MAX);
-        self.reduce(
-            kernels::TOPK_CORRECT,
-            Constants::default(),
-            params,
-            acc,
-            pred,
-            target,
-        )
+        self.record_topk_correct_into(pred, target, k, acc, slot)
     }
 
     fn confusion_into(
@@ -370,17 +335,7 @@ impl Backend for GpuBackend {
         acc: &mut GpuTensor,
         slot: usize,
     ) -> Result<()> {
-        check::same("confusion_into", &[("pred", pred), ("target", target)])?;
-        check::slots("confusion_into", acc, slot, 4)?;
-        let params = reduce_params(pred, target.cols, slot, threshold)?;
-        self.reduce(
-            kernels::CONFUSION,
-            Constants::default(),
-            params,
-            acc,
-            pred,
-            target,
-        )
+        self.record_confusion_into(pred, target, threshold, acc, slot)
     }
 
     fn roc_histogram_into(
@@ -390,17 +345,7 @@ impl Backend for GpuBackend {
         acc: &mut GpuTensor,
         slot: usize,
     ) -> Result<()> {
-        check::same("roc_histogram_into", &[("pred", pred), ("target", target)])?;
-        check::slots("roc_histogram_into", acc, slot, ROC_HISTOGRAM_SLOTS)?;
-        let params = reduce_params(pred, target.cols, slot, 0.0)?;
-        self.reduce(
-            kernels::ROC_HISTOGRAM,
-            Constants::default(),
-            params,
-            acc,
-            pred,
-            target,
-        )
+        self.record_roc_histogram_into(pred, target, acc, slot)
     }
 
     fn error_sum_into(
@@ -411,11 +356,7 @@ impl Backend for GpuBackend {
         acc: &mut GpuTensor,
         slot: usize,
     ) -> Result<()> {
-        check::same("error_sum_into", &[("pred", pred), ("target", target)])?;
-        check::slot("error_sum_into", acc, slot)?;
-        let params = reduce_params(pred, target.cols, slot, 0.0)?;
-        let constants = Constants::new(&[("ERR", kind.code() as f64)]);
-        self.reduce(kernels::ERROR_SUM, constants, params, acc, pred, target)
+        self.record_error_sum_into(kind, pred, target, acc, slot)
     }
 
     fn crossentropy_sum_into(
@@ -426,18 +367,7 @@ impl Backend for GpuBackend {
         acc: &mut GpuTensor,
         slot: usize,
     ) -> Result<()> {
-        check::argmax("crossentropy_sum_into", pred, target)?;
-        check::slot("crossentropy_sum_into", acc, slot)?;
-        let mut params = reduce_params(pred, target.cols, slot, 0.0)?;
-        params.k = from_logits as u32;
-        self.reduce(
-            kernels::CROSSENTROPY_SUM,
-            Constants::default(),
-            params,
-            acc,
-            pred,
-            target,
-        )
+        self.record_crossentropy_sum_into(from_logits, pred, target, acc, slot)
     }
 
     fn class_confusion_into(
@@ -448,18 +378,7 @@ impl Backend for GpuBackend {
         acc: &mut GpuTensor,
         slot: usize,
     ) -> Result<()> {
-        check::argmax("class_confusion_into", pred, target)?;
-        check::slots("class_confusion_into", acc, slot, 3 * pred.cols)?;
-        let mut params = reduce_params(pred, target.cols, slot, threshold.unwrap_or(0.0))?;
-        params.k = threshold.is_some() as u32;
-        let groups = self.grid_each(pred.cols)?;
-        self.record(
-            kernels::CLASS_CONFUSION,
-            Constants::default(),
-            params,
-            &[acc, pred, target],
-            groups,
-        )
+        self.record_class_confusion_into(pred, target, threshold, acc, slot)
     }
 
     fn zeros_group(&mut self, shapes: &[[usize; 2]]) -> Result<Vec<GpuTensor>> {
@@ -591,22 +510,5 @@ fn act_params(act: Activation, z: &GpuTensor) -> Result<kernels::ActParams> {
         cols: u32_dim("activation", z.cols)?,
         alpha: act.alpha(),
         _pad: 0,
-    })
-}
-
-fn reduce_params(
-    x: &GpuTensor,
-    target_cols: usize,
-    slot: usize,
-    threshold: f32,
-) -> Result<kernels::ReduceParams> {
-    Ok(kernels::ReduceParams {
-        rows: u32_dim("reduce", x.rows)?,
-        cols: u32_dim("reduce", x.cols)?,
-        slot: u32_dim("reduce", slot)?,
-        target_cols: u32_dim("reduce", target_cols)?,
-        threshold,
-        k: 0,
-        _pad: [0; 2],
     })
 }
