@@ -239,3 +239,22 @@ fn opt_adam4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         s2_4[i] = r.v;
     }
 }
+
+// Keras' moving average of a batch normalization's statistics, guarded like the updates:
+// param = μ param + (1 - μ) batch, with μ in `lr` and the batch's statistic in `grad`.
+@compute @workgroup_size(WG_1D)
+fn moving_average(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (stop(i)) {
+        return;
+    }
+    let value = p.lr * param[i] + (1.0 - p.lr) * grad[i];
+    if (GUARDED) {
+        param_out[i] = value;
+        if (not_finite(value)) {
+            raise_flag();
+        }
+    } else {
+        param[i] = value;
+    }
+}

@@ -272,3 +272,102 @@ pub fn optimizer<T: Tensor>(
     }
     Ok(())
 }
+
+/// A dropout's rate is in `[0, 1)` and its output shaped like its input.
+pub fn dropout<T: Tensor>(x: &T, mask: super::DropoutMask, y: &T) -> Result<()> {
+    same("dropout", &[("x", x), ("y", y)])?;
+    if !(0.0..1.0).contains(&mask.rate) {
+        return Err(Error::Invalid {
+            op: "dropout",
+            detail: format!("the rate must be in [0, 1), got {}", mask.rate),
+        });
+    }
+    Ok(())
+}
+
+/// Every `[1, C]` vector of a per-column op fits `x` `[N, C]`, and the rest are shaped like `x`.
+pub fn per_column<T: Tensor>(op: &'static str, x: &T, vectors: &[&T], like_x: &[&T]) -> Result<()> {
+    for v in vectors {
+        row_vector(op, x, *v)?;
+    }
+    for t in like_x {
+        same(op, &[("x", x), ("output", *t)])?;
+    }
+    Ok(())
+}
+
+/// ε of a batch normalization is positive (it keeps `1 / √(var + ε)` finite).
+pub fn epsilon(op: &'static str, eps: f32) -> Result<()> {
+    if !(eps > 0.0 && eps.is_finite()) {
+        return Err(Error::Invalid {
+            op,
+            detail: format!("epsilon must be finite and > 0, got {eps}"),
+        });
+    }
+    Ok(())
+}
+
+/// A maxout of `pieces` ≥ 1 maps `z` `[N, units · pieces]` to `y` `[N, units]`.
+pub fn maxout<T: Tensor>(op: &'static str, z: &T, pieces: usize, y: &T) -> Result<()> {
+    if pieces == 0 || y.rows() != z.rows() || y.cols() * pieces != z.cols() {
+        return Err(shape_err(
+            op,
+            format!(
+                "{pieces} pieces of {} need a [{}, {}] input, got {}",
+                fmt(y.shape()),
+                y.rows(),
+                y.cols() * pieces,
+                fmt(z.shape())
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Penalty factors are finite and ≥ 0.
+pub fn penalty(l1: f32, l2: f32) -> Result<()> {
+    if !(l1 >= 0.0 && l1.is_finite() && l2 >= 0.0 && l2.is_finite()) {
+        return Err(Error::Invalid {
+            op: "penalty",
+            detail: format!("the factors must be finite and ≥ 0, got l1 = {l1}, l2 = {l2}"),
+        });
+    }
+    Ok(())
+}
+
+/// A moving-average update: as many batch statistics as moving ones, shaped alike (and the
+/// guard's outputs), and a momentum in `[0, 1]`.
+pub fn moving_average<T: Tensor>(
+    momentum: f32,
+    moving: &[T],
+    batch: &[T],
+    guard: Option<&Guard<'_, T>>,
+) -> Result<()> {
+    if !(0.0..=1.0).contains(&momentum) {
+        return Err(Error::Invalid {
+            op: "moving_average",
+            detail: format!("the momentum must be in [0, 1], got {momentum}"),
+        });
+    }
+    let outs = guard.map_or(moving.len(), |g| g.params_out.len());
+    if moving.len() != batch.len() || outs != moving.len() {
+        return Err(shape_err(
+            "moving_average",
+            format!(
+                "{} moving statistics, {} batch statistics, {outs} outputs",
+                moving.len(),
+                batch.len()
+            ),
+        ));
+    }
+    for (j, (m, b)) in moving.iter().zip(batch).enumerate() {
+        same("moving_average", &[("moving", m), ("batch", b)])?;
+        if let Some(g) = guard {
+            same(
+                "moving_average",
+                &[("moving", m), ("output", &g.params_out[j])],
+            )?;
+        }
+    }
+    Ok(())
+}

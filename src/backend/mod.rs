@@ -14,7 +14,8 @@ pub mod gpu;
 pub mod ops;
 
 pub use ops::{
-    Activation, Loss, Optimizer, PointError, AUC_THRESHOLDS, BCE_EPSILON, ROC_HISTOGRAM_SLOTS,
+    Activation, DropoutMask, Loss, Optimizer, PointError, AUC_THRESHOLDS, BCE_EPSILON,
+    ROC_HISTOGRAM_SLOTS,
 };
 
 use crate::error::Result;
@@ -321,6 +322,123 @@ pub trait Backend {
         threshold: Option<f32>,
         acc: &mut Self::Tensor,
         slot: usize,
+    ) -> Result<()>;
+
+    /// Inverted dropout: `y = x · mask.scale()` where `mask` keeps the element, else 0 (see
+    /// [`DropoutMask`]). The backward pass is the same op on the gradient with the same mask.
+    /// `x`, `y`: `[N, C]`.
+    fn dropout(&mut self, x: &Self::Tensor, mask: DropoutMask, y: &mut Self::Tensor) -> Result<()>;
+
+    /// The batch statistics of `x` `[N, C]` per column: the mean and the biased variance, each
+    /// `[1, C]` (see [`cpu::batchnorm_stats`]).
+    fn batchnorm_stats(
+        &mut self,
+        x: &Self::Tensor,
+        mean: &mut Self::Tensor,
+        var: &mut Self::Tensor,
+    ) -> Result<()>;
+
+    /// `y = gamma · (x - mean) / √(var + eps) + beta` per column (see
+    /// [`cpu::batchnorm_forward`]); `stats` is `[mean, var]`, `affine` `[gamma, beta]`, each
+    /// `[1, C]`.
+    fn batchnorm_forward(
+        &mut self,
+        x: &Self::Tensor,
+        stats: [&Self::Tensor; 2],
+        affine: [&Self::Tensor; 2],
+        eps: f32,
+        y: &mut Self::Tensor,
+    ) -> Result<()>;
+
+    /// The training backward of [`Backend::batchnorm_forward`] with the batch's own `stats`
+    /// (see [`cpu::batchnorm_backward`]): `dx` `[N, C]`, and `grads` `[dgamma, dbeta]`.
+    #[allow(clippy::too_many_arguments)]
+    fn batchnorm_backward(
+        &mut self,
+        x: &Self::Tensor,
+        stats: [&Self::Tensor; 2],
+        gamma: &Self::Tensor,
+        dy: &Self::Tensor,
+        eps: f32,
+        dx: &mut Self::Tensor,
+        grads: [&mut Self::Tensor; 2],
+    ) -> Result<()>;
+
+    /// `moving[j] = momentum · moving[j] + (1 - momentum) · batch[j]` for every `j` (see
+    /// [`cpu::moving_average`]), the update of a batch normalization's moving statistics after
+    /// a training step `t`. With a guard it reads `moving` and writes the guard's
+    /// `params_out`, deciding on the device as [`Backend::optimizer_step`] does (its
+    /// `state_out` is unused), so that the moving statistics swap with the parameters and a
+    /// rolled-back step takes them back too. Where `moving`, `batch` (and the outputs) were
+    /// each made by one [`Backend::zeros_group`], a backend may update them in one pass.
+    fn moving_average_all(
+        &mut self,
+        momentum: f32,
+        t: u64,
+        moving: &mut [Self::Tensor],
+        batch: &[Self::Tensor],
+        guard: Option<Guard<'_, Self::Tensor>>,
+    ) -> Result<()>;
+
+    /// PReLU: `y = x` where `x > 0`, else `alpha[c] · x`; `x`, `y` `[N, C]`, `alpha` `[1, C]`.
+    fn prelu_forward(
+        &mut self,
+        x: &Self::Tensor,
+        alpha: &Self::Tensor,
+        y: &mut Self::Tensor,
+    ) -> Result<()>;
+
+    /// The backward of [`Backend::prelu_forward`] (see [`cpu::prelu_backward`]): `dx`
+    /// `[N, C]` and `dalpha` `[1, C]`.
+    fn prelu_backward(
+        &mut self,
+        x: &Self::Tensor,
+        alpha: &Self::Tensor,
+        dy: &Self::Tensor,
+        dx: &mut Self::Tensor,
+        dalpha: &mut Self::Tensor,
+    ) -> Result<()>;
+
+    /// Maxout: `y[r, u] = max_k z[r, u · pieces + k]`; `z` `[N, units · pieces]`, `y`
+    /// `[N, units]` (see [`cpu::maxout_forward`]).
+    fn maxout_forward(
+        &mut self,
+        z: &Self::Tensor,
+        pieces: usize,
+        y: &mut Self::Tensor,
+    ) -> Result<()>;
+
+    /// The backward of [`Backend::maxout_forward`]: `dz` is `dy` at each unit's first winning
+    /// piece, 0 elsewhere.
+    fn maxout_backward(
+        &mut self,
+        z: &Self::Tensor,
+        pieces: usize,
+        dy: &Self::Tensor,
+        dz: &mut Self::Tensor,
+    ) -> Result<()>;
+
+    /// `acc[slot] += scale · (l1 · Σ |w| + l2 · Σ w²)`, Keras' `L1L2` penalty of `w` (see
+    /// [`cpu::penalty`]); the training loop passes the batch's rows as `scale`, so that the
+    /// penalty is part of the mean loss.
+    fn penalty_into(
+        &mut self,
+        w: &Self::Tensor,
+        l1: f32,
+        l2: f32,
+        scale: f32,
+        acc: &mut Self::Tensor,
+        slot: usize,
+    ) -> Result<()>;
+
+    /// `grad += l1 · sign(w) + 2 · l2 · w`, the penalty's gradient (see
+    /// [`cpu::penalty_backward`]).
+    fn penalty_backward(
+        &mut self,
+        w: &Self::Tensor,
+        l1: f32,
+        l2: f32,
+        grad: &mut Self::Tensor,
     ) -> Result<()>;
 
     /// One update of `param` from `grad` with step count `t` (1 for the first step), keeping

@@ -409,3 +409,47 @@ pub const AUC_THRESHOLDS: usize = 200;
 /// Slots [`crate::backend::Backend::roc_histogram_into`] fills: for each bucket (the number of
 /// thresholds below a prediction, 0..=N), a count of positives, then a count of negatives.
 pub const ROC_HISTOGRAM_SLOTS: usize = 2 * (AUC_THRESHOLDS + 1);
+
+/// Which elements a dropout keeps, drawn by a counter-based generator (Threefry-2x32 with 20
+/// rounds, Salmon et al. 2011) so that the reference and the GPU draw the same mask from the
+/// same numbers, the backward pass draws it again instead of storing it, and a resumed run
+/// needs no generator state: element `i` of layer `layer` at optimizer step `step` is kept
+/// when the first word of `threefry2x32([i, step], key(seed, layer))` is at least
+/// [`DropoutMask::drop_below`], and a kept element is scaled by [`DropoutMask::scale`]
+/// (inverted dropout, as Keras).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DropoutMask {
+    /// The model's seed.
+    pub seed: u64,
+    /// The layer's position in the stack.
+    pub layer: u32,
+    /// The optimizer step the forward pass belongs to (1 for the first).
+    pub step: u64,
+    /// The fraction of elements dropped, in `[0, 1)`.
+    pub rate: f32,
+}
+
+impl DropoutMask {
+    /// The generator's key: the seed's two halves, the high one mixed with the layer.
+    pub fn key(self) -> [u32; 2] {
+        [
+            self.seed as u32,
+            (self.seed >> 32) as u32 ^ self.layer.wrapping_mul(0x9E37_79B9),
+        ]
+    }
+
+    /// Element `i`'s counter: the element and the step (both mod 2³²).
+    pub fn counter(self, i: usize) -> [u32; 2] {
+        [i as u32, self.step as u32]
+    }
+
+    /// The draws below this (`rate · 2³²`) are dropped.
+    pub fn drop_below(self) -> u32 {
+        (self.rate as f64 * 4_294_967_296.0).min(u32::MAX as f64) as u32
+    }
+
+    /// What a kept element is multiplied by: `1 / (1 - rate)`, rounded once to f32.
+    pub fn scale(self) -> f32 {
+        (1.0 / (1.0 - self.rate as f64)) as f32
+    }
+}

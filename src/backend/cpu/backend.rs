@@ -2,7 +2,7 @@
 //! backend checks it, then computed by the functions of [`super`].
 
 use super::*;
-use crate::backend::{check, Backend, Guard, Tensor};
+use crate::backend::{check, Backend, DropoutMask, Guard, Tensor};
 use crate::error::Result;
 
 /// A tensor in host memory.
@@ -326,11 +326,7 @@ impl Backend for CpuBackend {
         };
         // See Backend::optimizer_step: the flags and the step are u32 bit patterns, and the
         // new values go to the outputs, so the old ones stay.
-        let (acc, s) = (&mut g.acc.data, g.slots);
-        let this_flag = s.flags + (t % 2) as usize;
-        let previous_flag = s.flags + ((t + 1) % 2) as usize;
-        if !acc[s.loss].is_finite() || acc[previous_flag].to_bits() != 0 {
-            acc[this_flag] = f32::from_bits(1);
+        if !guard_allows(&mut g.acc.data, g.slots, t) {
             return Ok(());
         }
         let (param_out, state_out) = (&mut g.params_out[0], &mut g.state_out[0]);
@@ -347,10 +343,204 @@ impl Backend for CpuBackend {
             .data
             .iter()
             .chain(outs.iter().flat_map(|v| v.iter()));
-        if !new.into_iter().all(|v| v.is_finite()) {
-            acc[this_flag] = f32::from_bits(1);
-        }
-        acc[s.step] = f32::from_bits(t as u32);
+        let finite = new.into_iter().all(|v| v.is_finite());
+        guard_done(&mut g.acc.data, g.slots, t, finite);
         Ok(())
     }
+
+    fn dropout(&mut self, x: &CpuTensor, mask: DropoutMask, y: &mut CpuTensor) -> Result<()> {
+        check::dropout(x, mask, y)?;
+        dropout_forward(&x.data, &mut y.data, mask);
+        Ok(())
+    }
+
+    fn batchnorm_stats(
+        &mut self,
+        x: &CpuTensor,
+        mean: &mut CpuTensor,
+        var: &mut CpuTensor,
+    ) -> Result<()> {
+        check::per_column("batchnorm_stats", x, &[mean, var], &[])?;
+        batchnorm_stats(&x.data, &mut mean.data, &mut var.data, x.cols);
+        Ok(())
+    }
+
+    fn batchnorm_forward(
+        &mut self,
+        x: &CpuTensor,
+        [mean, var]: [&CpuTensor; 2],
+        [gamma, beta]: [&CpuTensor; 2],
+        eps: f32,
+        y: &mut CpuTensor,
+    ) -> Result<()> {
+        check::per_column("batchnorm_forward", x, &[mean, var, gamma, beta], &[y])?;
+        check::epsilon("batchnorm_forward", eps)?;
+        batchnorm_forward(
+            &x.data,
+            &mean.data,
+            &var.data,
+            &gamma.data,
+            &beta.data,
+            eps,
+            &mut y.data,
+            x.cols,
+        );
+        Ok(())
+    }
+
+    fn batchnorm_backward(
+        &mut self,
+        x: &CpuTensor,
+        [mean, var]: [&CpuTensor; 2],
+        gamma: &CpuTensor,
+        dy: &CpuTensor,
+        eps: f32,
+        dx: &mut CpuTensor,
+        [dgamma, dbeta]: [&mut CpuTensor; 2],
+    ) -> Result<()> {
+        check::per_column(
+            "batchnorm_backward",
+            x,
+            &[mean, var, gamma, dgamma, dbeta],
+            &[dy, dx],
+        )?;
+        check::epsilon("batchnorm_backward", eps)?;
+        batchnorm_backward(
+            &x.data,
+            &mean.data,
+            &var.data,
+            &gamma.data,
+            &dy.data,
+            eps,
+            &mut dx.data,
+            &mut dgamma.data,
+            &mut dbeta.data,
+            x.cols,
+        );
+        Ok(())
+    }
+
+    fn moving_average_all(
+        &mut self,
+        momentum: f32,
+        t: u64,
+        moving: &mut [CpuTensor],
+        batch: &[CpuTensor],
+        guard: Option<Guard<'_, CpuTensor>>,
+    ) -> Result<()> {
+        check::moving_average(momentum, moving, batch, guard.as_ref())?;
+        let Some(g) = guard else {
+            for (m, b) in moving.iter_mut().zip(batch) {
+                moving_average(momentum, &mut m.data, &b.data);
+            }
+            return Ok(());
+        };
+        if !guard_allows(&mut g.acc.data, g.slots, t) {
+            return Ok(());
+        }
+        let mut finite = true;
+        for ((m, b), out) in moving.iter().zip(batch).zip(g.params_out.iter_mut()) {
+            out.data.copy_from_slice(&m.data);
+            moving_average(momentum, &mut out.data, &b.data);
+            finite &= out.data.iter().all(|v| v.is_finite());
+        }
+        guard_done(&mut g.acc.data, g.slots, t, finite);
+        Ok(())
+    }
+
+    fn prelu_forward(&mut self, x: &CpuTensor, alpha: &CpuTensor, y: &mut CpuTensor) -> Result<()> {
+        check::per_column("prelu_forward", x, &[alpha], &[y])?;
+        prelu_forward(&x.data, &alpha.data, &mut y.data, x.cols);
+        Ok(())
+    }
+
+    fn prelu_backward(
+        &mut self,
+        x: &CpuTensor,
+        alpha: &CpuTensor,
+        dy: &CpuTensor,
+        dx: &mut CpuTensor,
+        dalpha: &mut CpuTensor,
+    ) -> Result<()> {
+        check::per_column("prelu_backward", x, &[alpha, dalpha], &[dy, dx])?;
+        prelu_backward(
+            &x.data,
+            &alpha.data,
+            &dy.data,
+            &mut dx.data,
+            &mut dalpha.data,
+            x.cols,
+        );
+        Ok(())
+    }
+
+    fn maxout_forward(&mut self, z: &CpuTensor, pieces: usize, y: &mut CpuTensor) -> Result<()> {
+        check::maxout("maxout_forward", z, pieces, y)?;
+        maxout_forward(&z.data, &mut y.data, y.cols, pieces);
+        Ok(())
+    }
+
+    fn maxout_backward(
+        &mut self,
+        z: &CpuTensor,
+        pieces: usize,
+        dy: &CpuTensor,
+        dz: &mut CpuTensor,
+    ) -> Result<()> {
+        check::maxout("maxout_backward", z, pieces, dy)?;
+        check::same("maxout_backward", &[("z", z), ("dz", &*dz)])?;
+        maxout_backward(&z.data, &dy.data, &mut dz.data, dy.cols, pieces);
+        Ok(())
+    }
+
+    fn penalty_into(
+        &mut self,
+        w: &CpuTensor,
+        l1: f32,
+        l2: f32,
+        scale: f32,
+        acc: &mut CpuTensor,
+        slot: usize,
+    ) -> Result<()> {
+        check::penalty(l1, l2)?;
+        check::slot("penalty_into", acc, slot)?;
+        let p = penalty(&w.data, l1, l2) * scale as f64;
+        acc.data[slot] = (acc.data[slot] as f64 + p) as f32;
+        Ok(())
+    }
+
+    fn penalty_backward(
+        &mut self,
+        w: &CpuTensor,
+        l1: f32,
+        l2: f32,
+        grad: &mut CpuTensor,
+    ) -> Result<()> {
+        check::penalty(l1, l2)?;
+        check::same("penalty_backward", &[("w", w), ("grad", &*grad)])?;
+        penalty_backward(&w.data, &mut grad.data, l1, l2);
+        Ok(())
+    }
+}
+
+/// Whether a guarded update may write (see [`Backend::optimizer_step`]): not when the loss so
+/// far is not finite or the previous step raised its flag, and then this step's flag is raised.
+/// The flags and the step are u32 bit patterns.
+fn guard_allows(acc: &mut [f32], s: crate::backend::GuardSlots, t: u64) -> bool {
+    let this_flag = s.flags + (t % 2) as usize;
+    let previous_flag = s.flags + ((t + 1) % 2) as usize;
+    if !acc[s.loss].is_finite() || acc[previous_flag].to_bits() != 0 {
+        acc[this_flag] = f32::from_bits(1);
+        return false;
+    }
+    true
+}
+
+/// The books of a guarded update that wrote: its flag raised if what it wrote is not finite,
+/// and its step recorded.
+fn guard_done(acc: &mut [f32], s: crate::backend::GuardSlots, t: u64, finite: bool) {
+    if !finite {
+        acc[s.flags + (t % 2) as usize] = f32::from_bits(1);
+    }
+    acc[s.step] = f32::from_bits(t as u32);
 }

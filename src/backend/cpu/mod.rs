@@ -7,8 +7,10 @@
 //! the gradient checks in `tests/gradcheck.rs` can hold every backward to finite differences.
 
 mod backend;
+mod layers;
 
 pub use backend::{CpuBackend, CpuTensor};
+pub use layers::*;
 
 use super::{
     Activation, Loss, Optimizer, PointError, AUC_THRESHOLDS, BCE_EPSILON, ROC_HISTOGRAM_SLOTS,

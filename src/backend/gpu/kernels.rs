@@ -26,6 +26,8 @@ pub enum Module {
     Reduce,
     /// `shaders/optim.wgsl`
     Optim,
+    /// `shaders/layers.wgsl`
+    Layers,
 }
 
 /// `shaders/common.wgsl` followed by the named files, in order.
@@ -54,6 +56,7 @@ impl Module {
             Module::Loss => shader!("loss.wgsl"),
             Module::Reduce => shader!("reduce.wgsl"),
             Module::Optim => shader!("optim.wgsl"),
+            Module::Layers => shader!("layers.wgsl"),
         }
     }
 
@@ -69,6 +72,7 @@ impl Module {
             Module::Loss => "loss.wgsl",
             Module::Reduce => "reduce.wgsl",
             Module::Optim => "optim.wgsl",
+            Module::Layers => "layers.wgsl",
         }
     }
 }
@@ -187,9 +191,36 @@ pub const OPT_SGD4: Kernel = k(Module::Optim, "opt_sgd4", &[RW, RW, R, RW]);
 pub const OPT_MOMENTUM4: Kernel = k(Module::Optim, "opt_momentum4", &[RW, RW, R, RW, RW, RW]);
 /// See [`OPT_SGD4`].
 pub const OPT_ADAM4: Kernel = k(Module::Optim, "opt_adam4", &[RW, RW, R, RW, RW, RW, RW, RW]);
+/// param (the moving statistic), acc, grad (the batch's), new param: a batch normalization's
+/// moving average, guarded as the updates
+pub const MOVING_AVERAGE: Kernel = k(Module::Optim, "moving_average", &[RW, RW, R, RW]);
+/// y, x
+pub const DROPOUT: Kernel = k(Module::Layers, "dropout", &[RW, R]);
+/// mean, var, x
+pub const BATCHNORM_STATS: Kernel = k(Module::Layers, "batchnorm_stats", &[RW, RW, R]);
+/// y, x, mean, var, gamma, beta
+pub const BATCHNORM_FORWARD: Kernel = k(Module::Layers, "batchnorm_forward", &[RW, R, R, R, R, R]);
+/// dx, dgamma, dbeta, x, mean, var, gamma, dy
+pub const BATCHNORM_BACKWARD: Kernel = k(
+    Module::Layers,
+    "batchnorm_backward",
+    &[RW, RW, RW, R, R, R, R, R],
+);
+/// y, x, alpha
+pub const PRELU_FORWARD: Kernel = k(Module::Layers, "prelu_forward", &[RW, R, R]);
+/// dx, dalpha, x, alpha, dy
+pub const PRELU_BACKWARD: Kernel = k(Module::Layers, "prelu_backward", &[RW, RW, R, R, R]);
+/// y, z
+pub const MAXOUT_FORWARD: Kernel = k(Module::Layers, "maxout_forward", &[RW, R]);
+/// dz, z, dy
+pub const MAXOUT_BACKWARD: Kernel = k(Module::Layers, "maxout_backward", &[RW, R, R]);
+/// acc, w
+pub const PENALTY_SUM: Kernel = k(Module::Layers, "penalty_sum", &[RW, R]);
+/// grad, w
+pub const PENALTY_BACKWARD: Kernel = k(Module::Layers, "penalty_backward", &[RW, R]);
 
 /// Every kernel, for tests that build every pipeline.
-pub const ALL: [Kernel; 27] = [
+pub const ALL: [Kernel; 38] = [
     MATMUL,
     MATMUL_DIRECT,
     MATMUL_VEC4,
@@ -217,6 +248,17 @@ pub const ALL: [Kernel; 27] = [
     MATMUL_VEC4_BIAS_ACT,
     MATMUL_BIAS_ACT,
     MATMUL_DIRECT_BIAS_ACT,
+    MOVING_AVERAGE,
+    DROPOUT,
+    BATCHNORM_STATS,
+    BATCHNORM_FORWARD,
+    BATCHNORM_BACKWARD,
+    PRELU_FORWARD,
+    PRELU_BACKWARD,
+    MAXOUT_FORWARD,
+    MAXOUT_BACKWARD,
+    PENALTY_SUM,
+    PENALTY_BACKWARD,
 ];
 
 /// The most storage bindings any kernel has.
@@ -343,4 +385,25 @@ pub struct OptimParams {
     pub flag_slot: u32,
     pub step_slot: u32,
     pub t: u32,
+}
+
+/// `layers.wgsl`
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Default)]
+pub struct LayerParams {
+    pub rows: u32,
+    pub cols: u32,
+    pub pieces: u32,
+    pub slot: u32,
+    /// Dropout's scale, batch normalization's ε, the penalty's l1.
+    pub a: f32,
+    /// The penalty's l2.
+    pub b: f32,
+    /// The penalty's scale.
+    pub c: f32,
+    pub drop_below: u32,
+    pub key0: u32,
+    pub key1: u32,
+    pub step: u32,
+    pub _pad: u32,
 }

@@ -15,6 +15,7 @@
 
 mod context;
 pub(crate) mod kernels;
+mod layers;
 mod ops;
 mod optim;
 mod profile;

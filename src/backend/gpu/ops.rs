@@ -6,7 +6,9 @@ use std::sync::atomic::Ordering;
 
 use super::reduce::reduce_params;
 use super::{u32_dim, GpuBackend, GpuTensor, Group, NEXT_TENSOR_ID};
-use crate::backend::{check, Activation, Backend, Guard, Loss, Optimizer, PointError, Tensor};
+use crate::backend::{
+    check, Activation, Backend, DropoutMask, Guard, Loss, Optimizer, PointError, Tensor,
+};
 use crate::error::{Error, Result};
 
 impl Backend for GpuBackend {
@@ -379,6 +381,105 @@ impl Backend for GpuBackend {
         slot: usize,
     ) -> Result<()> {
         self.record_class_confusion_into(pred, target, threshold, acc, slot)
+    }
+
+    fn dropout(&mut self, x: &GpuTensor, mask: DropoutMask, y: &mut GpuTensor) -> Result<()> {
+        self.record_dropout(x, mask, y)
+    }
+
+    fn batchnorm_stats(
+        &mut self,
+        x: &GpuTensor,
+        mean: &mut GpuTensor,
+        var: &mut GpuTensor,
+    ) -> Result<()> {
+        self.record_batchnorm_stats(x, mean, var)
+    }
+
+    fn batchnorm_forward(
+        &mut self,
+        x: &GpuTensor,
+        stats: [&GpuTensor; 2],
+        affine: [&GpuTensor; 2],
+        eps: f32,
+        y: &mut GpuTensor,
+    ) -> Result<()> {
+        self.record_batchnorm_forward(x, stats, affine, eps, y)
+    }
+
+    fn batchnorm_backward(
+        &mut self,
+        x: &GpuTensor,
+        stats: [&GpuTensor; 2],
+        gamma: &GpuTensor,
+        dy: &GpuTensor,
+        eps: f32,
+        dx: &mut GpuTensor,
+        grads: [&mut GpuTensor; 2],
+    ) -> Result<()> {
+        self.record_batchnorm_backward(x, stats, gamma, dy, eps, dx, grads)
+    }
+
+    fn moving_average_all(
+        &mut self,
+        momentum: f32,
+        t: u64,
+        moving: &mut [GpuTensor],
+        batch: &[GpuTensor],
+        guard: Option<Guard<'_, GpuTensor>>,
+    ) -> Result<()> {
+        self.record_moving_average_all(momentum, t, moving, batch, guard)
+    }
+
+    fn prelu_forward(&mut self, x: &GpuTensor, alpha: &GpuTensor, y: &mut GpuTensor) -> Result<()> {
+        self.record_prelu_forward(x, alpha, y)
+    }
+
+    fn prelu_backward(
+        &mut self,
+        x: &GpuTensor,
+        alpha: &GpuTensor,
+        dy: &GpuTensor,
+        dx: &mut GpuTensor,
+        dalpha: &mut GpuTensor,
+    ) -> Result<()> {
+        self.record_prelu_backward(x, alpha, dy, dx, dalpha)
+    }
+
+    fn maxout_forward(&mut self, z: &GpuTensor, pieces: usize, y: &mut GpuTensor) -> Result<()> {
+        self.record_maxout_forward(z, pieces, y)
+    }
+
+    fn maxout_backward(
+        &mut self,
+        z: &GpuTensor,
+        pieces: usize,
+        dy: &GpuTensor,
+        dz: &mut GpuTensor,
+    ) -> Result<()> {
+        self.record_maxout_backward(z, pieces, dy, dz)
+    }
+
+    fn penalty_into(
+        &mut self,
+        w: &GpuTensor,
+        l1: f32,
+        l2: f32,
+        scale: f32,
+        acc: &mut GpuTensor,
+        slot: usize,
+    ) -> Result<()> {
+        self.record_penalty_into(w, l1, l2, scale, acc, slot)
+    }
+
+    fn penalty_backward(
+        &mut self,
+        w: &GpuTensor,
+        l1: f32,
+        l2: f32,
+        grad: &mut GpuTensor,
+    ) -> Result<()> {
+        self.record_penalty_backward(w, l1, l2, grad)
     }
 
     fn zeros_group(&mut self, shapes: &[[usize; 2]]) -> Result<Vec<GpuTensor>> {
