@@ -70,7 +70,7 @@ fn gradient_descent(lr: f32) -> wgtrain::Result<Vec<(f64, f64, f64)>> {
         let config = FitConfig::epochs(1).batch_size(2).shuffle(false).verbose(0);
         model.fit(&x, &y, config)?;
         let weights = model.weights()?;
-        let (w, b) = (weights[0].weight[0] as f64, weights[0].bias[0] as f64);
+        let (w, b) = (weights[0].weight()[0] as f64, weights[0].bias()[0] as f64);
         path.push((w, b, loss(w, b)));
     }
     Ok(path)

@@ -61,9 +61,9 @@ impl BackendJob for Symmetry {
             for j in 0..HIDDEN {
                 println!(
                     "  unit {j}: ({:8.4}, {:8.4}, {:8.4})",
-                    w[0].weight[j],
-                    w[0].weight[HIDDEN + j],
-                    w[0].bias[j]
+                    w[0].weight()[j],
+                    w[0].weight()[HIDDEN + j],
+                    w[0].bias()[j]
                 );
             }
         }

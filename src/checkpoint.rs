@@ -5,11 +5,17 @@
 //!
 //! | name | shape | what |
 //! | --- | --- | --- |
-//! | `dense_{i}.weight` | `[fan_in, units]` | layer i's `W` (`z = x·W + b`) |
-//! | `dense_{i}.bias` | `[units]` | layer i's `b` |
-//! | `optimizer.dense_{i}.weight.{m,v}` / `.velocity` | like the weight | Adam's moments / momentum's velocity |
-//! | `optimizer.dense_{i}.bias.{m,v}` / `.velocity` | like the bias | the same for the bias |
+//! | `dense_{k}.weight` | `[fan_in, units]` | the k-th Dense layer's `W` (`z = x·W + b`) |
+//! | `dense_{k}.bias` | `[units]` | its `b` |
+//! | `batchnorm_{k}.gamma`, `.beta` | `[units]` | the k-th batch normalization's scale and shift |
+//! | `batchnorm_{k}.moving_mean`, `.moving_variance` | `[units]` | its moving statistics (not trained) |
+//! | `prelu_{k}.alpha` | `[units]` | the k-th PReLU's slopes |
+//! | `maxout_{k}.weight`, `.bias` | `[fan_in, units · pieces]`, `[units · pieces]` | the k-th Maxout's maps |
+//! | `optimizer.<tensor>.{m,v}` / `.velocity` | like the tensor | Adam's moments / momentum's velocity, for each trainable tensor |
 //! | `standardize.mean`, `standardize.std` | `[features]` | input standardization, if used |
+//!
+//! Layers are numbered per kind (`dense_0`, `dropout` has no tensors, `dense_1`, ...), so that
+//! inserting a layer without tensors renames nothing.
 //!
 //! Metadata (strings): `wgtrain.config` (the model as JSON: input width, layers, loss,
 //! optimizer with its learning rate, metrics, seed), `wgtrain.epoch` (epochs completed),
@@ -17,6 +23,10 @@
 //! state: the seed, since epoch e's order is drawn from a generator seeded by (seed, e)), and
 //! `wgtrain.run` (a [`RunRecord`] as JSON: what decided the split and the batch order, which a
 //! resume must not change).
+//!
+//! The layers are listed in the config each with its kind (`{"kind": "dense", "units": 64,
+//! "activation": "relu"}`). Format 1 (`wgtrain-checkpoint-1`, before the layer stack) listed
+//! Dense layers only, without a kind: it still loads, its layers read as Dense.
 //!
 //! A PyTorch `nn.Linear` stores its weight `[out, in]`: `dense_{i}.weight` is its transpose
 //! (`scripts/interop.py` does the mapping both ways).
@@ -27,24 +37,21 @@ use std::path::Path;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{Activation, Optimizer};
+use crate::backend::Optimizer;
 use crate::data::{Matrix, Standardizer};
 use crate::error::{Error, Result};
 use crate::fs::write_atomic;
 use crate::metrics::Metric;
-use crate::nn::{LayerState, LayerWeights, LossFn};
+use crate::nn::{HostTensor, Layer, LayerState, LayerWeights, LossFn, Sequential};
 
 /// The format tag in `wgtrain.config`.
-pub const FORMAT: &str = "wgtrain-checkpoint-1";
+pub const FORMAT: &str = "wgtrain-checkpoint-2";
 
-/// One layer of the architecture.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LayerConfig {
-    /// Output width.
-    pub units: usize,
-    /// Activation (with its parameter).
-    pub activation: Activation,
-}
+/// The format before the layer stack: Dense layers only, `{units, activation}` each.
+pub const FORMAT_1: &str = "wgtrain-checkpoint-1";
+
+/// One layer of the architecture, as the config lists it.
+pub type LayerConfig = Layer;
 
 /// The model as JSON in the `wgtrain.config` metadata entry.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -82,32 +89,54 @@ impl ModelConfig {
         if self.input_dim == 0 {
             return Err("the input width is 0".into());
         }
-        let Some(last) = self.layers.last() else {
+        if self.layers.is_empty() {
             return Err("it has no layers".into());
-        };
-        if let Some(i) = self.layers.iter().position(|l| l.units == 0) {
-            return Err(format!("layer {i} has 0 units"));
         }
-        if let Some(i) = self.layers[..self.layers.len() - 1]
-            .iter()
-            .position(|l| l.activation.is_row_wise())
-        {
-            return Err(format!("layer {i} is a hidden softmax layer"));
-        }
-        let (head, _) = self.loss.head(last.activation, last.units).map_err(|_| {
+        let spec = self.sequential();
+        spec.validate().map_err(|e| e.to_string())?;
+        let (last, units) = (
+            spec.output_activation(),
+            spec.output_units().expect("validate checked"),
+        );
+        let (head, _) = self.loss.head(last, units).map_err(|_| {
             format!(
-                "its loss {} cannot train its last layer ({} units, {})",
+                "its loss {} cannot train its last layer ({units} units, {})",
                 self.loss.name(),
-                last.units,
-                last.activation.name()
+                last.name()
             )
         })?;
         self.optimizer
             .validate(1)
             .map_err(|e| format!("its optimizer is not valid ({e})"))?;
-        crate::metrics::MetricPlan::new(&self.metrics, head.task, self.threshold, last.units)
+        crate::metrics::MetricPlan::new(&self.metrics, head.task, self.threshold, units)
             .map_err(|_| format!("its metrics do not fit its loss {}", self.loss.name()))?;
         Ok(())
+    }
+
+    /// The layers as a stack.
+    pub fn sequential(&self) -> Sequential {
+        self.layers
+            .iter()
+            .cloned()
+            .fold(Sequential::new(), Sequential::add)
+    }
+
+    /// Each layer with its input width and its name in the file (`dense_0`, numbered per
+    /// kind).
+    pub fn named_layers(&self) -> Vec<(&Layer, usize, String)> {
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        let mut fan_in = self.input_dim;
+        self.layers
+            .iter()
+            .map(|l| {
+                let k = counts.entry(l.kind()).or_default();
+                let name = format!("{}_{k}", l.kind());
+                *k += 1;
+                let here = fan_in;
+                fan_in = l.width(fan_in);
+                (l, here, name)
+            })
+            .collect()
     }
 }
 
@@ -307,24 +336,27 @@ impl Checkpoint {
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
         let names = state_names(self.config.optimizer);
-        for (i, (w, s)) in self.weights.iter().zip(&self.optimizer_state).enumerate() {
-            tensors.push((
-                format!("dense_{i}.weight"),
-                vec![w.fan_in, w.units],
-                le_bytes(&w.weight),
-            ));
-            tensors.push((format!("dense_{i}.bias"), vec![w.units], le_bytes(&w.bias)));
-            for (name, values) in names.iter().zip(&s.weight) {
-                tensors.push((
-                    format!("optimizer.dense_{i}.weight.{name}"),
-                    vec![w.fan_in, w.units],
-                    le_bytes(values),
-                ));
+        let layers = self.config.named_layers();
+        for (((layer, fan_in, prefix), w), s) in
+            layers.iter().zip(&self.weights).zip(&self.optimizer_state)
+        {
+            for (j, p) in layer.params(*fan_in).iter().enumerate() {
+                let (shape, name) = (p.file_shape(), format!("{prefix}.{}", p.name));
+                let values = w.params.get(j).map_or(&[][..], |t| &t.values);
+                tensors.push((name.clone(), shape.clone(), le_bytes(values)));
+                for (state, values) in names.iter().zip(s.params.get(j).into_iter().flatten()) {
+                    tensors.push((
+                        format!("optimizer.{name}.{state}"),
+                        shape.clone(),
+                        le_bytes(values),
+                    ));
+                }
             }
-            for (name, values) in names.iter().zip(&s.bias) {
+            for (j, st) in layer.state(*fan_in).iter().enumerate() {
+                let values = w.state.get(j).map_or(&[][..], |t| &t.values);
                 tensors.push((
-                    format!("optimizer.dense_{i}.bias.{name}"),
-                    vec![w.units],
+                    format!("{prefix}.{}", st.name),
+                    st.file_shape(),
                     le_bytes(values),
                 ));
             }
@@ -422,8 +454,7 @@ impl Checkpoint {
                 err(format!("no `{key}` metadata: this safetensors file was not written by wgtrain (see scripts/interop.py to convert one)"))
             })
         };
-        let mut config: ModelConfig = serde_json::from_str(get("wgtrain.config")?)
-            .map_err(|e| err(format!("the model config is not valid: {e}")))?;
+        let mut config = parse_config(get("wgtrain.config")?).map_err(&err)?;
         // Checkpoints before sparse_top_k_categorical_accuracy had its own name stored it as
         // top_k_categorical_accuracy, whatever the targets.
         if config.loss.task() == crate::nn::Task::SparseCategorical {
@@ -432,12 +463,6 @@ impl Checkpoint {
                     *m = Metric::SparseTopKCategoricalAccuracy { k };
                 }
             }
-        }
-        if config.format != FORMAT {
-            return Err(err(format!(
-                "format `{}`, this wgtrain reads `{FORMAT}`",
-                crate::error::quote(&config.format)
-            )));
         }
         config.validate().map_err(|why| {
             err(format!(
@@ -465,26 +490,30 @@ impl Checkpoint {
         let names = state_names(config.optimizer);
         let mut weights = Vec::new();
         let mut optimizer_state = Vec::new();
-        let mut fan_in = config.input_dim;
-        for (i, l) in config.layers.iter().enumerate() {
-            let w_shape = [fan_in, l.units];
-            weights.push(LayerWeights {
-                fan_in,
-                units: l.units,
-                weight: tensor(&format!("dense_{i}.weight"), &w_shape)?,
-                bias: tensor(&format!("dense_{i}.bias"), &[l.units])?,
-            });
-            optimizer_state.push(LayerState {
-                weight: names
-                    .iter()
-                    .map(|n| tensor(&format!("optimizer.dense_{i}.weight.{n}"), &w_shape))
-                    .collect::<Result<_>>()?,
-                bias: names
-                    .iter()
-                    .map(|n| tensor(&format!("optimizer.dense_{i}.bias.{n}"), &[l.units]))
-                    .collect::<Result<_>>()?,
-            });
-            fan_in = l.units;
+        for (layer, fan_in, prefix) in config.named_layers() {
+            let mut w = LayerWeights::default();
+            let mut s = LayerState::default();
+            for p in layer.params(fan_in) {
+                let (shape, name) = (p.file_shape(), format!("{prefix}.{}", p.name));
+                w.params.push(HostTensor {
+                    shape: p.shape,
+                    values: tensor(&name, &shape)?,
+                });
+                s.params.push(
+                    names
+                        .iter()
+                        .map(|n| tensor(&format!("optimizer.{name}.{n}"), &shape))
+                        .collect::<Result<_>>()?,
+                );
+            }
+            for st in layer.state(fan_in) {
+                w.state.push(HostTensor {
+                    shape: st.shape,
+                    values: tensor(&format!("{prefix}.{}", st.name), &st.file_shape())?,
+                });
+            }
+            weights.push(w);
+            optimizer_state.push(s);
         }
         let standardizer = if st.names().contains(&"standardize.mean") {
             let n = config.input_dim;
@@ -497,11 +526,11 @@ impl Checkpoint {
         };
         let values = weights
             .iter()
-            .flat_map(|w| w.weight.iter().chain(&w.bias))
+            .flat_map(LayerWeights::values)
             .chain(
                 optimizer_state
                     .iter()
-                    .flat_map(|s| s.weight.iter().chain(&s.bias).flatten()),
+                    .flat_map(|s| s.params.iter().flatten().flatten()),
             )
             .chain(
                 standardizer
@@ -538,4 +567,32 @@ impl Checkpoint {
             run,
         })
     }
+}
+
+/// The `wgtrain.config` entry: format 2, or format 1 (Dense layers without a kind) migrated
+/// to it.
+fn parse_config(json: &str) -> std::result::Result<ModelConfig, String> {
+    let mut value: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| format!("the model config is not valid: {e}"))?;
+    let format = value
+        .get("format")
+        .and_then(|f| f.as_str())
+        .unwrap_or("")
+        .to_string();
+    if format == FORMAT_1 {
+        if let Some(layers) = value.get_mut("layers").and_then(|l| l.as_array_mut()) {
+            for l in layers {
+                if let Some(o) = l.as_object_mut() {
+                    o.insert("kind".into(), "dense".into());
+                }
+            }
+        }
+        value["format"] = FORMAT.into();
+    } else if format != FORMAT {
+        return Err(format!(
+            "format `{}`, this wgtrain reads `{FORMAT}` and `{FORMAT_1}`",
+            crate::error::quote(&format)
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| format!("the model config is not valid: {e}"))
 }

@@ -16,7 +16,7 @@ use crate::backend::{Activation, Optimizer};
 use crate::checkpoint::{read_f32, Checkpoint, LayerConfig, ModelConfig, TensorProblem, FORMAT};
 use crate::error::{Error, Result};
 use crate::metrics::DEFAULT_THRESHOLD;
-use crate::nn::{LayerState, LayerWeights, LossFn};
+use crate::nn::{Dense, LayerState, LayerWeights, LossFn};
 
 /// The activations of a PyTorch stack, which its state_dict does not record.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -121,25 +121,20 @@ pub fn from_state_dict(
             Some(b) => read(b, &[out])?,
             None => vec![0.0; out],
         };
-        weights.push(LayerWeights {
-            fan_in: inp,
-            units: out,
-            weight: transposed,
-            bias: b,
-        });
+        weights.push(LayerWeights::dense(inp, out, transposed, b));
         fan_in = Some(out);
     }
     let n = weights.len();
     let layers: Vec<LayerConfig> = weights
         .iter()
         .enumerate()
-        .map(|(i, w)| LayerConfig {
-            units: w.units,
-            activation: if i + 1 == n {
+        .map(|(i, w)| {
+            let activation = if i + 1 == n {
                 layout.output
             } else {
                 layout.hidden
-            },
+            };
+            LayerConfig::Dense(Dense::new(w.params[0].shape[1], activation))
         })
         .collect();
     // The loss only decides what predict returns: probabilities after a softmax or sigmoid
@@ -151,7 +146,7 @@ pub fn from_state_dict(
     };
     let config = ModelConfig {
         format: FORMAT.into(),
-        input_dim: weights[0].fan_in,
+        input_dim: weights[0].params[0].shape[0],
         layers,
         loss,
         optimizer: Optimizer::Sgd { lr: 0.01 },
@@ -169,8 +164,7 @@ pub fn from_state_dict(
     let optimizer_state = weights
         .iter()
         .map(|_| LayerState {
-            weight: Vec::new(),
-            bias: Vec::new(),
+            params: vec![Vec::new(), Vec::new()],
         })
         .collect();
     Ok(Checkpoint {

@@ -62,8 +62,8 @@ fn check_early_stopping_restores_the_best_weights<B: Backend>(backend: impl Fn()
         common::assert_close(
             "restored weights",
             wgtrain::tolerance::Tolerance::new(1e-6, 1e-5),
-            &a.weight,
-            &b.weight,
+            a.weight(),
+            b.weight(),
         );
     }
 }

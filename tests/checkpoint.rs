@@ -107,8 +107,8 @@ fn check_resume<B: Backend>(backend: impl Fn() -> B, tol: Tolerance) {
             .iter()
             .zip(straight.weights().unwrap())
         {
-            common::assert_close(&format!("{opt:?} weights"), tol, &a.weight, &b.weight);
-            common::assert_close(&format!("{opt:?} biases"), tol, &a.bias, &b.bias);
+            common::assert_close(&format!("{opt:?} weights"), tol, a.weight(), b.weight());
+            common::assert_close(&format!("{opt:?} biases"), tol, a.bias(), b.bias());
         }
     }
     std::fs::remove_dir_all(dir).ok();

@@ -32,7 +32,7 @@ fn regressor<B: Backend>(b: B, opt: Optimizer) -> Model<B> {
 
 fn finite(w: &[LayerWeights]) -> bool {
     w.iter()
-        .all(|l| l.weight.iter().chain(&l.bias).all(|v| v.is_finite()))
+        .all(|l| l.weight().iter().chain(l.bias()).all(|v| v.is_finite()))
 }
 
 fn assert_weights_eq(what: &str, got: &[LayerWeights], want: &[LayerWeights], exact: bool) {
@@ -44,10 +44,10 @@ fn assert_weights_eq(what: &str, got: &[LayerWeights], want: &[LayerWeights], ex
             common::assert_close(
                 &format!("{what}: layer {i} weight"),
                 tol,
-                &g.weight,
-                &w.weight,
+                g.weight(),
+                w.weight(),
             );
-            common::assert_close(&format!("{what}: layer {i} bias"), tol, &g.bias, &w.bias);
+            common::assert_close(&format!("{what}: layer {i} bias"), tol, g.bias(), w.bias());
         }
     }
 }
@@ -204,7 +204,7 @@ fn check_weights_left_by_an_unguarded_run_are_the_ones_kept<B: Backend>(backend:
     assert_eq!(d.step, steps, "{d:?}");
     let bits = |w: &[LayerWeights]| -> Vec<u32> {
         w.iter()
-            .flat_map(|l| l.weight.iter().chain(&l.bias).map(|v| v.to_bits()))
+            .flat_map(|l| l.weight().iter().chain(l.bias()).map(|v| v.to_bits()))
             .collect()
     };
     assert_eq!(bits(&model.weights().unwrap()), bits(&left));

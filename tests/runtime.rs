@@ -73,14 +73,14 @@ fn both_backends_follow_the_same_trajectory() {
         common::assert_close(
             "final weights",
             Tolerance::new(1e-4, 1e-3),
-            &lg.weight,
-            &lc.weight,
+            lg.weight(),
+            lc.weight(),
         );
         common::assert_close(
             "final biases",
             Tolerance::new(1e-4, 1e-3),
-            &lg.bias,
-            &lc.bias,
+            lg.bias(),
+            lc.bias(),
         );
     }
 }

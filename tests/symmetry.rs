@@ -39,11 +39,11 @@ fn trained<B: Backend>(backend: B, init: Initializer) -> Vec<LayerWeights> {
 fn spread(w: &[LayerWeights]) -> f32 {
     let (hidden, out) = (&w[0], &w[1]);
     let unit = |j: usize| {
-        let mut v: Vec<f32> = (0..hidden.fan_in)
-            .map(|i| hidden.weight[i * HIDDEN + j])
+        let mut v: Vec<f32> = (0..hidden.params[0].shape[0])
+            .map(|i| hidden.weight()[i * HIDDEN + j])
             .collect();
-        v.push(hidden.bias[j]);
-        v.push(out.weight[j]);
+        v.push(hidden.bias()[j]);
+        v.push(out.weight()[j]);
         v
     };
     (1..HIDDEN)
@@ -54,7 +54,7 @@ fn spread(w: &[LayerWeights]) -> f32 {
 fn check_equal_weights_stay_equal<B: Backend>(backend: impl Fn() -> B) {
     let w = trained(backend(), Initializer::Constant(0.5));
     // They moved, all together: the same numbers computed in the same order.
-    assert!(w[0].weight[0] != 0.5, "the hidden layer did not train");
+    assert!(w[0].weight()[0] != 0.5, "the hidden layer did not train");
     assert_eq!(spread(&w), 0.0, "hidden units drifted apart: {:?}", w[0]);
 
     let w = trained(

@@ -65,8 +65,11 @@ fn a_linear_stack_maps_to_dense_layers_with_transposed_weights() {
     );
     let ckpt = load(&bytes, Some(RELU_SOFTMAX)).unwrap();
     assert_eq!(ckpt.config.input_dim, 2);
-    assert_eq!(ckpt.weights[0].weight, vec![1.0, 3.0, 5.0, 2.0, 4.0, 6.0]);
-    assert_eq!(ckpt.config.layers[1].activation, Activation::Softmax);
+    assert_eq!(ckpt.weights[0].weight(), [1.0, 3.0, 5.0, 2.0, 4.0, 6.0]);
+    assert_eq!(
+        ckpt.config.layers[1].output_activation(),
+        Some(Activation::Softmax)
+    );
     // The forward pass by hand: x = (1, -1).
     let h: Vec<f64> = [(1.0 - 2.0) + 0.1, (3.0 - 4.0) + 0.2, (5.0 - 6.0) + 0.3]
         .iter()

@@ -23,18 +23,8 @@ fn one_step() -> FitConfig {
 /// The runtime's MSE for one sample and one output is (T − O)², whose gradient is twice that
 /// of ½(T − O)²; so SGD on MSE with learning rate 0.45 takes exactly the same step.
 fn check_worked_backprop_example<B: Backend>(backend: impl Fn() -> B) {
-    let hidden = LayerWeights {
-        fan_in: 3,
-        units: 2,
-        weight: vec![0.2, -0.3, 0.4, 0.1, -0.5, 0.2],
-        bias: vec![-0.4, 0.2],
-    };
-    let output = LayerWeights {
-        fan_in: 2,
-        units: 1,
-        weight: vec![-0.3, -0.2],
-        bias: vec![0.1],
-    };
+    let hidden = LayerWeights::dense(3, 2, vec![0.2, -0.3, 0.4, 0.1, -0.5, 0.2], vec![-0.4, 0.2]);
+    let output = LayerWeights::dense(2, 1, vec![-0.3, -0.2], vec![0.1]);
     let x = m(1, 3, &[1.0, 0.0, 1.0]);
     let y = m(1, 1, &[1.0]);
 
@@ -65,14 +55,14 @@ fn check_worked_backprop_example<B: Backend>(backend: impl Fn() -> B) {
     net.fit(&x, &y, one_step().batch_size(1)).unwrap();
     let w = net.weights().unwrap();
     let want_hidden = [0.192, -0.306, 0.4, 0.1, -0.508, 0.194];
-    for (got, want) in w[0].weight.iter().zip(want_hidden) {
+    for (got, want) in w[0].weight().iter().zip(want_hidden) {
         assert_abs_diff_eq!(*got, want, epsilon = 5e-4);
     }
-    assert_abs_diff_eq!(w[0].bias[0], -0.408, epsilon = 5e-4); // θ4
-    assert_abs_diff_eq!(w[0].bias[1], 0.194, epsilon = 5e-4); // θ5
-    assert_abs_diff_eq!(w[1].weight[0], -0.261, epsilon = 5e-4); // w46
-    assert_abs_diff_eq!(w[1].weight[1], -0.138, epsilon = 5e-4); // w56
-    assert_abs_diff_eq!(w[1].bias[0], 0.218, epsilon = 5e-4); // θ6
+    assert_abs_diff_eq!(w[0].bias()[0], -0.408, epsilon = 5e-4); // θ4
+    assert_abs_diff_eq!(w[0].bias()[1], 0.194, epsilon = 5e-4); // θ5
+    assert_abs_diff_eq!(w[1].weight()[0], -0.261, epsilon = 5e-4); // w46
+    assert_abs_diff_eq!(w[1].weight()[1], -0.138, epsilon = 5e-4); // w56
+    assert_abs_diff_eq!(w[1].bias()[0], 0.218, epsilon = 5e-4); // θ6
 }
 
 /// One sigmoid neuron by full-batch gradient descent: X = [0.5, 2.5], Y = [0.2, 0.9],
@@ -96,8 +86,8 @@ fn check_sigmoid_neuron_gradient_descent<B: Backend>(backend: impl Fn() -> B) {
         .unwrap();
     model.fit(&x, &y, one_step().batch_size(2)).unwrap();
     let w = model.weights().unwrap();
-    assert_abs_diff_eq!(w[0].weight[0], -1.99451, epsilon = 2e-5);
-    assert_abs_diff_eq!(w[0].bias[0], -1.99229, epsilon = 2e-5);
+    assert_abs_diff_eq!(w[0].weight()[0], -1.99451, epsilon = 2e-5);
+    assert_abs_diff_eq!(w[0].bias()[0], -1.99229, epsilon = 2e-5);
 
     let history = model
         .fit(
@@ -110,8 +100,8 @@ fn check_sigmoid_neuron_gradient_descent<B: Backend>(backend: impl Fn() -> B) {
         )
         .unwrap();
     let w = model.weights().unwrap();
-    assert_abs_diff_eq!(w[0].weight[0], 1.7917, epsilon = 2e-3);
-    assert_abs_diff_eq!(w[0].bias[0], -2.2821, epsilon = 2e-3);
+    assert_abs_diff_eq!(w[0].weight()[0], 1.7917, epsilon = 2e-3);
+    assert_abs_diff_eq!(w[0].bias()[0], -2.2821, epsilon = 2e-3);
     let loss = history.get("loss").unwrap();
     assert!(
         *loss.last().unwrap() < 1e-6,
@@ -230,7 +220,7 @@ fn check_adam_by_the_numbers<B: Backend>(backend: impl Fn() -> B) {
         )
         .unwrap();
     let w = model.weights().unwrap();
-    let got: Vec<f32> = w[0].weight.iter().chain(&w[0].bias).copied().collect();
+    let got: Vec<f32> = w[0].weight().iter().chain(w[0].bias()).copied().collect();
     for (g, want) in got.iter().zip(&p) {
         assert_abs_diff_eq!(*g as f64, *want, epsilon = 1e-6);
     }

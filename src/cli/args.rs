@@ -82,9 +82,17 @@ pub(crate) struct TrainArgs {
     /// the model and applied by evaluate and predict.
     #[arg(long)]
     pub(crate) standardize: bool,
-    /// Hidden layer widths, comma separated.
+    /// The hidden layers, comma separated: N (Dense, the --activation), N:ACT, N:prelu
+    /// (Dense then PReLU), dropout:RATE, batchnorm, maxout:N:PIECES, activation:ACT, prelu.
+    /// The output layer is added after them.
     #[arg(long, default_value = "128,64", value_delimiter = ',')]
-    pub(crate) layers: Vec<usize>,
+    pub(crate) layers: Vec<String>,
+    /// An L1 penalty `F · Σ |w|` on the kernel of every Dense and Maxout layer.
+    #[arg(long, value_name = "F")]
+    pub(crate) l1: Option<f32>,
+    /// An L2 penalty `F · Σ w²` on the kernel of every Dense and Maxout layer.
+    #[arg(long, value_name = "F")]
+    pub(crate) l2: Option<f32>,
     /// Hidden activation: linear, relu, leaky_relu, elu, sigmoid, tanh, softplus, gelu,
     /// gelu_tanh, silu.
     #[arg(long, default_value = "relu")]
@@ -395,19 +403,14 @@ impl TrainArgs {
         }
         fraction("--validation-split", self.validation_split)?;
         fraction("--test-split", self.test_split)?;
-        if let Some(i) = self.layers.iter().position(|&u| u == 0) {
-            return Err(flag_error(
-                "--layers",
-                self.layers
-                    .iter()
-                    .map(usize::to_string)
-                    .collect::<Vec<_>>()
-                    .join(","),
-                &format!(
-                    "layer {} has width 0; every width must be at least 1",
-                    i + 1
-                ),
-            ));
+        for (flag, value) in [("--l1", self.l1), ("--l2", self.l2)] {
+            if let Some(v) = value.filter(|v| !(v.is_finite() && *v >= 0.0)) {
+                return Err(flag_error(
+                    flag,
+                    v,
+                    "a penalty factor must be finite and ≥ 0 (0 is no penalty)",
+                ));
+            }
         }
         hidden_activation(&self.activation)?;
         if self.loss != "auto" {

@@ -86,15 +86,16 @@ fn load_predictor<B: Backend>(args: &PredictArgs, backend: B) -> Result<Model<B>
             layers.last(),
         ),
     ] {
+        let recorded = recorded.and_then(|l| l.output_activation());
         if let (Some(given), Some(l)) = (given, recorded) {
-            if l.activation != given {
+            if l != given {
                 return Err(flag_error(
                     flag,
                     given.name(),
                     &format!(
                         "applies to a PyTorch state_dict; {} is a wgtrain checkpoint, whose layer applies {}: drop {flag}",
                         input.model.display(),
-                        l.activation.name()
+                        l.name()
                     ),
                 ));
             }

@@ -10,7 +10,8 @@ use wgtrain::backend::Activation;
 use wgtrain::checkpoint::{Checkpoint, DataRecord, RunRecord};
 use wgtrain::data::{self, Matrix};
 use wgtrain::fs::{check_outputs, Input, Output};
-use wgtrain::nn::{Dense, Initializer, LossFn, Sequential, Task};
+use wgtrain::nn::layers::spec::{parse_layers, LayerDefaults};
+use wgtrain::nn::{Dense, Initializer, LossFn, Regularizer, Sequential, Task};
 use wgtrain::train::metrics::DEFAULT_THRESHOLD;
 use wgtrain::train::targets::targets_for;
 use wgtrain::train::{Compile, Metric};
@@ -110,6 +111,19 @@ fn check_train_outputs(args: &TrainArgs, last_good: Option<&Path>) -> Result<()>
 pub(crate) fn prepare_training(args: &TrainArgs, started: Instant) -> Result<Train<'_>> {
     args.check()?;
     let hidden = hidden_activation(&args.activation)?;
+    let init = Initializer::from_name(&args.kernel_initializer)
+        .map_err(|e| flag_error("--kernel-initializer", &args.kernel_initializer, &e))?;
+    let regularizer = match (args.l1, args.l2) {
+        (None, None) => None,
+        (l1, l2) => Some(Regularizer::l1_l2(l1.unwrap_or(0.0), l2.unwrap_or(0.0))),
+    };
+    let defaults = LayerDefaults {
+        activation: hidden,
+        kernel_initializer: init.clone(),
+        kernel_regularizer: regularizer,
+    };
+    let hidden_layers = parse_layers(&args.layers, &defaults)
+        .map_err(|e| flag_error("--layers", args.layers.join(","), &e))?;
     let opt = optimizer(&args.optimizer, args.lr())?;
     let last_good = args.save.as_deref().map(last_good_path);
     check_train_outputs(args, last_good.as_deref())?;
@@ -265,13 +279,15 @@ pub(crate) fn prepare_training(args: &TrainArgs, started: Instant) -> Result<Tra
         .map(|m| Metric::from_name(m).map_err(|e| flag_error("--metrics", m, &e.to_string())))
         .collect::<Result<Vec<_>>>()?;
     check_monitor(args, &metrics)?;
-    let init = Initializer::from_name(&args.kernel_initializer)
-        .map_err(|e| flag_error("--kernel-initializer", &args.kernel_initializer, &e))?;
-    let mut model = Sequential::new();
-    for &units in &args.layers {
-        model = model.add(Dense::new(units, hidden).kernel_initializer(init.clone()));
-    }
-    let model = model.add(Dense::new(outputs, output_act).kernel_initializer(init));
+    let mut output = Dense::new(outputs, output_act).kernel_initializer(init);
+    output.kernel_regularizer = regularizer;
+    let model = hidden_layers
+        .into_iter()
+        .fold(Sequential::new(), Sequential::add)
+        .add(output);
+    model
+        .validate()
+        .map_err(|e| flag_error("--layers", args.layers.join(","), &e.to_string()))?;
     // A pairing that cannot train (softmax with binary outputs, one softmax output) is an
     // error naming the flag, before any data reaches a device.
     loss.head(output_act, outputs).map_err(|e| {

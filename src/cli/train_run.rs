@@ -23,7 +23,7 @@ impl Job for Train<'_> {
         for w in model.warnings().iter().chain(&self.warnings) {
             wgtrain::stderr_line!("warning: {w}");
         }
-        let layers: Vec<String> = args.layers.iter().map(usize::to_string).collect();
+        let layers = &args.layers;
         // A batch is at most the whole training set.
         let batch = self.batch_size.min(self.x_train.rows());
         model

@@ -43,28 +43,37 @@ impl<B: Backend> Model<B> {
     /// The memory this model needs for inputs of `input_dim` features in batches of
     /// `batch_size` (0 for the weights alone).
     pub fn memory_needed(&self, input_dim: usize, batch_size: usize) -> Result<MemoryNeed> {
-        let mut parameters: u128 = 0;
-        let mut activations: u128 = input_dim as u128;
+        let (mut parameters, mut moving): (u128, u128) = (0, 0);
+        let mut activations: u128 = 2 * input_dim as u128; // the input and its gradient
         let mut largest = (String::new(), [0, 0], 0u128);
-        let mut fan_in = input_dim as u128;
-        for (i, l) in self.spec.layers().iter().enumerate() {
-            let units = l.units as u128;
-            let weight = fan_in * units;
-            parameters += weight + units;
-            activations += 4 * units; // z, a, dz, da
-            if weight * 4 > largest.2 {
-                largest = (
-                    format!("dense_{i}.weight"),
-                    [fan_in as usize, l.units],
-                    weight * 4,
-                );
+        let mut counts = std::collections::HashMap::<&str, usize>::new();
+        let mut fan_in = input_dim;
+        for l in self.spec.layers() {
+            let k = counts.entry(l.kind()).or_default();
+            let prefix = format!("{}_{k}", l.kind());
+            *k += 1;
+            for p in l.params(fan_in) {
+                let values = p.shape[0] as u128 * p.shape[1] as u128;
+                parameters += values;
+                if values * 4 > largest.2 {
+                    largest = (format!("{prefix}.{}", p.name), p.shape, values * 4);
+                }
             }
-            fan_in = units;
+            for s in l.state(fan_in) {
+                moving += s.shape[0] as u128 * s.shape[1] as u128;
+            }
+            let width = l.width(fan_in);
+            // Its output and gradient, and its scratch (a Dense layer's z and dz).
+            activations += 2 * width as u128;
+            activations += l.scratch(fan_in).iter().map(|&w| w as u128).sum::<u128>();
+            fan_in = width;
         }
-        activations += 2 * fan_in + 1; // targets, probabilities, the loss per row
+        activations += 2 * fan_in as u128 + 1; // targets, probabilities, the loss per row
         let state = self.optimizer.state_tensors() as u128;
-        // Parameters, gradients, state, and the spare parameters and state.
-        let backend = 4 * (parameters * (3 + 2 * state) + batch_size as u128 * activations);
+        // Parameters, gradients, state, the layers' state, and the spare parameters and
+        // states; per batch size, the activations and the batch's statistics.
+        let backend =
+            4 * (parameters * (3 + 2 * state) + 3 * moving + batch_size as u128 * activations);
         let upload = if self.backend.memory_limits().in_host_memory {
             0
         } else {

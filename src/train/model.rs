@@ -16,7 +16,7 @@ use crate::backend::{Activation, Backend, Optimizer};
 use crate::checkpoint::{DataRecord, RunRecord};
 use crate::data::{Matrix, Origin, RowUnit, Standardizer};
 use crate::error::{Error, Result};
-use crate::nn::{Head, LayerWeights, LossFn, Network, Sequential, Task};
+use crate::nn::{Head, LayerWeights, LossFn, Mode, Network, Sequential, Summary, Task};
 
 /// What `compile` takes besides the layers and the backend.
 #[derive(Clone, Debug)]
@@ -75,12 +75,11 @@ impl Sequential {
     pub fn compile<B: Backend>(self, backend: B, config: Compile) -> Result<Model<B>> {
         self.validate()?;
         config.optimizer.validate(1)?;
-        let last = self
-            .layers
-            .last()
-            .expect("validate checked there is a layer");
-        let (head, warning) = config.loss.head(last.activation, last.units)?;
-        let plan = MetricPlan::new(&config.metrics, head.task, config.threshold, last.units)?;
+        let units = self
+            .output_units()
+            .expect("validate checked there is a Dense layer");
+        let (head, warning) = config.loss.head(self.output_activation(), units)?;
+        let plan = MetricPlan::new(&config.metrics, head.task, config.threshold, units)?;
         Ok(Model {
             backend,
             spec: self,
@@ -214,7 +213,7 @@ impl<B: Backend> Model<B> {
 
     /// The number of outputs.
     pub fn output_dim(&self) -> usize {
-        self.spec.layers().last().map_or(0, |l| l.units)
+        self.spec.output_units().unwrap_or(0)
     }
 
     /// Trainable values, once built.
@@ -222,25 +221,16 @@ impl<B: Backend> Model<B> {
         self.net.as_ref().map(Network::parameter_count)
     }
 
-    /// A one-line-per-layer description.
-    pub fn summary(&self) -> String {
-        let mut s = String::new();
-        let mut fan_in = self.input_dim();
-        for (i, l) in self.spec.layers().iter().enumerate() {
-            let params = fan_in.map_or("?".to_string(), |f| (f * l.units + l.units).to_string());
-            s += &format!(
-                "dense_{i}: {} units, {} ({params} parameters)\n",
-                l.units,
-                l.activation.name()
-            );
-            fan_in = Some(l.units);
-        }
-        s += &format!(
-            "loss: {}, optimizer: {:?}",
-            self.loss.name(),
-            self.optimizer
-        );
-        s
+    /// The layers with their output shapes and parameter counts, as Keras' `model.summary()`
+    /// (its [`std::fmt::Display`] prints the table). Needs the input width: `None` before the
+    /// model is built.
+    pub fn summary(&self) -> Option<Summary> {
+        self.input_dim().map(|d| Summary::of(&self.spec, d))
+    }
+
+    /// The layers, bottom first.
+    pub fn layers(&self) -> &[crate::nn::Layer] {
+        self.spec.layers()
     }
 
     /// Creates the weights for inputs of width `input_dim` (done by `fit` and friends on
@@ -280,8 +270,8 @@ impl<B: Backend> Model<B> {
 
     /// Replaces every layer's weights (building the model from their shape if needed).
     pub fn set_weights(&mut self, weights: &[LayerWeights]) -> Result<()> {
-        if let Some(first) = weights.first() {
-            self.build(first.fan_in)?;
+        if let Some(width) = input_width_of(&self.spec, weights) {
+            self.build(width)?;
         }
         let net = self
             .net
@@ -424,8 +414,8 @@ impl<B: Backend> Model<B> {
             } = self;
             let net = net.as_ref().expect("check_data builds the network");
             let batch = &mut batches[i];
-            net.forward(b, &batch.x, &mut batch.acts)?;
-            let output = batch.acts.a.last().expect("a network has layers");
+            net.forward(b, &batch.x, &mut batch.acts, Mode::Infer)?;
+            let output = net.output(&batch.x, &batch.acts, Mode::Infer);
             if head.output == Activation::Linear {
                 out.extend(b.read(output)?);
             } else {
@@ -482,4 +472,18 @@ impl<B: Backend> ModelControl for Model<B> {
     fn save_checkpoint(&mut self, path: &Path) -> Result<()> {
         self.save(path)
     }
+}
+
+/// The input width `weights` were made for: the rows of the first Dense or Maxout weight, or
+/// the width of a per-unit tensor of a layer below it (every layer below the first Dense keeps
+/// the input's width).
+fn input_width_of(spec: &Sequential, weights: &[LayerWeights]) -> Option<usize> {
+    spec.layers()
+        .iter()
+        .zip(weights)
+        .find_map(|(l, w)| match (l, w.params.first()) {
+            (crate::nn::Layer::Dense(_) | crate::nn::Layer::Maxout(_), Some(t)) => Some(t.shape[0]),
+            (_, Some(t)) => Some(t.shape[1]),
+            _ => None,
+        })
 }

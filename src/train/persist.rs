@@ -5,9 +5,9 @@ use std::path::Path;
 
 use super::model::{Compile, Model};
 use crate::backend::Backend;
-use crate::checkpoint::{Checkpoint, LayerConfig, ModelConfig, FORMAT};
+use crate::checkpoint::{Checkpoint, ModelConfig, FORMAT};
 use crate::error::{Error, Result};
-use crate::nn::{LayerWeights, Sequential};
+use crate::nn::LayerWeights;
 
 impl<B: Backend> Model<B> {
     /// Everything needed to use this model later or resume its training.
@@ -21,15 +21,7 @@ impl<B: Backend> Model<B> {
             config: ModelConfig {
                 format: FORMAT.into(),
                 input_dim: net.input_dim(),
-                layers: self
-                    .spec
-                    .layers()
-                    .iter()
-                    .map(|l| LayerConfig {
-                        units: l.units,
-                        activation: l.activation,
-                    })
-                    .collect(),
+                layers: self.spec.layers().to_vec(),
                 loss: self.loss,
                 optimizer: self.optimizer,
                 metrics: self.metrics.clone(),
@@ -53,10 +45,7 @@ impl<B: Backend> Model<B> {
     /// The model a checkpoint describes, on `backend`, ready to predict or to resume training.
     pub fn from_checkpoint(backend: B, ckpt: &Checkpoint) -> Result<Model<B>> {
         let c = &ckpt.config;
-        let mut spec = Sequential::new();
-        for l in &c.layers {
-            spec = spec.add(crate::nn::Dense::new(l.units, l.activation));
-        }
+        let spec = c.sequential();
         let compile = Compile {
             loss: c.loss,
             optimizer: c.optimizer,
@@ -86,37 +75,7 @@ impl<B: Backend> Model<B> {
                 self.input_dim().unwrap_or(0)
             ))
         })?;
-        let mut fan_in = ckpt.config.input_dim;
-        for (i, (l, w)) in self.spec.layers().iter().zip(&ckpt.weights).enumerate() {
-            if [w.fan_in, w.units] != [fan_in, l.units] {
-                return Err(Error::Config(format!(
-                    "architecture mismatch at tensor dense_{i}.weight: the checkpoint has [{}, {}], this model [{fan_in}, {}]",
-                    w.fan_in, w.units, l.units
-                )));
-            }
-            if let Some(c) = ckpt
-                .config
-                .layers
-                .get(i)
-                .filter(|c| c.activation != l.activation)
-            {
-                return Err(Error::Config(format!(
-                    "architecture mismatch at layer {i}: the checkpoint's activation is {}, this model's {}",
-                    c.activation.name(),
-                    l.activation.name()
-                )));
-            }
-            fan_in = l.units;
-        }
-        if ckpt.weights.len() != self.spec.layers().len() {
-            return Err(Error::Config(format!(
-                "architecture mismatch: the checkpoint has {} layers (tensor dense_{} {}), this model {}",
-                ckpt.weights.len(),
-                self.spec.layers().len().min(ckpt.weights.len()),
-                if ckpt.weights.len() > self.spec.layers().len() { "is extra" } else { "is missing" },
-                self.spec.layers().len()
-            )));
-        }
+        self.check_architecture(&ckpt.config)?;
         if ckpt.config.loss != self.loss {
             return Err(Error::Config(format!(
                 "the checkpoint was trained with {:?}, this model uses {:?}; resume with the same loss",
@@ -144,11 +103,75 @@ impl<B: Backend> Model<B> {
     }
 }
 
+impl<B: Backend> Model<B> {
+    /// Whether a checkpoint of `config` describes this model's layers: the same kinds, in the
+    /// same order, with the same configs and tensor shapes. Otherwise an error names the
+    /// first layer or tensor that differs.
+    fn check_architecture(&self, config: &ModelConfig) -> Result<()> {
+        let mine = ModelConfig {
+            layers: self.spec.layers().to_vec(),
+            ..config.clone()
+        };
+        let (theirs, ours) = (config.named_layers(), mine.named_layers());
+        for (i, ((l, fan_in, name), (m, my_fan_in, my_name))) in
+            theirs.iter().zip(&ours).enumerate()
+        {
+            if name != my_name {
+                return Err(Error::Config(format!(
+                    "architecture mismatch at layer {i}: the checkpoint has {name} where this model has {my_name}"
+                )));
+            }
+            let their_params = l.params(*fan_in);
+            for (p, q) in their_params.iter().zip(m.params(*my_fan_in)) {
+                if p.shape != q.shape {
+                    return Err(Error::Config(format!(
+                        "architecture mismatch at tensor {name}.{}: the checkpoint has {:?}, this model {:?}",
+                        p.name,
+                        p.shape,
+                        q.shape
+                    )));
+                }
+            }
+            // The configs, as saved (initializers are not).
+            let json = |l: &crate::nn::Layer| serde_json::to_string(l).unwrap_or_default();
+            if json(l) != json(m) {
+                let (a, b) = if l.describe() != m.describe() {
+                    (l.describe(), m.describe())
+                } else {
+                    (json(l), json(m))
+                };
+                return Err(Error::Config(format!(
+                    "architecture mismatch at layer {i} ({name}): the checkpoint's is {a}, this model's {b}"
+                )));
+            }
+        }
+        if theirs.len() != ours.len() {
+            let (more, n) = if theirs.len() > ours.len() {
+                ("the checkpoint", theirs.len())
+            } else {
+                ("this model", ours.len())
+            };
+            let first = theirs.len().min(ours.len());
+            let extra = if theirs.len() > ours.len() {
+                &theirs[first].2
+            } else {
+                &ours[first].2
+            };
+            return Err(Error::Config(format!(
+                "architecture mismatch: the checkpoint has {} layers, this model {}; {more} has {n}, from {extra} on",
+                theirs.len(),
+                ours.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// `weights`, if every value is finite: a checkpoint of NaN or infinite weights would only
 /// replace something usable with something that is not.
 fn finite_weights(weights: Vec<LayerWeights>) -> Result<Vec<LayerWeights>> {
     for (i, w) in weights.iter().enumerate() {
-        if let Some(v) = w.weight.iter().chain(&w.bias).find(|v| !v.is_finite()) {
+        if let Some(v) = w.values().find(|v| !v.is_finite()) {
             return Err(Error::Config(format!(
                 "layer {i} holds a non-finite weight ({v}); a checkpoint of it would be unusable, so none was written"
             )));

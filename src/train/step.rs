@@ -7,7 +7,7 @@ use super::model::Model;
 use crate::backend::{Activation, Backend, GuardSlots, Tensor};
 use crate::data::Matrix;
 use crate::error::Result;
-use crate::nn::Activations;
+use crate::nn::{Activations, Mode};
 
 /// Which accumulator: training's or evaluation's (validation runs inside an epoch of training).
 #[derive(Clone, Copy, Debug)]
@@ -104,36 +104,34 @@ impl<B: Backend> Model<B> {
             plan,
             optimizer,
             step,
+            seed,
             ..
         } = self;
         let net = net.as_mut().expect("check_data builds the network");
         let batch = &mut batches[i];
-        let acts = &mut batch.acts;
-        let top = acts.a.len() - 1;
-        net.forward(b, &batch.x, acts)?;
-        // The loss's gradient goes where backward starts: dz of the top layer when the loss
-        // reads the logits, or when the top layer is linear (then a = z, and dz = da would
-        // only be a copy); its da otherwise.
-        let onto_z = head.on_logits || net.top_activation() == Activation::Linear;
-        if onto_z {
-            b.loss(
-                head.loss,
-                &acts.z[top],
-                &batch.y,
-                &mut acts.dz[top],
-                &mut batch.row_loss,
-            )?;
+        let mode = if train {
+            Mode::Train {
+                seed: *seed,
+                step: *step + 1,
+            }
         } else {
-            b.loss(
-                head.loss,
-                &acts.a[top],
-                &batch.y,
-                &mut acts.da[top],
-                &mut batch.row_loss,
-            )?;
-        }
+            Mode::Infer
+        };
+        net.forward(b, &batch.x, &mut batch.acts, mode)?;
+        // Where the loss reads and writes its gradient (see LossSite): the top Dense layer's
+        // z and dz when the loss reads the logits, or when that layer is linear (then a = z,
+        // and dz = da would only be a copy); the layer below a top Activation layer whose
+        // activation the loss folds; else the output.
+        let site = net.loss_site(head.on_logits);
+        let (pred, grad) = net.loss_io(&batch.x, &mut batch.acts, site, mode);
+        b.loss(head.loss, pred, &batch.y, grad, &mut batch.row_loss)?;
         b.sum_into(&batch.row_loss, acc, LOSS_SLOT)?;
-        let output = &acts.a[top];
+        // The penalties are part of the loss, weighted so that the mean per sample is the
+        // penalty once per batch (as Keras adds it to each batch's loss).
+        for (w, r) in net.regularized() {
+            b.penalty_into(w, r.l1, r.l2, batch.acts.rows() as f32, acc, LOSS_SLOT)?;
+        }
+        let output = net.output(&batch.x, &batch.acts, mode);
         let probs = if head.output != Activation::Linear && plan.needs_probabilities() {
             b.activation(head.output, output, &mut batch.probs)?;
             &batch.probs
@@ -141,11 +139,12 @@ impl<B: Backend> Model<B> {
             output
         };
         // The logits behind the predictions: the output itself when the loss applies the
-        // output activation, the top layer's z when the layer applies it.
+        // output activation, what the loss read when the network applies it.
         let logits = if head.output != Activation::Linear {
             Some((output, head.output))
         } else if head.on_logits {
-            Some((&acts.z[top], net.top_activation()))
+            let pred = net.loss_input(&batch.x, &batch.acts, site, mode);
+            Some((pred, net.output_activation()))
         } else {
             None
         };
@@ -156,9 +155,10 @@ impl<B: Backend> Model<B> {
         };
         plan.record(b, outputs, &batch.y, acc)?;
         if train {
-            net.backward(b, &batch.x, acts, onto_z)?;
+            net.backward(b, &batch.x, &mut batch.acts, site, mode)?;
             *step += 1;
-            net.update(b, *optimizer, *step, guard.then_some((&mut *acc, slots)))?;
+            let guarded = guard.then_some((&mut *acc, slots));
+            net.update(b, *optimizer, *step, &batch.acts, guarded)?;
             if !guard {
                 // An update in place: the weights in use are the ones to go back to.
                 self.mark_good();

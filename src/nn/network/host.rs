@@ -1,0 +1,142 @@
+//! A [`Network`]'s tensors to and from the host: each layer's weights and state, and the
+//! optimizer's state, read back or replaced (checkpoints, `restore_best_weights`,
+//! `set_weights`), with the shapes checked layer by layer.
+
+use super::Network;
+use crate::backend::{Backend, Tensor};
+use crate::error::{Error, Result};
+use crate::nn::{HostTensor, LayerState, LayerWeights};
+
+impl<T: Tensor> Network<T> {
+    /// Reads every layer's tensors back: its trainable ones and its state.
+    pub fn weights<B: Backend<Tensor = T>>(&self, b: &mut B) -> Result<Vec<LayerWeights>> {
+        let read = |b: &mut B, ts: &[T]| -> Result<Vec<HostTensor>> {
+            ts.iter()
+                .map(|t| {
+                    Ok(HostTensor {
+                        shape: t.shape(),
+                        values: b.read(t)?,
+                    })
+                })
+                .collect()
+        };
+        (0..self.layers.len())
+            .map(|i| {
+                Ok(LayerWeights {
+                    params: read(b, &self.params[self.param_at[i].clone()])?,
+                    state: read(b, &self.moving[self.state_at[i].clone()])?,
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces every layer's tensors; shapes must match layer by layer.
+    pub fn set_weights<B: Backend<Tensor = T>>(
+        &mut self,
+        b: &mut B,
+        weights: &[LayerWeights],
+    ) -> Result<()> {
+        if weights.len() != self.layers.len() {
+            return Err(Error::Config(format!(
+                "{} layers of weights given for a model of {} layers",
+                weights.len(),
+                self.layers.len()
+            )));
+        }
+        for (i, w) in weights.iter().enumerate() {
+            let kinds = [
+                (
+                    "trainable",
+                    &w.params,
+                    &self.params[self.param_at[i].clone()],
+                ),
+                ("state", &w.state, &self.moving[self.state_at[i].clone()]),
+            ];
+            for (what, given, have) in kinds {
+                let ok = given.len() == have.len()
+                    && given
+                        .iter()
+                        .zip(have)
+                        .all(|(g, t)| g.shape == t.shape() && g.values.len() == t.len());
+                if !ok {
+                    let shapes = |s: Vec<[usize; 2]>| {
+                        s.iter()
+                            .map(|[r, c]| format!("[{r}, {c}]"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    };
+                    return Err(Error::Config(format!(
+                        "layer {i} ({}): {what} tensors {} given for a layer of {}",
+                        self.layers[i].kind(),
+                        shapes(given.iter().map(|g| g.shape).collect()),
+                        shapes(have.iter().map(Tensor::shape).collect())
+                    )));
+                }
+            }
+        }
+        for (i, w) in weights.iter().enumerate() {
+            let (p, s) = (self.param_at[i].clone(), self.state_at[i].clone());
+            for (t, h) in self.params[p].iter_mut().zip(&w.params) {
+                b.write(t, &h.values)?;
+            }
+            for (t, h) in self.moving[s].iter_mut().zip(&w.state) {
+                b.write(t, &h.values)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the optimizer state back: per layer, per trainable tensor, the optimizer's state
+    /// tensors (Adam: m, v; momentum: the velocity; SGD: none).
+    pub fn optimizer_state<B: Backend<Tensor = T>>(&self, b: &mut B) -> Result<Vec<LayerState>> {
+        self.param_at
+            .iter()
+            .map(|r| {
+                Ok(LayerState {
+                    params: self.state[r.clone()]
+                        .iter()
+                        .map(|s| s.iter().map(|t| b.read(t)).collect::<Result<Vec<_>>>())
+                        .collect::<Result<_>>()?,
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces the optimizer state; counts and lengths must match layer by layer.
+    pub fn set_optimizer_state<B: Backend<Tensor = T>>(
+        &mut self,
+        b: &mut B,
+        state: &[LayerState],
+    ) -> Result<()> {
+        if state.len() != self.layers.len() {
+            return Err(Error::Config(format!(
+                "optimizer state for {} layers given to a model of {} layers",
+                state.len(),
+                self.layers.len()
+            )));
+        }
+        for (i, s) in state.iter().enumerate() {
+            let have = &self.state[self.param_at[i].clone()];
+            let ok = s.params.len() == have.len()
+                && s.params.iter().zip(have).all(|(g, h)| {
+                    g.len() == h.len() && g.iter().zip(h).all(|(v, t)| v.len() == t.len())
+                });
+            if !ok {
+                return Err(Error::Config(format!(
+                    "layer {i} ({}): the optimizer state given does not match the optimizer's ({} state tensors per parameter)",
+                    self.layers[i].kind(),
+                    have.first().map_or(0, Vec::len)
+                )));
+            }
+        }
+        for (i, s) in state.iter().enumerate() {
+            let r = self.param_at[i].clone();
+            for (ts, values) in self.state[r].iter_mut().zip(&s.params) {
+                for (t, v) in ts.iter_mut().zip(values) {
+                    b.write(t, v)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
