@@ -4,8 +4,10 @@
 struct Params {
     rows: u32,
     cols: u32,
-    alpha: f32,
-    _pad: u32,
+    _pad0: u32,
+    _pad1: u32,
+    // The activation's parameters (act_math.wgsl).
+    q: vec4<f32>,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -19,7 +21,7 @@ struct Params {
 fn act_forward_main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
     if (i < p.rows * p.cols) {
-        out[i] = act_forward(z[i], p.alpha);
+        out[i] = act_forward(z[i], p.q);
     }
 }
 
@@ -28,7 +30,7 @@ fn act_forward_main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
 fn act_backward_main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
     if (i < p.rows * p.cols) {
-        out[i] = da[i] * act_derivative(z[i], a[i], p.alpha);
+        out[i] = da[i] * act_derivative(z[i], a[i], p.q);
     }
 }
 

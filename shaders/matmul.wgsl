@@ -27,8 +27,9 @@ struct Params {
     m: u32,
     n: u32,
     k: u32,
-    // The activation's α, for the fused epilogue.
-    alpha: f32,
+    _pad: u32,
+    // The activation's parameters, for the fused epilogue (act_math.wgsl).
+    q: vec4<f32>,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -164,7 +165,7 @@ fn store_block_bias_act(row0: u32, col0: u32, acc: array<array<f32, TN>, TM>) {
             if (col < p.n) {
                 let z = acc[i][j] + bias[col];
                 c[row * p.n + col] = z;
-                act_out[row * p.n + col] = act_forward(z, p.alpha);
+                act_out[row * p.n + col] = act_forward(z, p.q);
             }
         }
     }

@@ -17,8 +17,9 @@ struct Params {
     m: u32,
     n: u32,
     k: u32,
-    // The activation's α, for the fused epilogue.
-    alpha: f32,
+    _pad: u32,
+    // The activation's parameters, for the fused epilogue (act_math.wgsl).
+    q: vec4<f32>,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -205,10 +206,10 @@ fn mac8(acc: Acc8, av: ABlock, bv: BBlock) -> Acc8 {
 
 fn act4(v: vec4<f32>) -> vec4<f32> {
     return vec4(
-        act_forward(v.x, p.alpha),
-        act_forward(v.y, p.alpha),
-        act_forward(v.z, p.alpha),
-        act_forward(v.w, p.alpha),
+        act_forward(v.x, p.q),
+        act_forward(v.y, p.q),
+        act_forward(v.z, p.q),
+        act_forward(v.w, p.q),
     );
 }
 

@@ -644,3 +644,119 @@ fn dropout_backward_is_its_forward() {
         assert_grad(&format!("dx[{i}]"), dx[i], fd(&x, i, loss));
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// the activations that complete the course's sheet
+
+#[test]
+fn selu_gaussian_soboleva_and_the_binary_step_by_hand() {
+    use wgtrain::backend::Activation;
+    let f = cpu::activation_f64;
+    // SELU: λ z above 0, λ α (e^z - 1) below; λ α ≈ 1.7581 is its floor.
+    assert!((f(Activation::Selu, 2.0) - 2.101_401_974_710_961).abs() < 1e-12);
+    assert!((f(Activation::Selu, -1.0) - (-1.111_330_737_812_562_6)).abs() < 1e-12);
+    assert!((f(Activation::Selu, -50.0) + 1.758_099_340_847_376_8).abs() < 1e-9);
+    // The Gaussian: 1 at 0, e^-1 at ±1.
+    assert_eq!(f(Activation::Gaussian, 0.0), 1.0);
+    assert!((f(Activation::Gaussian, -1.0) - (-1.0f64).exp()).abs() < 1e-15);
+    // Soboleva with a = b = c = d = 1 is tanh; with (2, 1, 1, 1) at z = 1:
+    // (e² - e⁻¹) / (e + e⁻¹).
+    let tanh_like = Activation::Soboleva {
+        a: 1.0,
+        b: 1.0,
+        c: 1.0,
+        d: 1.0,
+    };
+    for z in [-3.0, -0.5, 0.0, 0.7, 4.0] {
+        assert!((f(tanh_like, z) - f64::tanh(z)).abs() < 1e-12, "at {z}");
+    }
+    let s = Activation::Soboleva {
+        a: 2.0,
+        b: 1.0,
+        c: 1.0,
+        d: 1.0,
+    };
+    let e = std::f64::consts::E;
+    let want = (e * e - 1.0 / e) / (e + 1.0 / e);
+    assert!((f(s, 1.0) - want).abs() < 1e-12);
+    // Far out it stays finite where the quotient is: tanh at ±100.
+    assert_eq!(f(tanh_like, 100.0), 1.0);
+    assert_eq!(f(tanh_like, -100.0), -1.0);
+    // The binary step: 1 from 0 up; its derivative is 0 (nothing to descend).
+    assert_eq!(f(Activation::BinaryStep, 0.0), 1.0);
+    assert_eq!(f(Activation::BinaryStep, -1e-9), 0.0);
+    assert_eq!(
+        cpu::activation_derivative_f64(Activation::BinaryStep, 0.3, 1.0),
+        0.0
+    );
+}
+
+#[test]
+fn soboleva_derivative_with_its_own_parameters() {
+    use wgtrain::backend::Activation;
+    let act = Activation::Soboleva {
+        a: 0.7,
+        b: 1.3,
+        c: 0.4,
+        d: 2.1,
+    };
+    for z in [-8.0, -2.0, -0.4, 0.3, 1.7, 9.0] {
+        let h = 1e-6;
+        let numeric =
+            (cpu::activation_f64(act, z + h) - cpu::activation_f64(act, z - h)) / (2.0 * h);
+        let analytic = cpu::activation_derivative_f64(act, z, cpu::activation_f64(act, z));
+        assert!(
+            (analytic - numeric).abs() < 1e-6 * (1.0 + numeric.abs()),
+            "at {z}: {analytic} vs {numeric}"
+        );
+    }
+}
+
+/// The new activations on both backends with parameters other than the defaults and inputs
+/// far out (overflow in the naive forms), forward and backward.
+fn check_new_activations<B: Backend>(b: &mut B) {
+    use wgtrain::backend::Activation;
+    let mut r = rng(47);
+    let acts = [
+        Activation::Selu,
+        Activation::Gaussian,
+        Activation::BinaryStep,
+        Activation::Soboleva {
+            a: 0.7,
+            b: 1.3,
+            c: 0.4,
+            d: 2.1,
+        },
+        Activation::Soboleva {
+            a: 1.0,
+            b: 1.0,
+            c: 1.0,
+            d: 1.0,
+        },
+    ];
+    let (rows, cols) = (7, 33);
+    let mut z_data = uniform(&mut r, rows * cols, -6.0, 6.0);
+    z_data[..4].copy_from_slice(&[-80.0, 80.0, 0.0, -0.0]);
+    let da_data = uniform(&mut r, rows * cols, -1.0, 1.0);
+    for act in acts {
+        let z = upload(b, rows, cols, &z_data);
+        let da = upload(b, rows, cols, &da_data);
+        let (mut a, mut dz) = (b.zeros(rows, cols).unwrap(), b.zeros(rows, cols).unwrap());
+        b.activation(act, &z, &mut a).unwrap();
+        let mut want = vec![0.0; rows * cols];
+        cpu::activation_forward(act, &z_data, &mut want, cols);
+        let got = b.read(&a).unwrap();
+        let tol = Tolerance::new(1e-5, 1e-4);
+        assert_close(&format!("{} forward", act.name()), tol, &got, &want);
+        b.activation_backward(act, &z, &a, &da, &mut dz).unwrap();
+        let mut want_dz = vec![0.0; rows * cols];
+        cpu::activation_backward(act, &z_data, &want, &da_data, &mut want_dz, cols);
+        assert_close(
+            &format!("{} backward", act.name()),
+            tol,
+            &b.read(&dz).unwrap(),
+            &want_dz,
+        );
+    }
+}
+backend_test!(new_activations, check_new_activations);

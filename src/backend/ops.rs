@@ -42,11 +42,39 @@ pub enum Activation {
     Silu,
     /// Row-wise `a_ij = exp(z_ij - max_j z) / Σ_j exp(z_ij - max_j z)`.
     Softmax,
+    /// The binary step (Heaviside): `a = 1` for `z ≥ 0`, else 0. Its derivative is 0
+    /// everywhere it exists, so gradient descent cannot train through it: it is the
+    /// perceptron's unit, trained by the perceptron rule ([`crate::nn::perceptron`]).
+    BinaryStep,
+    /// SELU (Klambauer et al. 2017): `λ z` for `z > 0`, else `λ α (e^z - 1)`, with
+    /// λ = 1.0507009873554805 and α = 1.6732632423543772. Keras recommends LeCun-normal
+    /// initialisation with it (`--kernel-initializer lecun_normal`).
+    Selu,
+    /// The Gaussian `e^{-z²}`.
+    Gaussian,
+    /// The Soboleva modified hyperbolic tangent `(e^{az} - e^{-bz}) / (e^{cz} + e^{-dz})`
+    /// (tanh when all four are 1, the default), computed scaled so that it does not overflow
+    /// where the function itself is finite.
+    Soboleva {
+        /// The numerator's rate for positive inputs.
+        a: f32,
+        /// The numerator's rate for negative inputs.
+        b: f32,
+        /// The denominator's rate for positive inputs.
+        c: f32,
+        /// The denominator's rate for negative inputs.
+        d: f32,
+    },
 }
+
+/// SELU's λ.
+pub const SELU_LAMBDA: f64 = 1.050_700_987_355_480_5;
+/// SELU's α.
+pub const SELU_ALPHA: f64 = 1.673_263_242_354_377_2;
 
 impl Activation {
     /// Every activation, with its default parameters, in table order.
-    pub const ALL: [Activation; 11] = [
+    pub const ALL: [Activation; 15] = [
         Activation::Linear,
         Activation::Relu,
         Activation::LeakyRelu { alpha: 0.2 },
@@ -58,6 +86,15 @@ impl Activation {
         Activation::GeluTanh,
         Activation::Silu,
         Activation::Softmax,
+        Activation::BinaryStep,
+        Activation::Selu,
+        Activation::Gaussian,
+        Activation::Soboleva {
+            a: 1.0,
+            b: 1.0,
+            c: 1.0,
+            d: 1.0,
+        },
     ];
 
     /// The table: `(code, name)`. The code is the WGSL constant `ACT_<NAME>` in
@@ -75,6 +112,10 @@ impl Activation {
             Activation::GeluTanh => (8, "gelu_tanh"),
             Activation::Silu => (9, "silu"),
             Activation::Softmax => (10, "softmax"),
+            Activation::BinaryStep => (11, "binary_step"),
+            Activation::Selu => (12, "selu"),
+            Activation::Gaussian => (13, "gaussian"),
+            Activation::Soboleva { .. } => (14, "soboleva_tanh"),
         }
     }
 
@@ -90,9 +131,16 @@ impl Activation {
 
     /// The parameter `alpha` (leaky relu, elu), or 0 for activations without one.
     pub fn alpha(self) -> f32 {
+        self.params()[0]
+    }
+
+    /// The parameters as the kernels take them: `alpha` first (leaky relu, elu), or the
+    /// Soboleva tanh's `a, b, c, d`; zeros for the activations without.
+    pub fn params(self) -> [f32; 4] {
         match self {
-            Activation::LeakyRelu { alpha } | Activation::Elu { alpha } => alpha,
-            _ => 0.0,
+            Activation::LeakyRelu { alpha } | Activation::Elu { alpha } => [alpha, 0.0, 0.0, 0.0],
+            Activation::Soboleva { a, b, c, d } => [a, b, c, d],
+            _ => [0.0; 4],
         }
     }
 

@@ -12,6 +12,7 @@ mod layers;
 pub use backend::{CpuBackend, CpuTensor};
 pub use layers::*;
 
+use super::ops::{SELU_ALPHA, SELU_LAMBDA};
 use super::{
     Activation, Loss, Optimizer, PointError, AUC_THRESHOLDS, BCE_EPSILON, ROC_HISTOGRAM_SLOTS,
 };
@@ -91,6 +92,33 @@ pub fn softplus_f64(z: f64) -> f64 {
 const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 const GELU_C: f64 = 0.044715;
 
+/// The Soboleva tanh `(e^{az} - e^{-bz}) / (e^{cz} + e^{-dz})` and its derivative at `z`,
+/// with numerator and denominator scaled by `e^{-cz}` (z > 0) or `e^{dz}` (z ≤ 0), so that
+/// neither overflows where the quotient is finite.
+pub fn soboleva_f64(act: Activation, z: f64) -> (f64, f64) {
+    let [a, b, c, d] = act.params().map(|v| v as f64);
+    // f = N / D; f' = N' / D - f · D' / D, every term scaled alike.
+    let (n, dn, den, dden) = if z > 0.0 {
+        let s = (-(c + d) * z).exp();
+        (
+            ((a - c) * z).exp() - (-(b + c) * z).exp(),
+            a * ((a - c) * z).exp() + b * (-(b + c) * z).exp(),
+            1.0 + s,
+            c - d * s,
+        )
+    } else {
+        let s = ((c + d) * z).exp();
+        (
+            ((a + d) * z).exp() - ((d - b) * z).exp(),
+            a * ((a + d) * z).exp() + b * ((d - b) * z).exp(),
+            s + 1.0,
+            c * s - d,
+        )
+    };
+    let f = n / den;
+    (f, dn / den - f * dden / den)
+}
+
 /// `act(z)` for an element-wise activation (not softmax).
 pub fn activation_f64(act: Activation, z: f64) -> f64 {
     let alpha = act.alpha() as f64;
@@ -119,6 +147,16 @@ pub fn activation_f64(act: Activation, z: f64) -> f64 {
             0.5 * z * (1.0 + (SQRT_2_OVER_PI * (z + GELU_C * z * z * z)).tanh())
         }
         Activation::Silu => z * sigmoid_f64(z),
+        Activation::BinaryStep => (z >= 0.0) as u8 as f64,
+        Activation::Selu => {
+            if z > 0.0 {
+                SELU_LAMBDA * z
+            } else {
+                SELU_LAMBDA * SELU_ALPHA * z.exp_m1()
+            }
+        }
+        Activation::Gaussian => (-z * z).exp(),
+        Activation::Soboleva { .. } => soboleva_f64(act, z).0,
         Activation::Softmax => unreachable!("softmax is row-wise: see softmax_forward"),
     }
 }
@@ -158,6 +196,16 @@ pub fn activation_derivative_f64(act: Activation, z: f64, a: f64) -> f64 {
             let s = sigmoid_f64(z);
             s * (1.0 + z * (1.0 - s))
         }
+        Activation::BinaryStep => 0.0,
+        Activation::Selu => {
+            if z > 0.0 {
+                SELU_LAMBDA
+            } else {
+                a + SELU_LAMBDA * SELU_ALPHA
+            }
+        }
+        Activation::Gaussian => -2.0 * z * a,
+        Activation::Soboleva { .. } => soboleva_f64(act, z).1,
         Activation::Softmax => unreachable!("softmax is row-wise: see softmax_backward"),
     }
 }

@@ -314,8 +314,9 @@ pub struct MatmulParams {
     pub m: u32,
     pub n: u32,
     pub k: u32,
-    /// The activation's α (fused epilogues only).
-    pub alpha: f32,
+    pub _pad: u32,
+    /// The activation's parameters (fused epilogues only).
+    pub q: [f32; 4],
 }
 
 /// `bias.wgsl`
@@ -342,8 +343,9 @@ pub struct FillParams {
 pub struct ActParams {
     pub rows: u32,
     pub cols: u32,
-    pub alpha: f32,
-    pub _pad: u32,
+    pub _pad: [u32; 2],
+    /// The activation's parameters.
+    pub q: [f32; 4],
 }
 
 /// `loss.wgsl`

@@ -159,7 +159,8 @@ impl Backend for GpuBackend {
             m: u32_dim("matmul", m)?,
             n: u32_dim("matmul", n)?,
             k: u32_dim("matmul", k)?,
-            alpha: act.alpha(),
+            _pad: 0,
+            q: act.params(),
         };
         let groups = self.matmul_grid(tiles, m, n)?;
         self.record_labeled(
@@ -609,7 +610,7 @@ fn act_params(act: Activation, z: &GpuTensor) -> Result<kernels::ActParams> {
     Ok(kernels::ActParams {
         rows: u32_dim("activation", z.rows)?,
         cols: u32_dim("activation", z.cols)?,
-        alpha: act.alpha(),
-        _pad: 0,
+        _pad: [0; 2],
+        q: act.params(),
     })
 }

@@ -342,7 +342,8 @@ impl GpuBackend {
             m: u32_dim("matmul", m)?,
             n: u32_dim("matmul", n)?,
             k: u32_dim("matmul", k)?,
-            alpha: 0.0,
+            _pad: 0,
+            q: [0.0; 4],
         };
         self.record_labeled(
             tiles.variant.kernel(),
