@@ -42,6 +42,9 @@ enum Command {
     /// reference, side by side) and print the measurements.
     #[command(allow_negative_numbers = true)]
     Bench(BenchArgs),
+    /// A saved model's layers, output shapes and parameter counts (total, trainable and
+    /// not), as Keras' model.summary() prints them.
+    Summary(cli::summary::SummaryArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
             check_predict(&args).and_then(|()| dispatch(args.common.backend, Predict(&args)))
         }
         Command::Bench(args) => bench(&args, started),
+        Command::Summary(args) => cli::summary::summary(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -76,7 +76,7 @@ fn check_round_trip<B: Backend>(backend: impl Fn() -> B) {
 model_test!(round_trip, check_round_trip);
 
 /// Training 2 epochs, saving, loading and training 2 more gives the weights of 4 epochs in one
-/// go: bit for bit on the reference, within the parity tolerance on the GPU.
+/// go, bit for bit on both backends (the GPU runs the same kernels in the same order).
 fn check_resume<B: Backend>(backend: impl Fn() -> B, tol: Tolerance) {
     let dir = temp_dir("resume");
     let path = dir.join("epoch2.safetensors");
@@ -120,9 +120,9 @@ fn resume_is_bit_exact_on_the_reference() {
 }
 
 #[test]
-fn resume_matches_within_parity_tolerance_on_the_gpu() {
+fn resume_is_bit_exact_on_the_gpu() {
     if common::gpu().is_some() {
-        check_resume(|| common::gpu().unwrap(), Tolerance::new(1e-5, 1e-4));
+        check_resume(|| common::gpu().unwrap(), Tolerance::EXACT);
     }
 }
 
