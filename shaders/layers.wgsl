@@ -63,6 +63,38 @@ fn dropout(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     ew_out[i] = select(0.0, ew_x[i] * p.a, draw >= p.drop_below);
 }
 
+// ---- randomized leaky ReLU. Forward bindings: y, x; backward: dx, x, dy. The slopes lie in
+// [lower, upper] = [a, b]: lower + (upper - lower) u, u from the second word of the draw.
+@group(0) @binding(1) var<storage, read_write> rr_out: array<f32>;
+@group(0) @binding(2) var<storage, read> rr_x: array<f32>;
+@group(0) @binding(3) var<storage, read> rr_dy: array<f32>;
+
+fn rrelu_slope(i: u32) -> f32 {
+    let word = threefry2x32(i, p.step, p.key0, p.key1).y;
+    let u = f32(word >> 8u) * (1.0 / 16777216.0);
+    return p.a + (p.b - p.a) * u;
+}
+
+@compute @workgroup_size(WG_1D)
+fn rrelu_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i >= p.rows * p.cols) {
+        return;
+    }
+    let x = rr_x[i];
+    rr_out[i] = select(rrelu_slope(i) * x, x, x >= 0.0);
+}
+
+@compute @workgroup_size(WG_1D)
+fn rrelu_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i >= p.rows * p.cols) {
+        return;
+    }
+    let dy = rr_dy[i];
+    rr_out[i] = select(rrelu_slope(i) * dy, dy, rr_x[i] >= 0.0);
+}
+
 // ---- batch statistics. Bindings: mean, var, x.
 @group(0) @binding(1) var<storage, read_write> st_mean: array<f32>;
 @group(0) @binding(2) var<storage, read_write> st_var: array<f32>;

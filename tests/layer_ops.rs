@@ -760,3 +760,80 @@ fn check_new_activations<B: Backend>(b: &mut B) {
     }
 }
 backend_test!(new_activations, check_new_activations);
+
+// ---------------------------------------------------------------------------------------
+// the randomized leaky ReLU
+
+fn slopes(step: u64) -> wgtrain::backend::RandomSlopes {
+    wgtrain::backend::RandomSlopes {
+        seed: 77,
+        layer: 2,
+        step,
+        lower: 0.125,
+        upper: 1.0 / 3.0,
+    }
+}
+
+#[test]
+fn rrelu_slopes_fill_their_range_and_change_with_the_step() {
+    let s: Vec<f32> = (0..20_000)
+        .map(|i| cpu::rrelu_slope(slopes(5), i))
+        .collect();
+    assert!(s.iter().all(|&v| (0.125..=1.0 / 3.0).contains(&v)));
+    let mean = s.iter().map(|&v| v as f64).sum::<f64>() / s.len() as f64;
+    assert!(
+        (mean - (0.125 + 1.0 / 3.0) / 2.0).abs() < 2e-3,
+        "mean slope {mean}"
+    );
+    let other: Vec<f32> = (0..64).map(|i| cpu::rrelu_slope(slopes(6), i)).collect();
+    assert_ne!(&s[..64], &other[..]);
+}
+
+/// The GPU draws the reference's slopes: the draws are the same bits, and the slope's one
+/// multiply-add may round once differently where the compiler fuses it, so to an ulp.
+fn check_rrelu<B: Backend>(b: &mut B) {
+    let mut r = rng(48);
+    for &(rows, cols, why) in ROW_SHAPES {
+        let what = format!("[{rows}, {cols}] ({why})");
+        let x_data = uniform(&mut r, rows * cols, -2.0, 2.0);
+        let dy_data = uniform(&mut r, rows * cols, -1.0, 1.0);
+        let x = upload(b, rows, cols, &x_data);
+        let dy = upload(b, rows, cols, &dy_data);
+        let (mut y, mut dx) = (b.zeros(rows, cols).unwrap(), b.zeros(rows, cols).unwrap());
+        b.rrelu_forward(&x, slopes(9), &mut y).unwrap();
+        b.rrelu_backward(&x, slopes(9), &dy, &mut dx).unwrap();
+        let (mut want_y, mut want_dx) = (vec![0.0; rows * cols], vec![0.0; rows * cols]);
+        cpu::rrelu_forward(&x_data, &mut want_y, slopes(9));
+        cpu::rrelu_backward(&x_data, &dy_data, &mut want_dx, slopes(9));
+        let tol = Tolerance::new(1e-6, 1e-6);
+        assert_close(&format!("rrelu {what}"), tol, &b.read(&y).unwrap(), &want_y);
+        assert_close(
+            &format!("rrelu dx {what}"),
+            tol,
+            &b.read(&dx).unwrap(),
+            &want_dx,
+        );
+    }
+}
+backend_test!(rrelu, check_rrelu);
+
+#[test]
+fn rrelu_backward_is_the_gradient_for_its_slopes() {
+    let mut r = common::rng(55);
+    let x: Vec<f32> = uniform(&mut r, 40, -2.0, 2.0)
+        .into_iter()
+        .map(|v| if v.abs() < 0.05 { v + 0.2 } else { v })
+        .collect();
+    let w: Vec<f64> = (0..40).map(|_| r.random_range(-1.0..1.0)).collect();
+    let dy: Vec<f32> = w.iter().map(|&v| v as f32).collect();
+    let mut dx = vec![0.0; 40];
+    cpu::rrelu_backward(&x, &dy, &mut dx, slopes(3));
+    let loss = |x: &[f32]| {
+        let mut y = vec![0.0; 40];
+        cpu::rrelu_forward(x, &mut y, slopes(3));
+        weighted(&y, &w)
+    };
+    for i in 0..40 {
+        assert_grad(&format!("dx[{i}]"), dx[i], fd(&x, i, loss));
+    }
+}

@@ -13,7 +13,7 @@ use wgtrain::checkpoint::Checkpoint;
 use wgtrain::data::{self, Matrix};
 use wgtrain::nn::{
     ActivationLayer, BatchNormalization, Dense, Dropout, Layer, LayerWeights, LossFn, Maxout,
-    PRelu, Regularizer, Sequential, Summary,
+    PRelu, RRelu, Regularizer, Sequential, Summary,
 };
 use wgtrain::train::{Compile, FitConfig, Metric, Model};
 
@@ -55,6 +55,7 @@ fn every_kind() -> Sequential {
         .add(Dropout::new(0.2))
         .add(BatchNormalization::new())
         .add(Maxout::new(16, 2).kernel_regularizer(Regularizer::l1(1e-4)))
+        .add(RRelu::new())
         .add(Dense::new(12, Activation::Selu))
         .add(Dense::new(10, Activation::Linear))
 }
@@ -372,10 +373,10 @@ fn a_format_1_checkpoint_still_loads() {
 #[test]
 fn the_summary_counts_as_keras() {
     // Keras: Dense(24) on 64 inputs 1,560; PReLU 24; Dropout 0; BatchNormalization 96 (48 of
-    // them not trained); Maxout 2 × (24·16 + 16) = 800; Dense(12) 204; Dense(10) 130.
+    // them not trained); Maxout 2 × (24·16 + 16) = 800; RReLU 0; Dense(12) 204; Dense(10) 130.
     let s = Summary::of(&every_kind(), 64);
     let params: Vec<usize> = s.layers.iter().map(|r| r.params).collect();
-    assert_eq!(params, [1560, 24, 0, 96, 800, 204, 130]);
+    assert_eq!(params, [1560, 24, 0, 96, 800, 0, 204, 130]);
     assert_eq!(
         (s.total_params, s.trainable_params, s.non_trainable_params),
         (2814, 2766, 48)
@@ -389,6 +390,7 @@ fn the_summary_counts_as_keras() {
             "dropout_0",
             "batchnorm_0",
             "maxout_0",
+            "rrelu_0",
             "dense_1",
             "dense_2"
         ]

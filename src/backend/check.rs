@@ -371,3 +371,20 @@ pub fn moving_average<T: Tensor>(
     }
     Ok(())
 }
+
+/// A randomized leaky ReLU's slopes are finite with `lower ≤ upper`, its tensors alike.
+pub fn rrelu<T: Tensor>(
+    op: &'static str,
+    slopes: super::RandomSlopes,
+    ts: &[(&str, &T)],
+) -> Result<()> {
+    same(op, ts)?;
+    let (l, u) = (slopes.lower, slopes.upper);
+    if !(l.is_finite() && u.is_finite() && l <= u) {
+        return Err(Error::Invalid {
+            op,
+            detail: format!("the slopes must be finite with lower ≤ upper, got [{l}, {u}]"),
+        });
+    }
+    Ok(())
+}

@@ -14,8 +14,8 @@ pub mod gpu;
 pub mod ops;
 
 pub use ops::{
-    Activation, DropoutMask, Loss, Optimizer, PointError, AUC_THRESHOLDS, BCE_EPSILON,
-    ROC_HISTOGRAM_SLOTS,
+    Activation, DropoutMask, Loss, Optimizer, PointError, RandomSlopes, AUC_THRESHOLDS,
+    BCE_EPSILON, ROC_HISTOGRAM_SLOTS,
 };
 
 use crate::error::Result;
@@ -328,6 +328,25 @@ pub trait Backend {
     /// [`DropoutMask`]). The backward pass is the same op on the gradient with the same mask.
     /// `x`, `y`: `[N, C]`.
     fn dropout(&mut self, x: &Self::Tensor, mask: DropoutMask, y: &mut Self::Tensor) -> Result<()>;
+
+    /// A randomized leaky ReLU in training: `y = x` where `x ≥ 0`, else `slope_i · x` with the
+    /// slopes of `slopes` (see [`RandomSlopes`], [`cpu::rrelu_forward`]). `x`, `y`: `[N, C]`.
+    fn rrelu_forward(
+        &mut self,
+        x: &Self::Tensor,
+        slopes: RandomSlopes,
+        y: &mut Self::Tensor,
+    ) -> Result<()>;
+
+    /// The backward of [`Backend::rrelu_forward`]: `dx = dy` where `x ≥ 0`, else
+    /// `slope_i · dy`, with the same slopes drawn again.
+    fn rrelu_backward(
+        &mut self,
+        x: &Self::Tensor,
+        slopes: RandomSlopes,
+        dy: &Self::Tensor,
+        dx: &mut Self::Tensor,
+    ) -> Result<()>;
 
     /// The batch statistics of `x` `[N, C]` per column: the mean and the biased variance, each
     /// `[1, C]` (see [`cpu::batchnorm_stats`]).

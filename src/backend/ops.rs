@@ -501,3 +501,38 @@ impl DropoutMask {
         (1.0 / (1.0 - self.rate as f64)) as f32
     }
 }
+
+/// The slopes of a randomized leaky ReLU (Xu et al. 2015) in training: element `i` of layer
+/// `layer` at optimizer step `step` has the slope `lower + (upper - lower) · u`, with `u` the
+/// top 24 bits of the second word of `threefry2x32([i, step], key(seed, layer))` over 2²⁴
+/// (the generator and key of [`DropoutMask`]). The backward pass draws the same slopes again.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RandomSlopes {
+    /// The model's seed.
+    pub seed: u64,
+    /// The layer's position in the stack.
+    pub layer: u32,
+    /// The optimizer step the forward pass belongs to.
+    pub step: u64,
+    /// The smallest slope.
+    pub lower: f32,
+    /// The largest slope.
+    pub upper: f32,
+}
+
+impl RandomSlopes {
+    /// The generator's key and element `i`'s counter, as [`DropoutMask`]'s.
+    pub fn mask(self) -> DropoutMask {
+        DropoutMask {
+            seed: self.seed,
+            layer: self.layer,
+            step: self.step,
+            rate: 0.0,
+        }
+    }
+
+    /// `u` from the generator's second word: its top 24 bits over 2²⁴, exact in f32.
+    pub fn unit(word: u32) -> f32 {
+        (word >> 8) as f32 * (1.0 / 16_777_216.0)
+    }
+}

@@ -83,7 +83,8 @@ pub(crate) struct TrainArgs {
     #[arg(long)]
     pub(crate) standardize: bool,
     /// The hidden layers, comma separated: N (Dense, the --activation), N:ACT, N:prelu
-    /// (Dense then PReLU), dropout:RATE, batchnorm, maxout:N:PIECES, activation:ACT, prelu.
+    /// (Dense then PReLU), N:rrelu, dropout:RATE, batchnorm, maxout:N:PIECES, activation:ACT,
+    /// prelu, rrelu.
     /// The output layer is added after them.
     #[arg(long, default_value = "128,64", value_delimiter = ',')]
     pub(crate) layers: Vec<String>,

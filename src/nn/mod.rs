@@ -15,7 +15,8 @@ mod summary;
 
 pub use init::Initializer;
 pub use layers::{
-    ActivationLayer, BatchNormalization, Dense, Dropout, Layer, Maxout, Mode, PRelu, Regularizer,
+    ActivationLayer, BatchNormalization, Dense, Dropout, Layer, Maxout, Mode, PRelu, RRelu,
+    Regularizer,
 };
 pub use loss::{Head, LossFn, Task};
 pub use network::{Activations, LossSite, Network};

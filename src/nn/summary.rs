@@ -45,6 +45,7 @@ fn keras_type(l: &Layer) -> &'static str {
         Layer::BatchNormalization(_) => "BatchNormalization",
         Layer::PRelu(_) => "PReLU",
         Layer::Maxout(_) => "Maxout",
+        Layer::RRelu(_) => "RReLU",
     }
 }
 

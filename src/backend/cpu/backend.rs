@@ -2,7 +2,7 @@
 //! backend checks it, then computed by the functions of [`super`].
 
 use super::*;
-use crate::backend::{check, Backend, DropoutMask, Guard, Tensor};
+use crate::backend::{check, Backend, DropoutMask, Guard, RandomSlopes, Tensor};
 use crate::error::Result;
 
 /// A tensor in host memory.
@@ -351,6 +351,33 @@ impl Backend for CpuBackend {
     fn dropout(&mut self, x: &CpuTensor, mask: DropoutMask, y: &mut CpuTensor) -> Result<()> {
         check::dropout(x, mask, y)?;
         dropout_forward(&x.data, &mut y.data, mask);
+        Ok(())
+    }
+
+    fn rrelu_forward(
+        &mut self,
+        x: &CpuTensor,
+        slopes: RandomSlopes,
+        y: &mut CpuTensor,
+    ) -> Result<()> {
+        check::rrelu("rrelu_forward", slopes, &[("x", x), ("y", &*y)])?;
+        rrelu_forward(&x.data, &mut y.data, slopes);
+        Ok(())
+    }
+
+    fn rrelu_backward(
+        &mut self,
+        x: &CpuTensor,
+        slopes: RandomSlopes,
+        dy: &CpuTensor,
+        dx: &mut CpuTensor,
+    ) -> Result<()> {
+        check::rrelu(
+            "rrelu_backward",
+            slopes,
+            &[("x", x), ("dy", dy), ("dx", &*dx)],
+        )?;
+        rrelu_backward(&x.data, &dy.data, &mut dx.data, slopes);
         Ok(())
     }
 

@@ -3,7 +3,7 @@
 //! are plain loops over slices with f64 arithmetic, written to be read; the GPU kernels in
 //! `shaders/layers.wgsl` are held to them by the parity suite.
 
-use crate::backend::DropoutMask;
+use crate::backend::{DropoutMask, RandomSlopes};
 
 // ----------------------------------------------------------------------------------------
 // the generator
@@ -41,6 +41,38 @@ pub fn dropout_forward(x: &[f32], y: &mut [f32], mask: DropoutMask) {
             (v as f64 * scale) as f32
         } else {
             0.0
+        };
+    }
+}
+
+// ----------------------------------------------------------------------------------------
+// randomized leaky ReLU
+
+/// Element `i`'s slope: `lower + (upper - lower) · u` in f32, as the kernel computes it.
+pub fn rrelu_slope(slopes: RandomSlopes, i: usize) -> f32 {
+    let m = slopes.mask();
+    let u = RandomSlopes::unit(threefry2x32(m.counter(i), m.key())[1]);
+    slopes.lower + (slopes.upper - slopes.lower) * u
+}
+
+/// `y = x` where `x ≥ 0`, else `slope_i · x`.
+pub fn rrelu_forward(x: &[f32], y: &mut [f32], slopes: RandomSlopes) {
+    for (i, (out, &v)) in y.iter_mut().zip(x).enumerate() {
+        *out = if v >= 0.0 {
+            v
+        } else {
+            (rrelu_slope(slopes, i) as f64 * v as f64) as f32
+        };
+    }
+}
+
+/// `dx = dy` where `x ≥ 0`, else `slope_i · dy`.
+pub fn rrelu_backward(x: &[f32], dy: &[f32], dx: &mut [f32], slopes: RandomSlopes) {
+    for (i, (out, (&v, &g))) in dx.iter_mut().zip(x.iter().zip(dy)).enumerate() {
+        *out = if v >= 0.0 {
+            g
+        } else {
+            (rrelu_slope(slopes, i) as f64 * g as f64) as f32
         };
     }
 }

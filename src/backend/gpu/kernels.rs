@@ -196,6 +196,10 @@ pub const OPT_ADAM4: Kernel = k(Module::Optim, "opt_adam4", &[RW, RW, R, RW, RW,
 pub const MOVING_AVERAGE: Kernel = k(Module::Optim, "moving_average", &[RW, RW, R, RW]);
 /// y, x
 pub const DROPOUT: Kernel = k(Module::Layers, "dropout", &[RW, R]);
+/// y, x
+pub const RRELU_FORWARD: Kernel = k(Module::Layers, "rrelu_forward", &[RW, R]);
+/// dx, x, dy
+pub const RRELU_BACKWARD: Kernel = k(Module::Layers, "rrelu_backward", &[RW, R, R]);
 /// mean, var, x
 pub const BATCHNORM_STATS: Kernel = k(Module::Layers, "batchnorm_stats", &[RW, RW, R]);
 /// y, x, mean, var, gamma, beta
@@ -220,7 +224,7 @@ pub const PENALTY_SUM: Kernel = k(Module::Layers, "penalty_sum", &[RW, R]);
 pub const PENALTY_BACKWARD: Kernel = k(Module::Layers, "penalty_backward", &[RW, R]);
 
 /// Every kernel, for tests that build every pipeline.
-pub const ALL: [Kernel; 38] = [
+pub const ALL: [Kernel; 40] = [
     MATMUL,
     MATMUL_DIRECT,
     MATMUL_VEC4,
@@ -250,6 +254,8 @@ pub const ALL: [Kernel; 38] = [
     MATMUL_DIRECT_BIAS_ACT,
     MOVING_AVERAGE,
     DROPOUT,
+    RRELU_FORWARD,
+    RRELU_BACKWARD,
     BATCHNORM_STATS,
     BATCHNORM_FORWARD,
     BATCHNORM_BACKWARD,
@@ -397,9 +403,9 @@ pub struct LayerParams {
     pub cols: u32,
     pub pieces: u32,
     pub slot: u32,
-    /// Dropout's scale, batch normalization's ε, the penalty's l1.
+    /// Dropout's scale, batch normalization's ε, the penalty's l1, the lowest RReLU slope.
     pub a: f32,
-    /// The penalty's l2.
+    /// The penalty's l2, the highest RReLU slope.
     pub b: f32,
     /// The penalty's scale.
     pub c: f32,

@@ -5,7 +5,7 @@
 
 use super::kernels::{self, Constants, LayerParams};
 use super::{u32_dim, GpuBackend, GpuTensor};
-use crate::backend::{check, DropoutMask, Guard, GuardSlots, Tensor};
+use crate::backend::{check, DropoutMask, Guard, GuardSlots, RandomSlopes, Tensor};
 use crate::error::Result;
 
 fn shape(op: &'static str, t: &GpuTensor) -> Result<LayerParams> {
@@ -39,6 +39,59 @@ impl GpuBackend {
             Constants::default(),
             params,
             &[y, x],
+            groups,
+        )
+    }
+
+    fn rrelu_params(op: &'static str, x: &GpuTensor, slopes: RandomSlopes) -> Result<LayerParams> {
+        let [key0, key1] = slopes.mask().key();
+        Ok(LayerParams {
+            a: slopes.lower,
+            b: slopes.upper,
+            key0,
+            key1,
+            step: slopes.step as u32,
+            ..shape(op, x)?
+        })
+    }
+
+    pub(super) fn record_rrelu_forward(
+        &mut self,
+        x: &GpuTensor,
+        slopes: RandomSlopes,
+        y: &mut GpuTensor,
+    ) -> Result<()> {
+        check::rrelu("rrelu_forward", slopes, &[("x", x), ("y", &*y)])?;
+        let params = Self::rrelu_params("rrelu_forward", x, slopes)?;
+        let groups = self.grid_1d(x.len())?;
+        self.record(
+            kernels::RRELU_FORWARD,
+            Constants::default(),
+            params,
+            &[y, x],
+            groups,
+        )
+    }
+
+    pub(super) fn record_rrelu_backward(
+        &mut self,
+        x: &GpuTensor,
+        slopes: RandomSlopes,
+        dy: &GpuTensor,
+        dx: &mut GpuTensor,
+    ) -> Result<()> {
+        check::rrelu(
+            "rrelu_backward",
+            slopes,
+            &[("x", x), ("dy", dy), ("dx", &*dx)],
+        )?;
+        let params = Self::rrelu_params("rrelu_backward", x, slopes)?;
+        let groups = self.grid_1d(x.len())?;
+        self.record(
+            kernels::RRELU_BACKWARD,
+            Constants::default(),
+            params,
+            &[dx, x, dy],
             groups,
         )
     }

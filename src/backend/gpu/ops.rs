@@ -7,7 +7,8 @@ use std::sync::atomic::Ordering;
 use super::reduce::reduce_params;
 use super::{u32_dim, GpuBackend, GpuTensor, Group, NEXT_TENSOR_ID};
 use crate::backend::{
-    check, Activation, Backend, DropoutMask, Guard, Loss, Optimizer, PointError, Tensor,
+    check, Activation, Backend, DropoutMask, Guard, Loss, Optimizer, PointError, RandomSlopes,
+    Tensor,
 };
 use crate::error::{Error, Result};
 
@@ -386,6 +387,25 @@ impl Backend for GpuBackend {
 
     fn dropout(&mut self, x: &GpuTensor, mask: DropoutMask, y: &mut GpuTensor) -> Result<()> {
         self.record_dropout(x, mask, y)
+    }
+
+    fn rrelu_forward(
+        &mut self,
+        x: &GpuTensor,
+        slopes: RandomSlopes,
+        y: &mut GpuTensor,
+    ) -> Result<()> {
+        self.record_rrelu_forward(x, slopes, y)
+    }
+
+    fn rrelu_backward(
+        &mut self,
+        x: &GpuTensor,
+        slopes: RandomSlopes,
+        dy: &GpuTensor,
+        dx: &mut GpuTensor,
+    ) -> Result<()> {
+        self.record_rrelu_backward(x, slopes, dy, dx)
     }
 
     fn batchnorm_stats(

@@ -16,6 +16,7 @@ mod dense;
 mod dropout;
 mod maxout;
 mod prelu;
+mod rrelu;
 pub mod spec;
 
 pub use activation::ActivationLayer;
@@ -24,6 +25,7 @@ pub use dense::Dense;
 pub use dropout::Dropout;
 pub use maxout::Maxout;
 pub use prelu::PRelu;
+pub use rrelu::RRelu;
 
 use serde::{Deserialize, Serialize};
 
@@ -225,6 +227,9 @@ pub enum Layer {
     PRelu(PRelu),
     /// The maximum of several linear maps.
     Maxout(Maxout),
+    /// A leaky ReLU with random slopes in training.
+    #[serde(rename = "rrelu")]
+    RRelu(RRelu),
 }
 
 macro_rules! each {
@@ -236,6 +241,7 @@ macro_rules! each {
             Layer::BatchNormalization($l) => $e,
             Layer::PRelu($l) => $e,
             Layer::Maxout($l) => $e,
+            Layer::RRelu($l) => $e,
         }
     };
 }
@@ -385,6 +391,11 @@ impl From<BatchNormalization> for Layer {
 impl From<PRelu> for Layer {
     fn from(l: PRelu) -> Layer {
         Layer::PRelu(l)
+    }
+}
+impl From<RRelu> for Layer {
+    fn from(l: RRelu) -> Layer {
+        Layer::RRelu(l)
     }
 }
 impl From<Maxout> for Layer {

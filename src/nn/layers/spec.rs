@@ -2,7 +2,7 @@
 //! of items, each one of [`FORMS`].
 
 use super::{
-    ActivationLayer, BatchNormalization, Dense, Dropout, Layer, Maxout, PRelu, Regularizer,
+    ActivationLayer, BatchNormalization, Dense, Dropout, Layer, Maxout, PRelu, RRelu, Regularizer,
 };
 use crate::backend::Activation;
 use crate::nn::Initializer;
@@ -10,7 +10,8 @@ use crate::nn::Initializer;
 /// The forms of a layer item, for messages.
 pub const FORMS: &str =
     "N (a Dense layer of N units with the hidden activation), N:ACT (with activation ACT), \
-N:prelu (Dense then PReLU), dropout:RATE, batchnorm, maxout:N:PIECES, activation:ACT, prelu";
+N:prelu (Dense then PReLU), N:rrelu (Dense then RReLU), dropout:RATE, batchnorm, maxout:N:PIECES, activation:ACT, \
+prelu, rrelu";
 
 /// What every Dense and Maxout layer an item makes gets: the hidden activation of a bare `N`,
 /// the kernel initializer, and the kernel penalty.
@@ -56,6 +57,10 @@ pub fn parse_item(item: &str, d: &LayerDefaults) -> Result<Vec<Layer>, String> {
             dense(count(n, "width")?, Activation::Linear),
             Layer::PRelu(PRelu::new()),
         ]),
+        [n, "rrelu"] if n.chars().all(|c| c.is_ascii_digit()) => Ok(vec![
+            dense(count(n, "width")?, Activation::Linear),
+            Layer::RRelu(RRelu::new()),
+        ]),
         [n, act] if n.chars().all(|c| c.is_ascii_digit()) => {
             Ok(vec![dense(count(n, "width")?, activation(act)?)])
         }
@@ -67,6 +72,7 @@ pub fn parse_item(item: &str, d: &LayerDefaults) -> Result<Vec<Layer>, String> {
         }
         ["batchnorm"] => Ok(vec![Layer::BatchNormalization(BatchNormalization::new())]),
         ["prelu"] => Ok(vec![Layer::PRelu(PRelu::new())]),
+        ["rrelu"] => Ok(vec![Layer::RRelu(RRelu::new())]),
         ["activation", act] => Ok(vec![Layer::Activation(ActivationLayer::new(activation(
             act,
         )?))]),
@@ -82,7 +88,14 @@ pub fn parse_item(item: &str, d: &LayerDefaults) -> Result<Vec<Layer>, String> {
             Ok(vec![check(Layer::Maxout(l))?])
         }
         [kind, ..] => {
-            let known = ["dropout", "batchnorm", "maxout", "activation", "prelu"];
+            let known = [
+                "dropout",
+                "batchnorm",
+                "maxout",
+                "activation",
+                "prelu",
+                "rrelu",
+            ];
             if known.contains(kind) {
                 Err(format!("`{kind}` takes another form"))
             } else {
