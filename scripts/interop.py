@@ -15,9 +15,22 @@ Usage: interop.py WGTRAIN_BINARY WORK_DIR
    `safetensors.torch.save_file(model.state_dict(), path)` is read by `wgtrain predict --model
    path --output-activation softmax` directly (see src/torch.rs), giving torch's outputs.
 
+4. wgtrain -> Python for the layer stack: a model with PReLU, BatchNormalization, Dropout and
+   Maxout, rebuilt in numpy layer by layer from the checkpoint (the config lists each layer's
+   kind), gives `wgtrain predict`'s probabilities; where torch is importable, the same model as
+   `nn.Linear`, `nn.PReLU`, `nn.BatchNorm1d` and `nn.Dropout` in eval mode does too.
+
 The name mapping from a PyTorch `nn.Linear` stack to wgtrain:
     dense_{i}.weight = <linear i>.weight.T      ([in, out]: wgtrain computes x @ W + b)
     dense_{i}.bias   = <linear i>.bias
+Layers are numbered per kind (dense_0, dense_1, batchnorm_0, ...). A BatchNormalization is
+PyTorch's `nn.BatchNorm1d(units, eps=1e-3, momentum=0.01)`:
+    batchnorm_{k}.gamma = .weight, batchnorm_{k}.beta = .bias,
+    batchnorm_{k}.moving_mean = .running_mean, batchnorm_{k}.moving_variance = .running_var
+(Keras' momentum 0.99 weighs the old value, PyTorch's 0.1 default the new batch, so 0.99 is
+PyTorch's 0.01; PyTorch's eps defaults to 1e-5, Keras' to 1e-3; and PyTorch averages the
+unbiased batch variance where Keras averages the biased one, which matters only in training.)
+A PReLU is `nn.PReLU(units)` with `prelu_{k}.alpha = .weight`.
 plus the metadata `wgtrain.config` (JSON: input width, layers with activations, loss,
 optimizer), `wgtrain.epoch` and `wgtrain.step`; see src/checkpoint.rs.
 """
@@ -126,6 +139,21 @@ def main():
     t = torch_style
     logits = np.maximum(x[:50] @ t["0.weight"].T.astype(np.float64) + t["0.bias"], 0.0) @ t["2.weight"].T + t["2.bias"]
     check("PyTorch-layout weights, numpy forward vs wgtrain predict", out["predictions"], softmax(logits))
+    # 4. The layer stack, wgtrain -> numpy.
+    stack = work / "stack.safetensors"
+    run(wgtrain, "train", "--data", str(work / "train.csv"), "--layers",
+        "16:prelu,batchnorm,dropout:0.3,maxout:8:2,activation:tanh,8", "--epochs", "4",
+        "--standardize", "--backend", "cpu", "--verbose", "0", "--save", str(stack))
+    run(wgtrain, "predict", "--model", str(stack), "--data", str(work / "features.csv"),
+        "--out", str(work / "stack_predictions.csv"), "--backend", "cpu")
+    stack_config = config_of(stack)
+    with safe_open(str(stack), framework="numpy") as f:
+        stack_tensors = {name: f.get_tensor(name) for name in f.keys()}
+    inputs = (x[:50] - stack_tensors["standardize.mean"]) / stack_tensors["standardize.std"]
+    stack_predicted = np.loadtxt(work / "stack_predictions.csv", delimiter=",", skiprows=1)[:, 1:]
+    check("layer stack (PReLU, BatchNormalization, Dropout, Maxout), numpy forward vs wgtrain predict",
+          stack_predicted, softmax(forward_numpy(stack_config, stack_tensors, inputs)))
+
     # 3. With PyTorch itself, where it is installed: nn.Sequential models both ways.
     try:
         import torch
@@ -134,7 +162,107 @@ def main():
         print("torch: not importable; the PyTorch checks did not run (the numpy checks above did)")
     else:
         torch_checks(wgtrain, work, x, model, tensors, config_of(model))
+        torch_stack_check(stack_config, stack_tensors, inputs, stack_predicted)
     print("interop OK")
+
+
+def named(config):
+    """Each layer of a wgtrain config with its checkpoint prefix, numbered per kind."""
+    counts = {}
+    for layer in config["layers"]:
+        kind = layer["kind"]
+        k = counts.get(kind, 0)
+        counts[kind] = k + 1
+        yield layer, f"{kind}_{k}"
+
+
+def forward_numpy(config, tensors, a):
+    """The inference forward pass of a wgtrain checkpoint, layer by layer, in float64."""
+    a = a.astype(np.float64)
+    for layer, name in named(config):
+        t = lambda p: tensors[f"{name}.{p}"].astype(np.float64)
+        kind = layer["kind"]
+        if kind == "dense":
+            a = activation(layer["activation"], a @ t("weight") + t("bias"))
+        elif kind == "prelu":
+            a = np.where(a > 0, a, t("alpha") * a)
+        elif kind == "batchnorm":
+            a = t("gamma") * (a - t("moving_mean")) / np.sqrt(t("moving_variance") + layer["epsilon"]) + t("beta")
+        elif kind == "dropout":
+            pass  # inference: the identity
+        elif kind == "maxout":
+            z = a @ t("weight") + t("bias")
+            a = z.reshape(z.shape[0], layer["units"], layer["pieces"]).max(axis=2)
+        elif kind == "activation":
+            a = activation(layer["activation"], a)
+        else:
+            sys.exit(f"FAILED: this script does not implement layer kind {kind}")
+    return a
+
+
+def Maxout(linear, units, pieces):
+    """A maxout as PyTorch has none: a Linear to units · pieces, each unit's pieces side by side."""
+    import torch
+
+    class MaxoutModule(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = linear
+
+        def forward(self, x):
+            z = self.linear(x)
+            return z.view(z.shape[0], units, pieces).max(dim=2).values
+
+    return MaxoutModule()
+
+
+def torch_stack_check(config, tensors, inputs, predicted):
+    """The layer stack as PyTorch modules (eval mode) with the mapping in the docstring."""
+    import torch
+
+    modules = []
+    for layer, name in named(config):
+        t = lambda p: torch.from_numpy(np.ascontiguousarray(tensors[f"{name}.{p}"]))
+        kind = layer["kind"]
+        if kind == "dense":
+            w = t("weight")
+            m = torch.nn.Linear(w.shape[0], w.shape[1])
+            with torch.no_grad():
+                m.weight.copy_(w.T)
+                m.bias.copy_(t("bias"))
+            modules.append(m)
+            if layer["activation"] != "linear":
+                modules.append({"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}[layer["activation"]]())
+        elif kind == "prelu":
+            m = torch.nn.PReLU(t("alpha").shape[0])
+            with torch.no_grad():
+                m.weight.copy_(t("alpha"))
+            modules.append(m)
+        elif kind == "batchnorm":
+            m = torch.nn.BatchNorm1d(t("gamma").shape[0], eps=layer["epsilon"], momentum=1 - layer["momentum"])
+            with torch.no_grad():
+                m.weight.copy_(t("gamma"))
+                m.bias.copy_(t("beta"))
+                m.running_mean.copy_(t("moving_mean"))
+                m.running_var.copy_(t("moving_variance"))
+            modules.append(m)
+        elif kind == "dropout":
+            modules.append(torch.nn.Dropout(layer["rate"]))
+        elif kind == "activation":
+            modules.append({"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}[layer["activation"]]())
+        elif kind == "maxout":
+            w = t("weight")
+            linear = torch.nn.Linear(w.shape[0], w.shape[1])
+            with torch.no_grad():
+                linear.weight.copy_(w.T)
+                linear.bias.copy_(t("bias"))
+            modules.append(Maxout(linear, layer["units"], layer["pieces"]))
+        else:
+            sys.exit(f"FAILED: no torch module for layer kind {kind}")
+    net = torch.nn.Sequential(*modules).double().eval()
+    with torch.no_grad():
+        probs = torch.softmax(net(torch.from_numpy(inputs)), dim=1).numpy()
+    check("torch: layer stack as Linear/PReLU/BatchNorm1d/Dropout (eval) vs wgtrain predict", predicted, probs)
 
 
 def config_of(path):

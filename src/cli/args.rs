@@ -12,7 +12,8 @@ use wgtrain::{Error, Result};
 
 #[derive(Args, Debug)]
 pub(crate) struct BenchArgs {
-    /// Workloads to run (repeatable): MM-S, MM-M, MM-L, MM-MLP, MLP-A, MLP-B, MNIST-E2E.
+    /// Workloads to run (repeatable): MM-S, MM-M, MM-L, MM-MLP, MLP-A, MLP-A-DBN, MLP-B,
+    /// MNIST-E2E.
     /// Default: all (MM-L only on a real GPU, MNIST-E2E only where its folder is).
     #[arg(long = "workload")]
     pub(crate) workloads: Vec<String>,
