@@ -4,7 +4,7 @@
 mod common;
 
 use proptest::prelude::*;
-use wgtrain::backend::{cpu, Activation, Backend, Loss};
+use wgtrain::backend::{cpu, Activation, Backend, DropoutMask, Loss};
 use wgtrain::tolerance::Tolerance;
 
 fn cfg() -> ProptestConfig {
@@ -64,5 +64,42 @@ proptest! {
                 return Err(TestCaseError::fail(format!("{what} {rows}×{cols}: {e}")));
             }
         }
+    }
+
+    /// The layer ops on random shapes: dropout exactly (the same masks), batch normalization
+    /// forward and backward, maxout exactly.
+    #[test]
+    fn layer_ops_random_shapes(rows in 1usize..200, units in 1usize..80, pieces in 2usize..5,
+                               rate in 0.0f32..0.95, step in any::<u64>(), seed in any::<u64>()) {
+        let Some(mut g) = common::gpu() else { return Ok(()) };
+        let mut r = common::rng(seed);
+        let x_data = common::uniform(&mut r, rows * units, -2.0, 2.0);
+        let x = g.upload(rows, units, &x_data).unwrap();
+        let mask = DropoutMask { seed, layer: (seed % 7) as u32, step, rate };
+        let mut y = g.zeros(rows, units).unwrap();
+        g.dropout(&x, mask, &mut y).unwrap();
+        let mut want = vec![0.0; rows * units];
+        cpu::dropout_forward(&x_data, &mut want, mask);
+        prop_assert_eq!(g.read(&y).unwrap(), want, "dropout {}×{} rate {}", rows, units, rate);
+
+        let ones = vec![1.0; units];
+        let (gamma, beta) = (g.upload(1, units, &ones).unwrap(), g.zeros(1, units).unwrap());
+        let (mut mean, mut var) = (g.zeros(1, units).unwrap(), g.zeros(1, units).unwrap());
+        g.batchnorm_stats(&x, &mut mean, &mut var).unwrap();
+        g.batchnorm_forward(&x, [&mean, &var], [&gamma, &beta], 1e-3, &mut y).unwrap();
+        let (mut wm, mut wv) = (vec![0.0; units], vec![0.0; units]);
+        cpu::batchnorm_stats(&x_data, &mut wm, &mut wv, units);
+        let mut want = vec![0.0; rows * units];
+        cpu::batchnorm_forward(&x_data, &wm, &wv, &ones, &vec![0.0; units], 1e-3, &mut want, units);
+        if let Err(e) = Tolerance::new(1e-4, 1e-3).compare(&g.read(&y).unwrap(), &want) {
+            return Err(TestCaseError::fail(format!("batchnorm {rows}×{units}: {e}")));
+        }
+
+        let z_data = common::uniform(&mut r, rows * units * pieces, -2.0, 2.0);
+        let z = g.upload(rows, units * pieces, &z_data).unwrap();
+        g.maxout_forward(&z, pieces, &mut y).unwrap();
+        let mut want = vec![0.0; rows * units];
+        cpu::maxout_forward(&z_data, &mut want, units, pieces);
+        prop_assert_eq!(g.read(&y).unwrap(), want, "maxout {}×{}×{}", rows, units, pieces);
     }
 }
