@@ -1,4 +1,5 @@
-// dst[i] = value: zeroes accumulators and optimizer state without a host upload.
+// dst[i] = value: zeroes accumulators and optimizer state without a host upload; and
+// dst[i] = src[i], a copy on the device (the best weights kept by early stopping).
 
 struct Params {
     len: u32,
@@ -15,5 +16,16 @@ fn fill(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let i = flat_index(gid, nwg);
     if (i < p.len) {
         dst[i] = p.value;
+    }
+}
+
+@group(0) @binding(2) var<storage, read> src: array<f32>;
+
+// Bindings: dst, src.
+@compute @workgroup_size(WG_1D)
+fn copy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i < p.len) {
+        dst[i] = src[i];
     }
 }

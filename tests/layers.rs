@@ -455,3 +455,79 @@ fn bad_layer_configs_are_errors_naming_the_layer() {
     let err = m.set_weights(&w).unwrap_err().to_string();
     assert!(err.contains("layer 3 (batchnorm)"), "{err}");
 }
+
+/// `restore_best_weights` goes back, on the device, to the weights and the moving statistics
+/// of the best epoch: those `ModelCheckpoint::best_only` saved at that epoch, bit for bit.
+fn check_restore_best_keeps_the_layer_state<B: Backend>(backend: impl Fn() -> B) {
+    use wgtrain::train::{EarlyStopping, ModelCheckpoint};
+    let dir = temp_dir("best");
+    let path = dir.join("best.safetensors");
+    let (x, y) = digits(240);
+    let mut m = Sequential::new()
+        .add(Dense::new(64, Activation::Relu))
+        .add(BatchNormalization::new())
+        .add(Dropout::new(0.3))
+        .add(Dense::new(10, Activation::Linear))
+        .compile(
+            backend(),
+            Compile::new(sparse_logits(), Optimizer::adam(0.05)).seed(12),
+        )
+        .unwrap();
+    let h = m
+        .fit(
+            &x,
+            &y,
+            FitConfig::epochs(12)
+                .batch_size(40)
+                .validation_split(0.25)
+                .verbose(0)
+                .callback(EarlyStopping::new("val_loss", 20).restore_best_weights(true))
+                .callback(ModelCheckpoint::best_only(&path, "val_loss")),
+        )
+        .unwrap();
+    // The best epoch is not the last (a learning rate this high overshoots), so the restore
+    // changes something.
+    let val = h.get("val_loss").unwrap();
+    let best = (0..val.len())
+        .min_by(|&a, &b| val[a].total_cmp(&val[b]))
+        .unwrap();
+    assert!(best + 1 < val.len(), "the last epoch was the best: {val:?}");
+    let mut best = Model::load(&path, backend()).unwrap();
+    assert_eq!(
+        bits(&mut m),
+        bits(&mut best),
+        "not the best epoch's weights and state"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+model_test!(
+    restore_best_keeps_the_layer_state,
+    check_restore_best_keeps_the_layer_state
+);
+
+/// The device copy, over a whole group in one pass and tensor by tensor.
+fn check_copy<B: Backend>(b: &mut B) {
+    let shapes = [[3, 5], [1, 5], [17, 2]];
+    let mut r = common::rng(60);
+    let values: Vec<Vec<f32>> = shapes
+        .iter()
+        .map(|s| common::uniform(&mut r, s[0] * s[1], -1.0, 1.0))
+        .collect();
+    let mut src = b.zeros_group(&shapes).unwrap();
+    for (t, v) in src.iter_mut().zip(&values) {
+        b.write(t, v).unwrap();
+    }
+    let mut grouped = b.zeros_group(&shapes).unwrap();
+    b.copy_all(&src, &mut grouped).unwrap();
+    let mut loose: Vec<B::Tensor> = shapes
+        .iter()
+        .map(|s| b.zeros(s[0], s[1]).unwrap())
+        .collect();
+    b.copy_all(&src, &mut loose).unwrap();
+    for j in 0..shapes.len() {
+        assert_eq!(b.read(&grouped[j]).unwrap(), values[j]);
+        assert_eq!(b.read(&loose[j]).unwrap(), values[j]);
+    }
+    assert!(b.copy(&src[0], &mut loose[1]).is_err(), "shapes differ");
+}
+backend_test!(copy, check_copy);

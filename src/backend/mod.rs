@@ -158,6 +158,19 @@ pub trait Backend {
     /// Submits the recorded work and waits until the device has finished it (for timing).
     fn finish(&mut self) -> Result<()>;
 
+    /// `dst[:] = src[:]` (both the same shape), ordered with the other ops: a device-side copy.
+    fn copy(&mut self, src: &Self::Tensor, dst: &mut Self::Tensor) -> Result<()>;
+
+    /// [`Backend::copy`] of each `src[j]` into `dst[j]`; where both were each made by one
+    /// [`Backend::zeros_group`] with the same shapes, a backend may copy them in one pass.
+    fn copy_all(&mut self, src: &[Self::Tensor], dst: &mut [Self::Tensor]) -> Result<()> {
+        check::copy_all(src.len(), dst.len())?;
+        for (s, d) in src.iter().zip(dst) {
+            self.copy(s, d)?;
+        }
+        Ok(())
+    }
+
     /// `t[:] = value`.
     fn fill(&mut self, t: &mut Self::Tensor, value: f32) -> Result<()>;
 

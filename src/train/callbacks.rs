@@ -19,6 +19,12 @@ pub trait ModelControl {
     fn get_weights(&mut self) -> Result<Vec<LayerWeights>>;
     /// Replaces every layer's weights.
     fn set_weights(&mut self, weights: &[LayerWeights]) -> Result<()>;
+    /// Keeps a copy of the weights and the layers' state (batch normalization's moving
+    /// statistics) where they are, on the device: what [`ModelControl::restore_kept_weights`]
+    /// goes back to.
+    fn keep_weights(&mut self) -> Result<()>;
+    /// Goes back to the weights and layer state last kept; false if none were.
+    fn restore_kept_weights(&mut self) -> Result<bool>;
     /// Saves a full checkpoint (weights, optimizer state, epoch) to `path`, atomically.
     fn save_checkpoint(&mut self, path: &std::path::Path) -> Result<()>;
 }
@@ -126,7 +132,8 @@ pub struct EarlyStopping {
     best: Best,
     wait: usize,
     best_epoch: usize,
-    best_weights: Option<Vec<LayerWeights>>,
+    /// Whether the best weights are kept (on the device, by the model).
+    kept: bool,
 }
 
 impl EarlyStopping {
@@ -141,7 +148,7 @@ impl EarlyStopping {
             best: Best::default(),
             wait: 0,
             best_epoch: 0,
-            best_weights: None,
+            kept: false,
         }
     }
 
@@ -181,7 +188,8 @@ impl Callback for EarlyStopping {
             self.best_epoch = epoch;
             self.wait = 0;
             if self.restore_best_weights {
-                self.best_weights = Some(model.get_weights()?);
+                model.keep_weights()?;
+                self.kept = true;
             }
         } else {
             self.wait += 1;
@@ -199,8 +207,8 @@ impl Callback for EarlyStopping {
     }
 
     fn on_train_end(&mut self, model: &mut dyn ModelControl) -> Result<()> {
-        if let Some(w) = self.best_weights.take() {
-            model.set_weights(&w)?;
+        if std::mem::take(&mut self.kept) {
+            model.restore_kept_weights()?;
         }
         Ok(())
     }

@@ -472,6 +472,27 @@ impl<B: Backend> ModelControl for Model<B> {
     fn save_checkpoint(&mut self, path: &Path) -> Result<()> {
         self.save(path)
     }
+
+    fn keep_weights(&mut self) -> Result<()> {
+        match self.net.as_mut() {
+            Some(net) => net.keep(&mut self.backend),
+            None => Err(Error::Config(
+                "the model has no weights yet: fit it or call build(input_dim) first".into(),
+            )),
+        }
+    }
+
+    fn restore_kept_weights(&mut self) -> Result<bool> {
+        let Some(net) = self.net.as_mut() else {
+            return Ok(false);
+        };
+        let restored = net.restore_kept(&mut self.backend)?;
+        if restored {
+            // The weights in use are the ones a divergence goes back to from now on.
+            self.mark_good();
+        }
+        Ok(restored)
+    }
 }
 
 /// The input width `weights` were made for: the rows of the first Dense or Maxout weight, or

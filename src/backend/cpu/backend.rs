@@ -348,6 +348,12 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
+    fn copy(&mut self, src: &CpuTensor, dst: &mut CpuTensor) -> Result<()> {
+        check::same("copy", &[("src", src), ("dst", &*dst)])?;
+        dst.data.copy_from_slice(&src.data);
+        Ok(())
+    }
+
     fn dropout(&mut self, x: &CpuTensor, mask: DropoutMask, y: &mut CpuTensor) -> Result<()> {
         check::dropout(x, mask, y)?;
         dropout_forward(&x.data, &mut y.data, mask);

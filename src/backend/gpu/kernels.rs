@@ -148,6 +148,8 @@ pub const BIAS_ADD: Kernel = k(Module::Bias, "bias_add", &[RW, R]);
 pub const BIAS_GRAD: Kernel = k(Module::Bias, "bias_grad", &[RW, R]);
 /// dst
 pub const FILL: Kernel = k(Module::Fill, "fill", &[RW]);
+/// dst, src
+pub const COPY: Kernel = k(Module::Fill, "copy", &[RW, R]);
 /// a, z
 pub const ACT_FORWARD: Kernel = k(Module::Activation, "act_forward_main", &[RW, R]);
 /// dz, z, a, da
@@ -224,13 +226,14 @@ pub const PENALTY_SUM: Kernel = k(Module::Layers, "penalty_sum", &[RW, R]);
 pub const PENALTY_BACKWARD: Kernel = k(Module::Layers, "penalty_backward", &[RW, R]);
 
 /// Every kernel, for tests that build every pipeline.
-pub const ALL: [Kernel; 40] = [
+pub const ALL: [Kernel; 41] = [
     MATMUL,
     MATMUL_DIRECT,
     MATMUL_VEC4,
     BIAS_ADD,
     BIAS_GRAD,
     FILL,
+    COPY,
     ACT_FORWARD,
     ACT_BACKWARD,
     SOFTMAX_FORWARD,

@@ -124,6 +124,31 @@ impl Backend for GpuBackend {
         self.record(kernels::FILL, Constants::default(), params, &[t], groups)
     }
 
+    fn copy(&mut self, src: &GpuTensor, dst: &mut GpuTensor) -> Result<()> {
+        check::same("copy", &[("src", src), ("dst", &*dst)])?;
+        self.copy_dispatch(src, dst)
+    }
+
+    fn copy_all(&mut self, src: &[GpuTensor], dst: &mut [GpuTensor]) -> Result<()> {
+        check::copy_all(src.len(), dst.len())?;
+        for (s, d) in src.iter().zip(dst.iter()) {
+            check::same("copy_all", &[("src", s), ("dst", d)])?;
+        }
+        // One dispatch over the whole groups when both are groups of the same length.
+        let whole = GpuTensor::whole_group(src.iter())
+            .zip(GpuTensor::whole_group(dst.iter()))
+            .filter(|(s, d)| s.len() == d.len());
+        match whole {
+            Some((s, mut d)) => self.copy_dispatch(&s, &mut d),
+            None => {
+                for (s, d) in src.iter().zip(dst) {
+                    self.copy_dispatch(s, d)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
     fn matmul(
         &mut self,
         a: &GpuTensor,
@@ -623,6 +648,25 @@ impl Backend for GpuBackend {
         });
         let guard = guard.map(|g| (g.acc, g.slots)).zip(outs.as_deref());
         self.optimizer_dispatch(opt, t, param, grad, state, guard, false)
+    }
+}
+
+impl GpuBackend {
+    /// One copy dispatch of `src` into `dst` (checked by the caller).
+    fn copy_dispatch(&mut self, src: &GpuTensor, dst: &mut GpuTensor) -> Result<()> {
+        let params = kernels::FillParams {
+            len: u32_dim("copy", src.len())?,
+            value: 0.0,
+            _pad: [0; 2],
+        };
+        let groups = self.grid_1d(src.len())?;
+        self.record(
+            kernels::COPY,
+            Constants::default(),
+            params,
+            &[dst, src],
+            groups,
+        )
     }
 }
 

@@ -84,6 +84,10 @@ pub struct Network<T> {
     spare_moving: Vec<T>,
     /// How many times the two sets have swapped: its parity says which is in use.
     swaps: u64,
+    /// The weights and layer state kept by [`Network::keep`] (early stopping's best), on the
+    /// device, laid out as the set in use.
+    kept: Vec<T>,
+    kept_moving: Vec<T>,
     shapes: Vec<[usize; 2]>,
     moving_shapes: Vec<[usize; 2]>,
     /// The penalized parameters.
@@ -155,6 +159,8 @@ impl<T: Tensor> Network<T> {
             spare_state: Vec::new(),
             spare_moving: Vec::new(),
             swaps: 0,
+            kept: Vec::new(),
+            kept_moving: Vec::new(),
             shapes,
             moving_shapes,
             regularized,
@@ -531,6 +537,29 @@ impl<T: Tensor> Network<T> {
         std::mem::swap(&mut self.state, &mut self.spare_state);
         std::mem::swap(&mut self.moving, &mut self.spare_moving);
         self.swaps += 1;
+    }
+
+    /// Keeps a copy of the weights and the layers' state in use, on the device (one copy per
+    /// group; the buffers are made by the first call): what [`Network::restore_kept`] goes
+    /// back to. The optimizer state is not kept (as Keras' `restore_best_weights`).
+    pub fn keep<B: Backend<Tensor = T>>(&mut self, b: &mut B) -> Result<()> {
+        if self.kept.is_empty() {
+            self.kept = b.zeros_group(&self.shapes)?;
+            self.kept_moving = group(b, &self.moving_shapes, None)?;
+        }
+        b.copy_all(&self.params, &mut self.kept)?;
+        b.copy_all(&self.moving, &mut self.kept_moving)
+    }
+
+    /// Puts the kept weights and layer state back into the set in use; false if nothing was
+    /// kept.
+    pub fn restore_kept<B: Backend<Tensor = T>>(&mut self, b: &mut B) -> Result<bool> {
+        if self.kept.is_empty() {
+            return Ok(false);
+        }
+        b.copy_all(&self.kept, &mut self.params)?;
+        b.copy_all(&self.kept_moving, &mut self.moving)?;
+        Ok(true)
     }
 
     /// How many times the sets have swapped (each guarded update swaps once).
