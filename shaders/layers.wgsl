@@ -48,19 +48,44 @@ fn threefry2x32(c0: u32, c1: u32, k0: u32, k1: u32) -> vec2<u32> {
 // Each group of entry points below declares its own bindings; an entry point uses only its
 // group's, so the numbers may repeat across groups with another access.
 
-// ---- element-wise: dropout. Bindings: out, x.
-@group(0) @binding(1) var<storage, read_write> ew_out: array<f32>;
-@group(0) @binding(2) var<storage, read> ew_x: array<f32>;
+// ---- dropout. Bindings: y, keep, x. One invocation per pair of elements 2j, 2j + 1, decided
+// by the two words of draw j at this step: keep = scale (in `a`) where the word is ≥
+// drop_below, else 0; y = x keep.
+@group(0) @binding(1) var<storage, read_write> do_y: array<f32>;
+@group(0) @binding(2) var<storage, read_write> do_keep: array<f32>;
+@group(0) @binding(3) var<storage, read> do_x: array<f32>;
 
-// y = x · scale where the draw for element i at this step is ≥ drop_below, else 0.
 @compute @workgroup_size(WG_1D)
 fn dropout(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat_index(gid, nwg);
-    if (i >= p.rows * p.cols) {
+    let j = flat_index(gid, nwg);
+    let n = p.rows * p.cols;
+    let i = 2u * j;
+    if (i >= n) {
         return;
     }
-    let draw = threefry2x32(i, p.step, p.key0, p.key1).x;
-    ew_out[i] = select(0.0, ew_x[i] * p.a, draw >= p.drop_below);
+    let draw = threefry2x32(j, p.step, p.key0, p.key1);
+    let k0 = select(0.0, p.a, draw.x >= p.drop_below);
+    do_keep[i] = k0;
+    do_y[i] = do_x[i] * k0;
+    if (i + 1u < n) {
+        let k1 = select(0.0, p.a, draw.y >= p.drop_below);
+        do_keep[i + 1u] = k1;
+        do_y[i + 1u] = do_x[i + 1u] * k1;
+    }
+}
+
+// ---- element-wise product. Bindings: c, a, b.
+@group(0) @binding(1) var<storage, read_write> mul_c: array<f32>;
+@group(0) @binding(2) var<storage, read> mul_a: array<f32>;
+@group(0) @binding(3) var<storage, read> mul_b: array<f32>;
+
+// c = a b (the dropout's backward: dx = dy keep).
+@compute @workgroup_size(WG_1D)
+fn multiply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i < p.rows * p.cols) {
+        mul_c[i] = mul_a[i] * mul_b[i];
+    }
 }
 
 // ---- randomized leaky ReLU. Forward bindings: y, x; backward: dx, x, dy. The slopes lie in

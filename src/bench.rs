@@ -28,7 +28,7 @@ pub enum Workload {
     MlpA,
     /// MLP-A with BatchNormalization and Dropout(0.2) after each hidden layer: what the two
     /// layers cost against MLP-A.
-    MlpADbn,
+    MlpABnDrop,
     /// 784 → 128 → 10, batch 64: per-step overhead dominates.
     MlpB,
     /// MLP-A's network on MNIST, 5 epochs: time to 98% test accuracy from process start.
@@ -43,7 +43,7 @@ impl Workload {
         Workload::MmL,
         Workload::MmMlp,
         Workload::MlpA,
-        Workload::MlpADbn,
+        Workload::MlpABnDrop,
         Workload::MlpB,
         Workload::MnistE2e,
     ];
@@ -56,7 +56,7 @@ impl Workload {
             Workload::MmL => "MM-L",
             Workload::MmMlp => "MM-MLP",
             Workload::MlpA => "MLP-A",
-            Workload::MlpADbn => "MLP-A-DBN",
+            Workload::MlpABnDrop => "MLP-A-BN-DROP",
             Workload::MlpB => "MLP-B",
             Workload::MnistE2e => "MNIST-E2E",
         }
@@ -158,7 +158,7 @@ fn products(w: Workload) -> Vec<(&'static str, usize, usize, usize, bool, bool)>
             ("dY·Wᵀ", 128, 784, 512, false, true),
             ("Xᵀ·dY", 784, 512, 128, true, false),
         ],
-        Workload::MlpA | Workload::MlpADbn | Workload::MlpB | Workload::MnistE2e => vec![],
+        Workload::MlpA | Workload::MlpABnDrop | Workload::MlpB | Workload::MnistE2e => vec![],
     }
 }
 
@@ -185,7 +185,7 @@ pub fn run<B: Backend>(
         ));
     }
     match w {
-        Workload::MlpA | Workload::MlpADbn | Workload::MlpB => {
+        Workload::MlpA | Workload::MlpABnDrop | Workload::MlpB => {
             run_mlp(b, w, repeats, inputs.started)
         }
         Workload::MnistE2e => run_mnist(b, inputs),
@@ -343,7 +343,7 @@ pub const ADAM: Optimizer = Optimizer::Adam {
 /// An MLP workload's hidden widths and batch size.
 fn mlp_shape(w: Workload) -> Result<(&'static [usize], usize)> {
     match w {
-        Workload::MlpA | Workload::MlpADbn | Workload::MnistE2e => Ok((&[512, 512], 128)),
+        Workload::MlpA | Workload::MlpABnDrop | Workload::MnistE2e => Ok((&[512, 512], 128)),
         Workload::MlpB => Ok((&[128], 64)),
         _ => Err(Error::Config(format!(
             "{} is not a training workload",
@@ -353,7 +353,7 @@ fn mlp_shape(w: Workload) -> Result<(&'static [usize], usize)> {
 }
 
 /// An MLP workload's model as BENCHMARKS.md defines it (ReLU hidden layers, with batch
-/// normalization and dropout after each for MLP-A-DBN, 10 logits, sparse
+/// normalization and dropout after each for MLP-A-BN-DROP, 10 logits, sparse
 /// softmax cross-entropy from logits, Adam 1e-3 / 0.9 / 0.999 / 1e-8) on `b`, with `metrics`,
 /// and its batch size. MNIST-E2E uses MLP-A's.
 pub fn mlp_model<B: Backend>(
@@ -365,7 +365,7 @@ pub fn mlp_model<B: Backend>(
     let mut spec = Sequential::new();
     for &h in hidden {
         spec = spec.add(Dense::new(h, Activation::Relu));
-        if w == Workload::MlpADbn {
+        if w == Workload::MlpABnDrop {
             spec = spec
                 .add(crate::nn::BatchNormalization::new())
                 .add(crate::nn::Dropout::new(0.2));

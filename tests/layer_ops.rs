@@ -45,7 +45,7 @@ fn threefry_matches_random123_known_answers() {
 #[test]
 fn dropout_drops_about_its_rate_and_scales_the_rest() {
     let x = vec![1.0f32; 100_000];
-    let mut y = vec![0.0; x.len()];
+    let (mut y, mut keep) = (vec![0.0; x.len()], vec![0.0; x.len()]);
     for rate in [0.0, 0.2, 0.5, 0.9] {
         let mask = DropoutMask {
             seed: 7,
@@ -53,7 +53,8 @@ fn dropout_drops_about_its_rate_and_scales_the_rest() {
             step: 3,
             rate,
         };
-        cpu::dropout_forward(&x, &mut y, mask);
+        cpu::dropout_forward(&x, &mut y, &mut keep, mask);
+        assert_eq!(y, keep, "x is all ones");
         let kept = y.iter().filter(|&&v| v != 0.0).count() as f64 / x.len() as f64;
         assert!(
             (kept - (1.0 - rate as f64)).abs() < 0.01,
@@ -125,14 +126,26 @@ fn check_dropout<B: Backend>(b: &mut B) {
                 rate,
             };
             let x = upload(b, rows, cols, &x_data);
-            let mut y = b.zeros(rows, cols).unwrap();
-            b.dropout(&x, mask, &mut y).unwrap();
-            let mut want = vec![0.0; x_data.len()];
-            cpu::dropout_forward(&x_data, &mut want, mask);
-            let got = b.read(&y).unwrap();
+            let (mut y, mut keep) = (b.zeros(rows, cols).unwrap(), b.zeros(rows, cols).unwrap());
+            b.dropout(&x, mask, &mut y, &mut keep).unwrap();
+            let (mut want, mut want_keep) = (vec![0.0; x_data.len()], vec![0.0; x_data.len()]);
+            cpu::dropout_forward(&x_data, &mut want, &mut want_keep, mask);
+            let what = format!("dropout rate {rate} on [{rows}, {cols}] ({why})");
             assert_eq!(
-                got, want,
-                "dropout rate {rate} on [{rows}, {cols}] ({why}): the masks differ"
+                b.read(&keep).unwrap(),
+                want_keep,
+                "{what}: the masks differ"
+            );
+            assert_eq!(b.read(&y).unwrap(), want, "{what}: the outputs differ");
+            // The backward pass, dy ⊙ keep, exactly too.
+            let mut dx = b.zeros(rows, cols).unwrap();
+            b.multiply(&x, &keep, &mut dx).unwrap();
+            let mut want_dx = vec![0.0; x_data.len()];
+            cpu::multiply(&x_data, &want_keep, &mut want_dx);
+            assert_eq!(
+                b.read(&dx).unwrap(),
+                want_dx,
+                "{what}: the backward differs"
             );
         }
     }
@@ -445,7 +458,8 @@ fn bad_arguments_are_errors_on_both_backends() {
             step: 1,
             rate: 1.0,
         };
-        assert!(b.dropout(&x, mask, &mut y).is_err(), "rate 1");
+        let mut keep = b.zeros(2, 3).unwrap();
+        assert!(b.dropout(&x, mask, &mut y, &mut keep).is_err(), "rate 1");
         let mut y2 = b.zeros(2, 2).unwrap();
         assert!(
             b.maxout_forward(&x, 2, &mut y2).is_err(),
@@ -622,7 +636,7 @@ fn penalty_backward_is_the_gradient() {
 
 #[test]
 fn dropout_backward_is_its_forward() {
-    // y = mask ⊙ x · scale is linear in x: its gradient is the same op on dy.
+    // y = x ⊙ keep is linear in x: its gradient is dy ⊙ keep.
     let mask = DropoutMask {
         seed: 3,
         layer: 0,
@@ -633,11 +647,12 @@ fn dropout_backward_is_its_forward() {
     let x = uniform(&mut r, 30, -1.0, 1.0);
     let w: Vec<f64> = (0..30).map(|_| r.random_range(-1.0..1.0)).collect();
     let dy: Vec<f32> = w.iter().map(|&v| v as f32).collect();
-    let mut dx = vec![0.0; 30];
-    cpu::dropout_forward(&dy, &mut dx, mask);
+    let (mut y, mut keep, mut dx) = (vec![0.0; 30], vec![0.0; 30], vec![0.0; 30]);
+    cpu::dropout_forward(&x, &mut y, &mut keep, mask);
+    cpu::multiply(&dy, &keep, &mut dx);
     let loss = |x: &[f32]| {
-        let mut y = vec![0.0; 30];
-        cpu::dropout_forward(x, &mut y, mask);
+        let (mut y, mut keep) = (vec![0.0; 30], vec![0.0; 30]);
+        cpu::dropout_forward(x, &mut y, &mut keep, mask);
         weighted(&y, &w)
     };
     for i in 0..30 {

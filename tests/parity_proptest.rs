@@ -76,10 +76,11 @@ proptest! {
         let x_data = common::uniform(&mut r, rows * units, -2.0, 2.0);
         let x = g.upload(rows, units, &x_data).unwrap();
         let mask = DropoutMask { seed, layer: (seed % 7) as u32, step, rate };
-        let mut y = g.zeros(rows, units).unwrap();
-        g.dropout(&x, mask, &mut y).unwrap();
-        let mut want = vec![0.0; rows * units];
-        cpu::dropout_forward(&x_data, &mut want, mask);
+        let (mut y, mut keep) = (g.zeros(rows, units).unwrap(), g.zeros(rows, units).unwrap());
+        g.dropout(&x, mask, &mut y, &mut keep).unwrap();
+        let (mut want, mut want_keep) = (vec![0.0; rows * units], vec![0.0; rows * units]);
+        cpu::dropout_forward(&x_data, &mut want, &mut want_keep, mask);
+        prop_assert_eq!(g.read(&keep).unwrap(), want_keep, "dropout mask {}×{}", rows, units);
         prop_assert_eq!(g.read(&y).unwrap(), want, "dropout {}×{} rate {}", rows, units, rate);
 
         let ones = vec![1.0; units];

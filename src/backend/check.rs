@@ -274,8 +274,8 @@ pub fn optimizer<T: Tensor>(
 }
 
 /// A dropout's rate is in `[0, 1)` and its output shaped like its input.
-pub fn dropout<T: Tensor>(x: &T, mask: super::DropoutMask, y: &T) -> Result<()> {
-    same("dropout", &[("x", x), ("y", y)])?;
+pub fn dropout<T: Tensor>(x: &T, mask: super::DropoutMask, y: &T, keep: &T) -> Result<()> {
+    same("dropout", &[("x", x), ("y", y), ("keep", keep)])?;
     if !(0.0..1.0).contains(&mask.rate) {
         return Err(Error::Invalid {
             op: "dropout",

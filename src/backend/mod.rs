@@ -337,10 +337,19 @@ pub trait Backend {
         slot: usize,
     ) -> Result<()>;
 
-    /// Inverted dropout: `y = x · mask.scale()` where `mask` keeps the element, else 0 (see
-    /// [`DropoutMask`]). The backward pass is the same op on the gradient with the same mask.
-    /// `x`, `y`: `[N, C]`.
-    fn dropout(&mut self, x: &Self::Tensor, mask: DropoutMask, y: &mut Self::Tensor) -> Result<()>;
+    /// Inverted dropout: `keep = mask.scale()` where `mask` keeps the element, else 0, and
+    /// `y = x ⊙ keep` (see [`DropoutMask`], [`cpu::dropout_forward`]). The backward pass is
+    /// `dx = dy ⊙ keep` ([`Backend::multiply`]). `x`, `y`, `keep`: `[N, C]`.
+    fn dropout(
+        &mut self,
+        x: &Self::Tensor,
+        mask: DropoutMask,
+        y: &mut Self::Tensor,
+        keep: &mut Self::Tensor,
+    ) -> Result<()>;
+
+    /// `c = a ⊙ b`, element by element; all three the same shape.
+    fn multiply(&mut self, a: &Self::Tensor, b: &Self::Tensor, c: &mut Self::Tensor) -> Result<()>;
 
     /// A randomized leaky ReLU in training: `y = x` where `x ≥ 0`, else `slope_i · x` with the
     /// slopes of `slopes` (see [`RandomSlopes`], [`cpu::rrelu_forward`]). `x`, `y`: `[N, C]`.

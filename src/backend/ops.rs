@@ -460,11 +460,11 @@ pub const ROC_HISTOGRAM_SLOTS: usize = 2 * (AUC_THRESHOLDS + 1);
 
 /// Which elements a dropout keeps, drawn by a counter-based generator (Threefry-2x32 with 20
 /// rounds, Salmon et al. 2011) so that the reference and the GPU draw the same mask from the
-/// same numbers, the backward pass draws it again instead of storing it, and a resumed run
-/// needs no generator state: element `i` of layer `layer` at optimizer step `step` is kept
-/// when the first word of `threefry2x32([i, step], key(seed, layer))` is at least
-/// [`DropoutMask::drop_below`], and a kept element is scaled by [`DropoutMask::scale`]
-/// (inverted dropout, as Keras).
+/// same numbers and a resumed run needs no generator state: element `i` of layer `layer` at
+/// optimizer step `step` is kept when word `i mod 2` of `threefry2x32([⌊i / 2⌋, step],
+/// key(seed, layer))` is at least [`DropoutMask::drop_below`] (one draw serves two
+/// elements), and a kept element is scaled by [`DropoutMask::scale`] (inverted dropout, as
+/// Keras).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DropoutMask {
     /// The model's seed.
@@ -486,9 +486,16 @@ impl DropoutMask {
         ]
     }
 
-    /// Element `i`'s counter: the element and the step (both mod 2³²).
+    /// Element `i`'s counter for a draw of its own (RReLU's slopes): the element and the step
+    /// (both mod 2³²).
     pub fn counter(self, i: usize) -> [u32; 2] {
         [i as u32, self.step as u32]
+    }
+
+    /// The counter of the draw that decides element `i` of a dropout, and which of its two
+    /// words does: elements `2j` and `2j + 1` share draw `j`.
+    pub fn pair_counter(self, i: usize) -> ([u32; 2], usize) {
+        ([(i / 2) as u32, self.step as u32], i % 2)
     }
 
     /// The draws below this (`rate · 2³²`) are dropped.

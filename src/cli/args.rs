@@ -12,7 +12,7 @@ use wgtrain::{Error, Result};
 
 #[derive(Args, Debug)]
 pub(crate) struct BenchArgs {
-    /// Workloads to run (repeatable): MM-S, MM-M, MM-L, MM-MLP, MLP-A, MLP-A-DBN, MLP-B,
+    /// Workloads to run (repeatable): MM-S, MM-M, MM-L, MM-MLP, MLP-A, MLP-A-BN-DROP, MLP-B,
     /// MNIST-E2E.
     /// Default: all (MM-L only on a real GPU, MNIST-E2E only where its folder is).
     #[arg(long = "workload")]
@@ -95,8 +95,8 @@ pub(crate) struct TrainArgs {
     /// An L2 penalty `F · Σ w²` on the kernel of every Dense and Maxout layer.
     #[arg(long, value_name = "F")]
     pub(crate) l2: Option<f32>,
-    /// Hidden activation: linear, relu, leaky_relu, elu, sigmoid, tanh, softplus, gelu,
-    /// gelu_tanh, silu.
+    /// Hidden activation (of the `N` items of --layers): linear, relu, leaky_relu, elu, sigmoid,
+    /// tanh, softplus, gelu, gelu_tanh, silu, binary_step, selu, gaussian, soboleva_tanh.
     #[arg(long, default_value = "relu")]
     pub(crate) activation: String,
     /// The output layer's activation (default linear: the loss applies softmax or sigmoid to

@@ -58,7 +58,7 @@ pub(crate) fn bench(args: &BenchArgs, process_start: Instant) -> Result<()> {
         if gpu.is_some() && !(w.real_gpu_only() && software && !explicit) {
             wgtrain::stderr_line!("running {} on the GPU backend...", w.name());
             let mut r = run(GpuBackend::new()?, w, args.repeats as usize, &inputs)?;
-            if args.profile && matches!(w, Workload::MlpA | Workload::MlpADbn | Workload::MlpB) {
+            if args.profile && matches!(w, Workload::MlpA | Workload::MlpABnDrop | Workload::MlpB) {
                 wgtrain::stderr_line!("profiling {} with timestamp queries...", w.name());
                 r.kernels = profile(GpuBackend::new()?, w)?;
             }

@@ -354,9 +354,21 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn dropout(&mut self, x: &CpuTensor, mask: DropoutMask, y: &mut CpuTensor) -> Result<()> {
-        check::dropout(x, mask, y)?;
-        dropout_forward(&x.data, &mut y.data, mask);
+    fn dropout(
+        &mut self,
+        x: &CpuTensor,
+        mask: DropoutMask,
+        y: &mut CpuTensor,
+        keep: &mut CpuTensor,
+    ) -> Result<()> {
+        check::dropout(x, mask, y, keep)?;
+        dropout_forward(&x.data, &mut y.data, &mut keep.data, mask);
+        Ok(())
+    }
+
+    fn multiply(&mut self, a: &CpuTensor, b: &CpuTensor, c: &mut CpuTensor) -> Result<()> {
+        check::same("multiply", &[("a", a), ("b", b), ("c", &*c)])?;
+        multiply(&a.data, &b.data, &mut c.data);
         Ok(())
     }
 

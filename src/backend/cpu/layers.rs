@@ -29,19 +29,25 @@ pub fn threefry2x32(ctr: [u32; 2], key: [u32; 2]) -> [u32; 2] {
 
 /// Whether `mask` keeps element `i`.
 pub fn dropout_keeps(mask: DropoutMask, i: usize) -> bool {
-    threefry2x32(mask.counter(i), mask.key())[0] >= mask.drop_below()
+    let (counter, word) = mask.pair_counter(i);
+    threefry2x32(counter, mask.key())[word] >= mask.drop_below()
 }
 
-/// Inverted dropout: `y[i] = x[i] · scale` where `mask` keeps element `i`, else 0. The same
-/// function is the backward pass (`dx` from `dy`), with the same mask.
-pub fn dropout_forward(x: &[f32], y: &mut [f32], mask: DropoutMask) {
-    let scale = mask.scale() as f64;
-    for (i, (out, &v)) in y.iter_mut().zip(x).enumerate() {
-        *out = if dropout_keeps(mask, i) {
-            (v as f64 * scale) as f32
-        } else {
-            0.0
-        };
+/// Inverted dropout: `keep[i] = scale` where `mask` keeps element `i`, else 0, and
+/// `y = x ⊙ keep`. The backward pass is `dx = dy ⊙ keep` ([`multiply`]), with the forward's
+/// `keep`.
+pub fn dropout_forward(x: &[f32], y: &mut [f32], keep: &mut [f32], mask: DropoutMask) {
+    let scale = mask.scale();
+    for (i, k) in keep.iter_mut().enumerate() {
+        *k = if dropout_keeps(mask, i) { scale } else { 0.0 };
+    }
+    multiply(x, keep, y);
+}
+
+/// `c = a ⊙ b`, element by element (each product rounded once to f32).
+pub fn multiply(a: &[f32], b: &[f32], c: &mut [f32]) {
+    for ((out, &u), &v) in c.iter_mut().zip(a).zip(b) {
+        *out = (u as f64 * v as f64) as f32;
     }
 }
 

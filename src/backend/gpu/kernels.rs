@@ -196,8 +196,10 @@ pub const OPT_ADAM4: Kernel = k(Module::Optim, "opt_adam4", &[RW, RW, R, RW, RW,
 /// param (the moving statistic), acc, grad (the batch's), new param: a batch normalization's
 /// moving average, guarded as the updates
 pub const MOVING_AVERAGE: Kernel = k(Module::Optim, "moving_average", &[RW, RW, R, RW]);
-/// y, x
-pub const DROPOUT: Kernel = k(Module::Layers, "dropout", &[RW, R]);
+/// y, keep, x; one invocation per pair of elements
+pub const DROPOUT: Kernel = k(Module::Layers, "dropout", &[RW, RW, R]);
+/// c, a, b
+pub const MULTIPLY: Kernel = k(Module::Layers, "multiply", &[RW, R, R]);
 /// y, x
 pub const RRELU_FORWARD: Kernel = k(Module::Layers, "rrelu_forward", &[RW, R]);
 /// dx, x, dy
@@ -226,7 +228,7 @@ pub const PENALTY_SUM: Kernel = k(Module::Layers, "penalty_sum", &[RW, R]);
 pub const PENALTY_BACKWARD: Kernel = k(Module::Layers, "penalty_backward", &[RW, R]);
 
 /// Every kernel, for tests that build every pipeline.
-pub const ALL: [Kernel; 41] = [
+pub const ALL: [Kernel; 42] = [
     MATMUL,
     MATMUL_DIRECT,
     MATMUL_VEC4,
@@ -257,6 +259,7 @@ pub const ALL: [Kernel; 41] = [
     MATMUL_DIRECT_BIAS_ACT,
     MOVING_AVERAGE,
     DROPOUT,
+    MULTIPLY,
     RRELU_FORWARD,
     RRELU_BACKWARD,
     BATCHNORM_STATS,

@@ -22,8 +22,9 @@ impl GpuBackend {
         x: &GpuTensor,
         mask: DropoutMask,
         y: &mut GpuTensor,
+        keep: &mut GpuTensor,
     ) -> Result<()> {
-        check::dropout(x, mask, y)?;
+        check::dropout(x, mask, y, keep)?;
         let [key0, key1] = mask.key();
         let params = LayerParams {
             a: mask.scale(),
@@ -33,12 +34,31 @@ impl GpuBackend {
             step: mask.step as u32,
             ..shape("dropout", x)?
         };
-        let groups = self.grid_1d(x.len())?;
+        // One invocation per pair of elements: one draw decides both.
+        let groups = self.grid_1d(x.len().div_ceil(2))?;
         self.record(
             kernels::DROPOUT,
             Constants::default(),
             params,
-            &[y, x],
+            &[y, keep, x],
+            groups,
+        )
+    }
+
+    pub(super) fn record_multiply(
+        &mut self,
+        a: &GpuTensor,
+        b: &GpuTensor,
+        c: &mut GpuTensor,
+    ) -> Result<()> {
+        check::same("multiply", &[("a", a), ("b", b), ("c", &*c)])?;
+        let params = shape("multiply", a)?;
+        let groups = self.grid_1d(a.len())?;
+        self.record(
+            kernels::MULTIPLY,
+            Constants::default(),
+            params,
+            &[c, a, b],
             groups,
         )
     }

@@ -410,8 +410,18 @@ impl Backend for GpuBackend {
         self.record_class_confusion_into(pred, target, threshold, acc, slot)
     }
 
-    fn dropout(&mut self, x: &GpuTensor, mask: DropoutMask, y: &mut GpuTensor) -> Result<()> {
-        self.record_dropout(x, mask, y)
+    fn dropout(
+        &mut self,
+        x: &GpuTensor,
+        mask: DropoutMask,
+        y: &mut GpuTensor,
+        keep: &mut GpuTensor,
+    ) -> Result<()> {
+        self.record_dropout(x, mask, y, keep)
+    }
+
+    fn multiply(&mut self, a: &GpuTensor, b: &GpuTensor, c: &mut GpuTensor) -> Result<()> {
+        self.record_multiply(a, b, c)
     }
 
     fn rrelu_forward(

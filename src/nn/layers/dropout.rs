@@ -1,8 +1,9 @@
 //! `Dropout(rate)`: inverted dropout. In training each element is dropped with probability
 //! `rate` and the rest scaled by `1 / (1 - rate)`, the mask drawn from a counter-based
 //! generator keyed by (seed, layer, step, element) (see [`crate::backend::DropoutMask`]), so
-//! the backward pass draws it again and a resumed run draws what it would have. In
-//! inference the layer passes its input through, without a copy. No tensors.
+//! the GPU draws the reference's mask and a resumed run draws what it would have. The forward
+//! pass keeps the mask (scaled) in a scratch buffer for the backward pass, `dx = dy ⊙ keep`.
+//! In inference the layer passes its input through, without a copy. No tensors.
 
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +47,11 @@ impl Kind for Dropout {
         true
     }
 
+    /// The mask of the last training forward pass, scaled: `1 / (1 - rate)` or 0.
+    fn scratch(&self, fan_in: usize) -> Vec<usize> {
+        vec![fan_in]
+    }
+
     fn describe(&self) -> String {
         format!("rate {}", self.rate)
     }
@@ -55,13 +61,12 @@ impl Kind for Dropout {
             .mode
             .mask(f.index, self.rate)
             .expect("the network skips a dropout in inference");
-        f.b.dropout(f.x, mask, f.y)
+        f.b.dropout(f.x, mask, f.y, &mut f.scratch[0])
     }
 
     fn backward<B: Backend>(&self, g: Backward<'_, B>) -> Result<()> {
         if g.need_dx {
-            let mask = g.mode.mask(g.index, self.rate).expect("backward trains");
-            g.b.dropout(g.dy, mask, g.dx)?;
+            g.b.multiply(g.dy, &g.scratch[0], g.dx)?;
         }
         Ok(())
     }
