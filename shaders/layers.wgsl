@@ -26,23 +26,29 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-// Threefry-2x32, 20 rounds (Random123): the block (c0, c1) under the key (k0, k1).
+// One Threefry-2x32 round with rotation r.
+fn tf_round(x: vec2<u32>, r: u32) -> vec2<u32> {
+    let x0 = x.x + x.y;
+    return vec2(x0, ((x.y << r) | (x.y >> (32u - r))) ^ x0);
+}
+
+// Threefry-2x32, 20 rounds (Random123): the block (c0, c1) under the key (k0, k1). Unrolled,
+// so that every rotation is a constant and nothing is indexed at run time (a private array
+// indexed in a loop can live in memory, on lavapipe and on GPUs alike).
 fn threefry2x32(c0: u32, c1: u32, k0: u32, k1: u32) -> vec2<u32> {
-    let ks = array<u32, 3>(k0, k1, 0x1BD11BDAu ^ k0 ^ k1);
-    let rot = array<u32, 8>(13u, 15u, 26u, 6u, 17u, 29u, 16u, 24u);
-    var x0 = c0 + ks[0];
-    var x1 = c1 + ks[1];
-    for (var r = 0u; r < 20u; r++) {
-        x0 += x1;
-        let k = rot[r % 8u];
-        x1 = ((x1 << k) | (x1 >> (32u - k))) ^ x0;
-        if (r % 4u == 3u) {
-            let s = r / 4u + 1u;
-            x0 += ks[s % 3u];
-            x1 += ks[(s + 1u) % 3u] + s;
-        }
-    }
-    return vec2(x0, x1);
+    let k2 = 0x1BD11BDAu ^ k0 ^ k1;
+    var x = vec2(c0 + k0, c1 + k1);
+    x = tf_round(tf_round(tf_round(tf_round(x, 13u), 15u), 26u), 6u);
+    x += vec2(k1, k2 + 1u);
+    x = tf_round(tf_round(tf_round(tf_round(x, 17u), 29u), 16u), 24u);
+    x += vec2(k2, k0 + 2u);
+    x = tf_round(tf_round(tf_round(tf_round(x, 13u), 15u), 26u), 6u);
+    x += vec2(k0, k1 + 3u);
+    x = tf_round(tf_round(tf_round(tf_round(x, 17u), 29u), 16u), 24u);
+    x += vec2(k1, k2 + 4u);
+    x = tf_round(tf_round(tf_round(tf_round(x, 13u), 15u), 26u), 6u);
+    x += vec2(k2, k0 + 5u);
+    return x;
 }
 
 // Each group of entry points below declares its own bindings; an entry point uses only its
