@@ -4,6 +4,7 @@
 //! average). The [`Backend`](crate::backend::Backend) impl in `ops.rs` calls these.
 
 use super::kernels::{self, Constants, LayerParams};
+use super::optim::{guard_slots, update_constants, update_params};
 use super::{u32_dim, GpuBackend, GpuTensor};
 use crate::backend::{check, DropoutMask, Guard, GuardSlots, RandomSlopes, Tensor};
 use crate::error::Result;
@@ -243,28 +244,12 @@ impl GpuBackend {
         batch: &GpuTensor,
         guard: Option<((&mut GpuTensor, GuardSlots), &GpuTensor)>,
     ) -> Result<()> {
-        let mut params = kernels::OptimParams {
-            len: u32_dim("moving_average", moving.len())?,
-            lr: momentum,
-            beta1: 0.0,
-            beta2: 0.0,
-            eps: 0.0,
-            weight_decay: 0.0,
-            bias_correction1: 1.0,
-            bias_correction2: 1.0,
-            loss_slot: 0,
-            flag_slot: 0,
-            step_slot: 0,
-            t: u32::try_from(t).unwrap_or(u32::MAX),
-        };
-        let constants =
-            Constants::new(&[("NESTEROV", 0.0), ("GUARDED", guard.is_some() as u8 as f64)]);
+        let mut params = update_params("moving_average", moving.len(), momentum, t)?;
+        let constants = update_constants(false, guard.is_some());
         let unused: Vec<GpuTensor> = self.unguarded.iter().map(GpuTensor::handle).collect();
         let (acc, out): (&GpuTensor, &GpuTensor) = match &guard {
             Some(((acc, slots), out)) => {
-                params.loss_slot = u32_dim("moving_average", slots.loss)?;
-                params.flag_slot = u32_dim("moving_average", slots.flags)?;
-                params.step_slot = u32_dim("moving_average", slots.step)?;
+                guard_slots("moving_average", &mut params, *slots)?;
                 (&**acc, out)
             }
             None => (&unused[0], &unused[1]),

@@ -30,20 +30,7 @@ impl GpuBackend {
             (Optimizer::Adam { .. }, false) => kernels::OPT_ADAM,
             (Optimizer::Adam { .. }, true) => kernels::OPT_ADAM4,
         };
-        let mut params = kernels::OptimParams {
-            len: u32_dim("optimizer_step", param.len() / lanes)?,
-            lr: opt.lr(),
-            beta1: 0.0,
-            beta2: 0.0,
-            eps: 0.0,
-            weight_decay: 0.0,
-            bias_correction1: 1.0,
-            bias_correction2: 1.0,
-            loss_slot: 0,
-            flag_slot: 0,
-            step_slot: 0,
-            t: u32::try_from(t).unwrap_or(u32::MAX),
-        };
+        let mut params = update_params("optimizer_step", param.len() / lanes, opt.lr(), t)?;
         let mut nesterov = false;
         match opt {
             Optimizer::Sgd { .. } => {}
@@ -71,16 +58,11 @@ impl GpuBackend {
                 params.bias_correction2 = bc2;
             }
         }
-        let constants = Constants::new(&[
-            ("NESTEROV", nesterov as u8 as f64),
-            ("GUARDED", guard.is_some() as u8 as f64),
-        ]);
+        let constants = update_constants(nesterov, guard.is_some());
         let unused: Vec<GpuTensor> = self.unguarded.iter().map(GpuTensor::handle).collect();
         let (acc, outs): (&GpuTensor, Vec<&GpuTensor>) = match &guard {
             Some(((acc, slots), outs)) => {
-                params.loss_slot = u32_dim("optimizer_step", slots.loss)?;
-                params.flag_slot = u32_dim("optimizer_step", slots.flags)?;
-                params.step_slot = u32_dim("optimizer_step", slots.step)?;
+                guard_slots("optimizer_step", &mut params, *slots)?;
                 (&**acc, outs.iter().collect())
             }
             None => (&unused[0], unused[1..].iter().collect()),
@@ -94,4 +76,48 @@ impl GpuBackend {
         let groups = self.grid_1d(param.len() / lanes)?;
         self.record(kernel, constants, params, &bindings, groups)
     }
+}
+
+/// The uniform of an update (`optim.wgsl`) over `len` elements (or vec4s) at step `t` with
+/// rate `lr` (the moving average's momentum), unguarded, the other rules' fields unset.
+pub(super) fn update_params(
+    op: &'static str,
+    len: usize,
+    lr: f32,
+    t: u64,
+) -> Result<kernels::OptimParams> {
+    Ok(kernels::OptimParams {
+        len: u32_dim(op, len)?,
+        lr,
+        beta1: 0.0,
+        beta2: 0.0,
+        eps: 0.0,
+        weight_decay: 0.0,
+        bias_correction1: 1.0,
+        bias_correction2: 1.0,
+        loss_slot: 0,
+        flag_slot: 0,
+        step_slot: 0,
+        t: u32::try_from(t).unwrap_or(u32::MAX),
+    })
+}
+
+/// The pipeline constants of an update.
+pub(super) fn update_constants(nesterov: bool, guarded: bool) -> Constants {
+    Constants::new(&[
+        ("NESTEROV", nesterov as u8 as f64),
+        ("GUARDED", guarded as u8 as f64),
+    ])
+}
+
+/// A guarded update's slots, into its uniform.
+pub(super) fn guard_slots(
+    op: &'static str,
+    params: &mut kernels::OptimParams,
+    slots: GuardSlots,
+) -> Result<()> {
+    params.loss_slot = u32_dim(op, slots.loss)?;
+    params.flag_slot = u32_dim(op, slots.flags)?;
+    params.step_slot = u32_dim(op, slots.step)?;
+    Ok(())
 }
