@@ -223,6 +223,16 @@ impl<T: Tensor> Network<T> {
         }
     }
 
+    /// Where the top layer keeps its logits and their gradient (see
+    /// [`Layer::logits_scratch`]); only asked at [`LossSite::Logits`], which a top layer
+    /// without them never gets.
+    fn logits_scratch(&self) -> (usize, usize) {
+        self.layers
+            .last()
+            .and_then(Layer::logits_scratch)
+            .expect("LossSite::Logits is only chosen for a top layer with logits")
+    }
+
     /// The layer whose output layer `i` reads in `mode` (`None`: the network's input): the one
     /// below, except that inference skips the layers that pass their input through.
     fn source(&self, i: usize, mode: Mode) -> Option<usize> {
@@ -281,7 +291,7 @@ impl<T: Tensor> Network<T> {
     ) -> &'a T {
         let top = self.layers.len() - 1;
         let layer = match site {
-            LossSite::Logits => return &acts.scratch[top][0],
+            LossSite::Logits => return &acts.scratch[top][self.logits_scratch().0],
             LossSite::Below => self.source(top, mode),
             LossSite::Output => self.source(top + 1, mode),
         };
@@ -303,8 +313,13 @@ impl<T: Tensor> Network<T> {
         let top = self.layers.len() - 1;
         match site {
             LossSite::Logits => {
-                let (z, dz) = acts.scratch[top].split_at_mut(1);
-                (&z[0], &mut dz[0])
+                let (z, dz) = self.logits_scratch();
+                let (low, high) = acts.scratch[top].split_at_mut(dz.max(z));
+                if z < dz {
+                    (&low[z], &mut high[0])
+                } else {
+                    (&high[0], &mut low[dz])
+                }
             }
             LossSite::Below => {
                 let pred = match self.source(top, mode) {
