@@ -2,10 +2,9 @@
 //! as a dispatch (or, for reads and writes, run on the queue).
 
 use super::kernels::{self, Constants};
-use std::sync::atomic::Ordering;
 
 use super::reduce::reduce_params;
-use super::{u32_dim, GpuBackend, GpuTensor, Group, NEXT_TENSOR_ID};
+use super::{u32_dim, GpuBackend, GpuTensor};
 use crate::backend::{
     check, Activation, Backend, DropoutMask, Guard, Loss, Optimizer, PointError, RandomSlopes,
     Tensor,
@@ -539,48 +538,7 @@ impl Backend for GpuBackend {
     }
 
     fn zeros_group(&mut self, shapes: &[[usize; 2]]) -> Result<Vec<GpuTensor>> {
-        // Each part starts at the storage-offset alignment (and on a vec4), so each can be
-        // bound on its own; the gaps stay zero.
-        let align = (self.ctx.limits().min_storage_buffer_offset_alignment as usize).max(16) / 4;
-        let mut starts = Vec::with_capacity(shapes.len());
-        let mut end = 0usize;
-        for &[rows, cols] in shapes {
-            check::new_tensor(rows, cols, None)?;
-            let start = end.next_multiple_of(align);
-            starts.push(start);
-            end = start + rows * cols;
-        }
-        if shapes.is_empty() {
-            return Ok(Vec::new());
-        }
-        let len = end.next_multiple_of(4);
-        let limits = self.ctx.limits();
-        let bind_limit = limits
-            .max_storage_buffer_binding_size
-            .min(limits.max_buffer_size);
-        if 4 * len as u64 > bind_limit {
-            // Too big to bind as one buffer: separate tensors, stepped one by one.
-            return shapes.iter().map(|&[r, c]| self.zeros(r, c)).collect();
-        }
-        let whole = self.new_tensor(1, len, None)?;
-        Ok(shapes
-            .iter()
-            .zip(starts)
-            .enumerate()
-            .map(|(index, (&[rows, cols], start))| GpuTensor {
-                buffer: whole.buffer.clone(),
-                offset: start as u64 * 4,
-                id: NEXT_TENSOR_ID.fetch_add(1, Ordering::Relaxed),
-                rows,
-                cols,
-                group: Some(Group {
-                    id: whole.id,
-                    index,
-                    count: shapes.len(),
-                    len,
-                }),
-            })
-            .collect())
+        self.record_zeros_group(shapes)
     }
 
     fn optimizer_step_all(
@@ -590,54 +548,9 @@ impl Backend for GpuBackend {
         params: &mut [GpuTensor],
         grads: &[GpuTensor],
         state: &mut [Vec<GpuTensor>],
-        mut guard: Option<Guard<'_, GpuTensor>>,
+        guard: Option<Guard<'_, GpuTensor>>,
     ) -> Result<()> {
-        check::optimizer_all(params.len(), grads.len(), state.len(), guard.as_ref())?;
-        for (j, ((p, g), s)) in params.iter().zip(grads).zip(state.iter()).enumerate() {
-            let part = guard.as_mut().map(|g| g.part(j));
-            check::optimizer(opt, t, p, g, s, part.as_ref())?;
-        }
-        // One dispatch over the whole buffers when params, grads, each kind of state (and
-        // each kind of output) are whole groups with the same layout; otherwise one step per
-        // tensor.
-        let kinds = opt.state_tensors();
-        let whole = GpuTensor::whole_group(params.iter()).and_then(|p| {
-            let g = GpuTensor::whole_group(grads.iter())?;
-            let s = (0..kinds)
-                .map(|k| GpuTensor::whole_group(state.iter().map(|s| &s[k])))
-                .collect::<Option<Vec<_>>>()?;
-            let b = match &guard {
-                Some(guard) => {
-                    let mut outs = vec![GpuTensor::whole_group(guard.params_out.iter())?];
-                    for k in 0..kinds {
-                        outs.push(GpuTensor::whole_group(
-                            guard.state_out.iter().map(|s| &s[k]),
-                        )?);
-                    }
-                    Some(outs)
-                }
-                None => None,
-            };
-            let lens = std::iter::once(g.len())
-                .chain(s.iter().map(Tensor::len))
-                .chain(b.iter().flatten().map(Tensor::len));
-            let same = lens.into_iter().all(|l| l == p.len());
-            same.then_some((p, g, s, b))
-        });
-        match whole {
-            Some((mut p, g, mut s, b)) => {
-                let guard = guard.map(|guard| (guard.acc, guard.slots));
-                let whole_guard = guard.zip(b.as_deref());
-                self.optimizer_dispatch(opt, t, &mut p, &g, &mut s, whole_guard, true)
-            }
-            None => {
-                for (j, ((p, g), s)) in params.iter_mut().zip(grads).zip(state).enumerate() {
-                    let part = guard.as_mut().map(|g| g.part(j));
-                    self.optimizer_step(opt, t, p, g, s, part)?;
-                }
-                Ok(())
-            }
-        }
+        self.record_optimizer_step_all(opt, t, params, grads, state, guard)
     }
 
     fn optimizer_step(
@@ -649,15 +562,7 @@ impl Backend for GpuBackend {
         state: &mut [GpuTensor],
         guard: Option<Guard<'_, GpuTensor>>,
     ) -> Result<()> {
-        check::optimizer(opt, t, param, grad, state, guard.as_ref())?;
-        let outs: Option<Vec<GpuTensor>> = guard.as_ref().map(|g| {
-            std::iter::once(&g.params_out[0])
-                .chain(&g.state_out[0])
-                .map(GpuTensor::handle)
-                .collect()
-        });
-        let guard = guard.map(|g| (g.acc, g.slots)).zip(outs.as_deref());
-        self.optimizer_dispatch(opt, t, param, grad, state, guard, false)
+        self.record_optimizer_step(opt, t, param, grad, state, guard)
     }
 }
 
