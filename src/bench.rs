@@ -101,6 +101,15 @@ pub struct BenchResult {
     pub samples_per_sec: Option<f64>,
     /// Wall time per step (or per product), median.
     pub ms_per_step: f64,
+    /// The host's microseconds per training step, apart from the time it waits for the
+    /// device: recording or replaying the step and submitting it (MLP workloads on a GPU
+    /// backend; [`crate::train::Model::host_us_per_step`]), over the timed epochs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_us_per_step: Option<f64>,
+    /// Microseconds per training step inside the queue's submit (with `host_us_per_step`):
+    /// host work on a real GPU, the shaders' own time on lavapipe, whose submit runs them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub submit_us_per_step: Option<f64>,
     /// Mean loss of the 10 warm-up steps, which start near ln 10 (MLP workloads).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_loss: Option<f64>,
@@ -200,6 +209,8 @@ fn empty_result(w: Workload, backend: String) -> BenchResult {
         gflops: None,
         samples_per_sec: None,
         ms_per_step: 0.0,
+        host_us_per_step: None,
+        submit_us_per_step: None,
         first_loss: None,
         final_loss: None,
         startup_s: None,
@@ -475,6 +486,7 @@ fn run_mlp<B: Backend>(b: B, w: Workload, repeats: usize, started: Instant) -> R
     let backend = b.describe();
     let mut run = MlpRun::new(b, w)?;
     let (warmup, startup) = run.warm_up(started)?;
+    run.model.reset_host_time();
     let mut times = Vec::new();
     let mut losses = Vec::new();
     for _ in 0..repeats {
@@ -505,6 +517,8 @@ fn run_mlp<B: Backend>(b: B, w: Workload, repeats: usize, started: Instant) -> R
         gflops: Some(flops * steps as f64 / t / 1e9),
         samples_per_sec: Some(synthetic::SAMPLES as f64 / t),
         ms_per_step: t * 1e3 / steps as f64,
+        host_us_per_step: run.model.host_us_per_step(),
+        submit_us_per_step: run.model.submit_us_per_step(),
         first_loss: Some(first),
         final_loss: Some(last),
         startup_s: Some(startup),

@@ -399,3 +399,43 @@ pub fn copy_all(src: usize, dst: usize) -> Result<()> {
     }
     Ok(())
 }
+
+/// A gather of `dst.rows()` rows of `src` by `order[offset..]` (a `[1, n]` tensor of row
+/// indices): the same columns, and the indices there.
+pub fn gather_rows<T: Tensor>(src: &T, order: &T, offset: usize, dst: &T) -> Result<()> {
+    if src.cols() != dst.cols() {
+        return Err(shape_err(
+            "gather_rows",
+            format!(
+                "rows of {} columns cannot go into {} ({} columns)",
+                src.cols(),
+                fmt(dst.shape()),
+                dst.cols()
+            ),
+        ));
+    }
+    if order.rows() != 1
+        || offset
+            .checked_add(dst.rows())
+            .is_none_or(|end| end > order.cols())
+    {
+        return Err(shape_err(
+            "gather_rows",
+            format!(
+                "the order must be [1, n] with n ≥ offset + rows = {offset} + {}, got {}",
+                dst.rows(),
+                fmt(order.shape())
+            ),
+        ));
+    }
+    if src.len() > u32::MAX as usize {
+        return Err(Error::Invalid {
+            op: "gather_rows",
+            detail: format!(
+                "a source of {} values is more than 2³² can index",
+                src.len()
+            ),
+        });
+    }
+    Ok(())
+}

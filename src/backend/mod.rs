@@ -60,6 +60,30 @@ impl GuardSlots {
     }
 }
 
+/// Where the host's time went besides its own work: see [`Backend::device_time`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeviceTime {
+    /// Nanoseconds blocked waiting for the device (read-backs, the bound on submissions in
+    /// flight).
+    pub waiting_ns: u64,
+    /// Nanoseconds inside the queue's submit call. On a real GPU that is host work (wgpu's
+    /// validation, the driver's submit); on lavapipe, whose submit runs the shaders before
+    /// returning, it is mostly the device's.
+    pub submitting_ns: u64,
+}
+
+/// What changes from one replay of a step plan to the next ([`Backend::replay`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepValues {
+    /// The optimizer step (1 for the first): the update's `t`, the moving averages' `t`,
+    /// and the step the dropout and RReLU draws belong to.
+    pub t: u64,
+    /// The optimizer's learning rate.
+    pub lr: f32,
+    /// Where the batch starts in the order its rows are gathered by.
+    pub offset: usize,
+}
+
 /// What a guarded optimizer update reads and writes besides the parameters: see
 /// [`Backend::optimizer_step`].
 #[derive(Debug)]
@@ -126,6 +150,8 @@ pub struct MemoryLimits {
 pub trait Backend {
     /// This backend's tensor.
     type Tensor: Tensor + std::fmt::Debug;
+    /// A recorded step this backend can replay ([`Backend::begin_plan`]).
+    type Plan: std::fmt::Debug;
 
     /// Where the work runs, for logs and benchmarks (e.g. `cpu reference` or the adapter).
     fn describe(&self) -> String;
@@ -157,6 +183,43 @@ pub trait Backend {
 
     /// Submits the recorded work and waits until the device has finished it (for timing).
     fn finish(&mut self) -> Result<()>;
+
+    /// `dst[i, :] = src[order[offset + i], :]` for each row of `dst`: a batch gathered on the
+    /// device from a dataset kept there. `order` is `[1, n]`, each value a row index stored as
+    /// the bits of a u32 ([`cpu::order_values`] makes them); `src` and `dst` have the same
+    /// columns. An index that is not a row of `src` is an error on the reference; a GPU
+    /// clamps it to the last row (it cannot report it without a read-back).
+    fn gather_rows(
+        &mut self,
+        src: &Self::Tensor,
+        order: &Self::Tensor,
+        offset: usize,
+        dst: &mut Self::Tensor,
+    ) -> Result<()>;
+
+    /// The host's time in the device's hands so far, where ops run apart from the host (the
+    /// GPU); `None` where every op runs when it is called (the reference).
+    fn device_time(&self) -> Option<DeviceTime> {
+        None
+    }
+
+    /// Starts recording a step plan: the ops until [`Backend::end_plan`] run as usual, and
+    /// are also kept as a plan that [`Backend::replay`] runs again with the pipelines, bind
+    /// groups and parameters already resolved. `false` where this backend keeps no plans
+    /// (the reference runs every op as it is called); then `end_plan` returns `None`.
+    fn begin_plan(&mut self) -> Result<bool>;
+
+    /// Ends the recording begun by [`Backend::begin_plan`]: the plan, or `None` where the
+    /// steps' ops could not all be kept (then the step ran, unrecorded).
+    fn end_plan(&mut self) -> Result<Option<Self::Plan>>;
+
+    /// Runs a recorded plan again as the step `step` describes: its step count, learning
+    /// rate and offset into the order replace the ones it was recorded with, in the ops that
+    /// read them (the optimizer, the moving averages, dropout and RReLU's draws, the batch
+    /// gather); everything else is as recorded, so the tensors it used must still be alive
+    /// and hold what the step expects. `false` if the plan no longer applies (the backend
+    /// dropped what it was built on): record it again.
+    fn replay(&mut self, plan: &mut Self::Plan, step: StepValues) -> Result<bool>;
 
     /// `dst[:] = src[:]` (both the same shape), ordered with the other ops: a device-side copy.
     fn copy(&mut self, src: &Self::Tensor, dst: &mut Self::Tensor) -> Result<()>;

@@ -79,22 +79,24 @@ pub(crate) fn bench(args: &BenchArgs, process_start: Instant) -> Result<()> {
         outln!("{}", json!({ "adapter": adapter, "results": results }));
     } else {
         outln!(
-            "{:<9} {:>9} {:>10} {:>10} {:>8} {:>9}  backend",
+            "{:<9} {:>9} {:>10} {:>10} {:>9} {:>8} {:>9}  backend",
             "workload",
             "GFLOP/s",
             "samples/s",
             "ms/step",
+            "host µs",
             "loss",
             "start s"
         );
         let opt = |v: Option<f64>, p: usize| v.map_or("-".to_string(), |v| format!("{v:.p$}"));
         for r in &results {
             outln!(
-                "{:<9} {:>9} {:>10} {:>10.3} {:>8} {:>9}  {}",
+                "{:<9} {:>9} {:>10} {:>10.3} {:>9} {:>8} {:>9}  {}",
                 r.workload,
                 opt(r.gflops, 2),
                 opt(r.samples_per_sec, 0),
                 r.ms_per_step,
+                opt(r.host_us_per_step, 1),
                 opt(r.final_loss, 4),
                 opt(r.startup_s, 2),
                 r.backend

@@ -5,6 +5,8 @@ pub mod csv;
 pub mod idx;
 pub mod synthetic;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -13,11 +15,33 @@ use crate::error::{Error, Result};
 
 /// A dense, row-major `[rows, cols]` f32 matrix in host memory: a dataset's features, or its
 /// targets (`[N, 1]` integer class labels stored as f32, or `[N, C]` values).
-#[derive(Clone, Debug, PartialEq)]
+///
+/// A matrix cannot be changed once made (every method that would returns a new one), so a
+/// model can keep a copy on its device and know it by the matrix's [`Matrix::id`].
+#[derive(Clone, Debug)]
 pub struct Matrix {
     rows: usize,
     cols: usize,
     data: Vec<f32>,
+    /// Unique to the contents: a clone shares it, a new matrix gets its own.
+    id: u64,
+}
+
+impl PartialEq for Matrix {
+    fn eq(&self, other: &Matrix) -> bool {
+        self.rows == other.rows && self.cols == other.cols && self.data == other.data
+    }
+}
+
+static NEXT_MATRIX_ID: AtomicU64 = AtomicU64::new(1);
+
+fn matrix(rows: usize, cols: usize, data: Vec<f32>) -> Matrix {
+    Matrix {
+        rows,
+        cols,
+        data,
+        id: NEXT_MATRIX_ID.fetch_add(1, Ordering::Relaxed),
+    }
 }
 
 impl Matrix {
@@ -33,7 +57,7 @@ impl Matrix {
                 ),
             });
         }
-        Ok(Matrix { rows, cols, data })
+        Ok(matrix(rows, cols, data))
     }
 
     /// A `[rows.len(), cols]` matrix from rows of equal length.
@@ -50,11 +74,7 @@ impl Matrix {
 
     /// An `[N, 1]` matrix of integer class labels.
     pub fn from_labels(labels: &[usize]) -> Matrix {
-        Matrix {
-            rows: labels.len(),
-            cols: 1,
-            data: labels.iter().map(|&l| l as f32).collect(),
-        }
+        matrix(labels.len(), 1, labels.iter().map(|&l| l as f32).collect())
     }
 
     /// Number of rows (samples).
@@ -72,6 +92,11 @@ impl Matrix {
         &self.data
     }
 
+    /// An id that only this matrix and its clones have (the same values under the same id).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     /// Row `i`.
     pub fn row(&self, i: usize) -> &[f32] {
         &self.data[i * self.cols..(i + 1) * self.cols]
@@ -83,27 +108,15 @@ impl Matrix {
         for &i in indices {
             data.extend_from_slice(self.row(i));
         }
-        Matrix {
-            rows: indices.len(),
-            cols: self.cols,
-            data,
-        }
+        matrix(indices.len(), self.cols, data)
     }
 
     /// Rows `[0, at)` and `[at, rows)`.
     pub fn split_at(&self, at: usize) -> (Matrix, Matrix) {
         let (a, b) = self.data.split_at(at * self.cols);
         (
-            Matrix {
-                rows: at,
-                cols: self.cols,
-                data: a.to_vec(),
-            },
-            Matrix {
-                rows: self.rows - at,
-                cols: self.cols,
-                data: b.to_vec(),
-            },
+            matrix(at, self.cols, a.to_vec()),
+            matrix(self.rows - at, self.cols, b.to_vec()),
         )
     }
 
@@ -115,7 +128,7 @@ impl Matrix {
     /// Every value multiplied by `factor` (e.g. pixel scaling to `[0, 1]`).
     pub fn scaled(mut self, factor: f32) -> Matrix {
         self.data.iter_mut().for_each(|v| *v *= factor);
-        self
+        matrix(self.rows, self.cols, self.data)
     }
 
     /// The first non-finite value, as `(row, col)`.

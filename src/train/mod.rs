@@ -16,6 +16,7 @@ mod model;
 mod persist;
 pub mod plot;
 mod progress;
+mod resident;
 mod step;
 pub mod targets;
 
@@ -39,6 +40,7 @@ use crate::backend::Backend;
 use crate::data::Matrix;
 use crate::error::{Error, Result};
 use progress::Progress;
+use resident::{Source, StepKind};
 
 /// How `fit` runs. Defaults as Keras: 1 epoch, batches of 32, shuffled, no validation,
 /// verbosity 1, and training stops on a NaN or infinite loss.
@@ -303,20 +305,31 @@ impl<B: Backend> Model<B> {
         let n = x_train.rows();
         let mut order: Vec<usize> = (0..n).collect();
         let mut progress = Progress::new(config.verbose);
+        let kind = StepKind::Train;
+        // The rows are prepared already (fit standardized them).
+        let resident = self.make_resident(kind, x_train, Some(y_train), false)?;
         for epoch in config.initial_epoch + 1..=config.epochs {
             // Shuffled by the model's own epoch count, which a checkpoint carries: a resumed
             // run sees the batches an uninterrupted one would.
             if config.shuffle {
                 epoch_order(&mut order, self.seed, self.epochs_done + 1);
             }
+            // Before the accumulator's fill is recorded: a write submits what is recorded.
+            self.set_order(kind, &order)?;
             self.backend.fill(acc, 0.0)?;
             let steps_before = self.step;
             let swaps_before = self.net.as_ref().map_or(0, |n| n.swaps());
             progress.begin_epoch(epoch, config.epochs, steps);
             let lr = self.optimizer.lr();
             for (s, idx) in order.chunks(config.batch_size).enumerate() {
-                let i = self.load_batch(x_train, Some(y_train), idx)?;
-                self.step_batch(i, acc, true, config.terminate_on_nan)?;
+                let source = if resident {
+                    Source::Resident
+                } else {
+                    Source::Host(x_train, Some(y_train), idx)
+                };
+                let offset = s * config.batch_size;
+                let guard = config.terminate_on_nan;
+                self.run_step(kind, source, offset, idx.len(), Some(&mut *acc), guard)?;
                 // The bar's running loss and metrics: the sums so far, read twice a second.
                 let running = if progress.wants_refresh() {
                     let seen = ((s + 1) * config.batch_size).min(n);

@@ -10,6 +10,7 @@ use rand::SeedableRng;
 
 use super::callbacks::ModelControl;
 use super::metrics::{Metric, MetricPlan, DEFAULT_THRESHOLD};
+use super::resident::{Source, StepKind};
 pub(crate) use super::step::{Batch, LastGood, Phase};
 use super::targets::check_targets;
 use crate::backend::{Activation, Backend, Optimizer};
@@ -97,6 +98,7 @@ impl Sequential {
             batches: Vec::new(),
             host_x: Vec::new(),
             host_y: Vec::new(),
+            plans: Default::default(),
             accumulators: [None, None],
             step: 0,
             last_good: LastGood { step: 0, swaps: 0 },
@@ -132,6 +134,8 @@ pub struct Model<B: Backend> {
     pub(crate) batches: Vec<Batch<B::Tensor>>,
     pub(crate) host_x: Vec<f32>,
     pub(crate) host_y: Vec<f32>,
+    /// The recorded steps and the data kept on the backend.
+    pub(crate) plans: super::resident::Plans<B>,
     /// The loss and metric sums of training and of evaluation, kept between calls.
     pub(crate) accumulators: [Option<B::Tensor>; 2],
     pub(crate) step: u64,
@@ -290,6 +294,10 @@ impl<B: Backend> Model<B> {
     /// Standardizes every input from now on (fit, evaluate, predict) and saves it with the
     /// model. Fit it on the training data only: [`Standardizer::fit`].
     pub fn set_standardizer(&mut self, s: Option<Standardizer>) {
+        if s != self.standardizer {
+            // The data kept on the backend was standardized by the old one.
+            self.drop_resident();
+        }
         self.standardizer = s;
     }
 
@@ -379,14 +387,32 @@ impl<B: Backend> Model<B> {
         logs: &mut super::Logs,
     ) -> Result<()> {
         super::check_batch_size(batch_size)?;
-        let x = &*self.prepare(x)?;
         self.check_data(x, Some(y), "evaluation data")?;
+        let kind = StepKind::Evaluate;
+        let resident = self.make_resident(kind, x, Some(y), true)?;
+        let host = if resident {
+            None
+        } else {
+            Some(self.prepare(x)?)
+        };
         let mut acc = self.take_accumulator(Phase::Evaluate)?;
         let result = (|| {
             let order: Vec<usize> = (0..x.rows()).collect();
-            for idx in order.chunks(batch_size) {
-                let i = self.load_batch(x, Some(y), idx)?;
-                self.step_batch(i, &mut acc, false, false)?;
+            self.set_order(kind, &order)?;
+            self.backend.fill(&mut acc, 0.0)?;
+            for (s, idx) in order.chunks(batch_size).enumerate() {
+                let source = match &host {
+                    Some(hx) => Source::Host(hx, Some(y), idx),
+                    None => Source::Resident,
+                };
+                self.run_step(
+                    kind,
+                    source,
+                    s * batch_size,
+                    idx.len(),
+                    Some(&mut acc),
+                    false,
+                )?;
             }
             self.backend.read(&acc)
         })();
@@ -399,12 +425,23 @@ impl<B: Backend> Model<B> {
     /// sigmoid when it was trained from logits), values for a regressor. `[N, outputs]`.
     pub fn predict(&mut self, x: &Matrix, batch_size: usize) -> Result<Matrix> {
         super::check_batch_size(batch_size)?;
-        let x = &*self.prepare(x)?;
         self.check_data(x, None, "prediction data")?;
+        let kind = StepKind::Predict;
+        let resident = self.make_resident(kind, x, None, true)?;
+        let host = if resident {
+            None
+        } else {
+            Some(self.prepare(x)?)
+        };
         let mut out = Vec::with_capacity(x.rows() * self.output_dim());
         let order: Vec<usize> = (0..x.rows()).collect();
-        for idx in order.chunks(batch_size) {
-            let i = self.load_batch(x, None, idx)?;
+        self.set_order(kind, &order)?;
+        for (s, idx) in order.chunks(batch_size).enumerate() {
+            let source = match &host {
+                Some(hx) => Source::Host(hx, None, idx),
+                None => Source::Resident,
+            };
+            let i = self.run_step(kind, source, s * batch_size, idx.len(), None, false)?;
             let Model {
                 backend: b,
                 net,
@@ -412,18 +449,35 @@ impl<B: Backend> Model<B> {
                 head,
                 ..
             } = self;
-            let net = net.as_ref().expect("check_data builds the network");
-            let batch = &mut batches[i];
-            net.forward(b, &batch.x, &mut batch.acts, Mode::Infer)?;
-            let output = net.output(&batch.x, &batch.acts, Mode::Infer);
+            let batch = &batches[i];
             if head.output == Activation::Linear {
-                out.extend(b.read(output)?);
+                let net = net.as_ref().expect("check_data builds the network");
+                out.extend(b.read(net.output(&batch.x, &batch.acts, Mode::Infer))?);
             } else {
-                b.activation(head.output, output, &mut batch.probs)?;
                 out.extend(b.read(&batch.probs)?);
             }
         }
         Matrix::new(x.rows(), self.output_dim(), out)
+    }
+
+    /// The forward pass of a loaded batch for `predict`, and the output activation into its
+    /// `probs` where the loss applied it.
+    pub(crate) fn predict_batch(&mut self, i: usize) -> Result<()> {
+        let Model {
+            backend: b,
+            net,
+            batches,
+            head,
+            ..
+        } = self;
+        let net = net.as_ref().expect("check_data builds the network");
+        let batch = &mut batches[i];
+        net.forward(b, &batch.x, &mut batch.acts, Mode::Infer)?;
+        if head.output != Activation::Linear {
+            let output = net.output(&batch.x, &batch.acts, Mode::Infer);
+            b.activation(head.output, output, &mut batch.probs)?;
+        }
+        Ok(())
     }
 
     /// The predicted class of each row: the argmax for a multi-class model, `p > 0.5` for a

@@ -167,17 +167,14 @@ impl<B: Backend> Model<B> {
         Ok(())
     }
 
-    /// Takes the zeroed accumulator for training or evaluation (created on first use); give it
-    /// back with [`Model::put_accumulator`].
+    /// Takes the accumulator for training or evaluation (created on first use, zeroed); give
+    /// it back with [`Model::put_accumulator`]. Its sums are the last run's: fill it with
+    /// zeros before summing (after any write, which would submit the fill on its own).
     pub(crate) fn take_accumulator(&mut self, which: Phase) -> Result<B::Tensor> {
-        let mut acc = match self.accumulators[which as usize].take() {
-            Some(acc) => acc,
-            None => self
-                .backend
-                .zeros(1, self.plan.slots() + GuardSlots::COUNT)?,
-        };
-        self.backend.fill(&mut acc, 0.0)?;
-        Ok(acc)
+        match self.accumulators[which as usize].take() {
+            Some(acc) => Ok(acc),
+            None => self.backend.zeros(1, self.plan.slots() + GuardSlots::COUNT),
+        }
     }
 
     /// Where a guarded training step keeps its books: after the metrics' slots.

@@ -2,7 +2,7 @@
 //! backend checks it, then computed by the functions of [`super`].
 
 use super::*;
-use crate::backend::{check, Backend, DropoutMask, Guard, RandomSlopes, Tensor};
+use crate::backend::{check, Backend, DropoutMask, Guard, RandomSlopes, StepValues, Tensor};
 use crate::error::Result;
 
 /// A tensor in host memory.
@@ -42,6 +42,8 @@ impl CpuBackend {
 
 impl Backend for CpuBackend {
     type Tensor = CpuTensor;
+    /// Every op runs when it is called: there is nothing to replay.
+    type Plan = std::convert::Infallible;
 
     fn describe(&self) -> String {
         "cpu reference (f32 storage, f64 arithmetic)".into()
@@ -352,6 +354,29 @@ impl Backend for CpuBackend {
         check::same("copy", &[("src", src), ("dst", &*dst)])?;
         dst.data.copy_from_slice(&src.data);
         Ok(())
+    }
+
+    fn gather_rows(
+        &mut self,
+        src: &CpuTensor,
+        order: &CpuTensor,
+        offset: usize,
+        dst: &mut CpuTensor,
+    ) -> Result<()> {
+        check::gather_rows(src, order, offset, dst)?;
+        gather_rows(&src.data, src.cols, &order.data, offset, &mut dst.data)
+    }
+
+    fn begin_plan(&mut self) -> Result<bool> {
+        Ok(false)
+    }
+
+    fn end_plan(&mut self) -> Result<Option<Self::Plan>> {
+        Ok(None)
+    }
+
+    fn replay(&mut self, plan: &mut Self::Plan, _step: StepValues) -> Result<bool> {
+        match *plan {}
     }
 
     fn dropout(

@@ -7,9 +7,11 @@
 //! the gradient checks in `tests/gradcheck.rs` can hold every backward to finite differences.
 
 mod backend;
+mod data;
 mod layers;
 
 pub use backend::{CpuBackend, CpuTensor};
+pub use data::*;
 pub use layers::*;
 
 use super::ops::{SELU_ALPHA, SELU_LAMBDA};

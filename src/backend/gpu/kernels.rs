@@ -28,6 +28,8 @@ pub enum Module {
     Optim,
     /// `shaders/layers.wgsl`
     Layers,
+    /// `shaders/data.wgsl`
+    Data,
 }
 
 /// `shaders/common.wgsl` followed by the named files, in order.
@@ -57,6 +59,7 @@ impl Module {
             Module::Reduce => shader!("reduce.wgsl"),
             Module::Optim => shader!("optim.wgsl"),
             Module::Layers => shader!("layers.wgsl"),
+            Module::Data => shader!("data.wgsl"),
         }
     }
 
@@ -73,6 +76,7 @@ impl Module {
             Module::Reduce => "reduce.wgsl",
             Module::Optim => "optim.wgsl",
             Module::Layers => "layers.wgsl",
+            Module::Data => "data.wgsl",
         }
     }
 }
@@ -150,6 +154,8 @@ pub const BIAS_GRAD: Kernel = k(Module::Bias, "bias_grad", &[RW, R]);
 pub const FILL: Kernel = k(Module::Fill, "fill", &[RW]);
 /// dst, src
 pub const COPY: Kernel = k(Module::Fill, "copy", &[RW, R]);
+/// dst, src, order
+pub const GATHER_ROWS: Kernel = k(Module::Data, "gather_rows", &[RW, R, R]);
 /// a, z
 pub const ACT_FORWARD: Kernel = k(Module::Activation, "act_forward_main", &[RW, R]);
 /// dz, z, a, da
@@ -228,7 +234,7 @@ pub const PENALTY_SUM: Kernel = k(Module::Layers, "penalty_sum", &[RW, R]);
 pub const PENALTY_BACKWARD: Kernel = k(Module::Layers, "penalty_backward", &[RW, R]);
 
 /// Every kernel, for tests that build every pipeline.
-pub const ALL: [Kernel; 42] = [
+pub const ALL: [Kernel; 43] = [
     MATMUL,
     MATMUL_DIRECT,
     MATMUL_VEC4,
@@ -236,6 +242,7 @@ pub const ALL: [Kernel; 42] = [
     BIAS_GRAD,
     FILL,
     COPY,
+    GATHER_ROWS,
     ACT_FORWARD,
     ACT_BACKWARD,
     SOFTMAX_FORWARD,
@@ -399,6 +406,16 @@ pub struct OptimParams {
     pub flag_slot: u32,
     pub step_slot: u32,
     pub t: u32,
+}
+
+/// `data.wgsl`
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub struct GatherParams {
+    pub len: u32,
+    pub cols: u32,
+    pub offset: u32,
+    pub src_rows: u32,
 }
 
 /// `layers.wgsl`

@@ -5,6 +5,7 @@
 
 use super::kernels::{self, Constants, LayerParams};
 use super::optim::{guard_slots, update_constants, update_params};
+use super::plan::Patch;
 use super::{u32_dim, GpuBackend, GpuTensor};
 use crate::backend::{check, DropoutMask, Guard, GuardSlots, RandomSlopes, Tensor};
 use crate::error::Result;
@@ -43,7 +44,9 @@ impl GpuBackend {
             params,
             &[y, keep, x],
             groups,
-        )
+        )?;
+        self.patch_last(Patch::Draw);
+        Ok(())
     }
 
     pub(super) fn record_multiply(
@@ -91,7 +94,9 @@ impl GpuBackend {
             params,
             &[y, x],
             groups,
-        )
+        )?;
+        self.patch_last(Patch::Draw);
+        Ok(())
     }
 
     pub(super) fn record_rrelu_backward(
@@ -114,7 +119,9 @@ impl GpuBackend {
             params,
             &[dx, x, dy],
             groups,
-        )
+        )?;
+        self.patch_last(Patch::Draw);
+        Ok(())
     }
 
     pub(super) fn record_batchnorm_stats(
@@ -261,7 +268,9 @@ impl GpuBackend {
             params,
             &[moving, acc, batch, out],
             groups,
-        )
+        )?;
+        self.patch_last(Patch::Moving);
+        Ok(())
     }
 
     pub(super) fn record_prelu_forward(

@@ -9,7 +9,10 @@
 //!   created per op;
 //! - bind groups are cached by (layout, buffers), so a loop that reuses its tensors creates
 //!   none after its first iteration;
-//! - readback goes through one staging buffer that only grows.
+//! - readback goes through one staging buffer that only grows;
+//! - a step recorded once as a plan ([`GpuPlan`], `plan.rs`) is replayed with all of that
+//!   resolved: a few patched parameters, one copy, one pass, one submit;
+//! - at most two submissions are in flight: the host waits for the oldest before a third.
 //!
 //! [`GpuStats`] counts buffers, bind groups, dispatches and submits, so tests can prove it.
 
@@ -18,18 +21,20 @@ pub(crate) mod kernels;
 mod layers;
 mod ops;
 mod optim;
+mod plan;
 mod profile;
 mod reduce;
 mod tiles;
 mod tune;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub use context::{AdapterDescription, GpuContext};
 use kernels::{Access, Constants, Kernel, MAX_BINDINGS, PARAMS_SIZE};
 pub use kernels::{MatmulTiles, MatmulVariant};
+pub use plan::GpuPlan;
 pub use profile::KernelTime;
 use profile::Profiler;
 pub(crate) use tune::TuneKey;
@@ -128,14 +133,31 @@ pub struct GpuStats {
     pub buffers_created: u64,
     /// Bind groups created (a cache miss each).
     pub bind_groups_created: u64,
-    /// Dispatches recorded.
+    /// Dispatches run: recorded, and replayed in plans.
     pub dispatches: u64,
     /// Queue submissions.
     pub submits: u64,
+    /// Step plans replayed ([`Backend::replay`]).
+    pub replays: u64,
     /// Matmul shape classes this backend autotuned.
     pub tunings: u64,
+    /// Bytes of tensor data sent from the host: [`Backend::write`] and [`Backend::upload`]
+    /// (a dataset kept on the device, an epoch's order). A training step after the first
+    /// sends none.
+    pub data_bytes_written: u64,
+    /// Bytes of dispatch parameters sent: each recording's, each plan's once, and each
+    /// replay's patched ones.
+    pub params_bytes_written: u64,
+    /// Nanoseconds the host spent blocked on the device: read-backs, the in-flight bound,
+    /// profiling.
+    pub wait_ns: u64,
+    /// Nanoseconds spent inside `queue.submit`: wgpu's checks and the driver's submit on a
+    /// real GPU; on lavapipe, whose submit runs the shaders before it returns, mostly the
+    /// device's work.
+    pub submit_ns: u64,
 }
 
+#[derive(Debug)]
 struct Dispatch {
     label: &'static str,
     pipeline: wgpu::ComputePipeline,
@@ -151,13 +173,27 @@ const ARENA_DISPATCHES: usize = 4095;
 /// Bind groups cached before the cache is cleared (it holds dropped tensors' buffers alive).
 const BIND_GROUP_CACHE_MAX: usize = 4096;
 
+static NEXT_BACKEND_ID: AtomicU64 = AtomicU64::new(1);
+
 /// The wgpu implementation of [`Backend`].
 pub struct GpuBackend {
     ctx: Arc<GpuContext>,
     recorded: Vec<Dispatch>,
     /// Params of the recorded dispatches, each at a multiple of `params_stride`.
     arena: Vec<u8>,
+    /// The recording's slots, then [`plan::PLAN_SLOTS`] for plans.
     arena_buffer: wgpu::Buffer,
+    /// Which backend made a plan.
+    id: u64,
+    /// The plan being recorded.
+    capture: Option<plan::Capture>,
+    /// The plan region's next free slot, and how many times it was reclaimed.
+    plan_next_slot: usize,
+    plan_generation: u64,
+    /// Staging for the patched parameters of replays.
+    belt: wgpu::util::StagingBelt,
+    /// Submissions not yet known to be done, oldest first.
+    in_flight: VecDeque<wgpu::SubmissionIndex>,
     params_stride: usize,
     /// Keyed by layout and the bound tensors' ids (0 for unused slots; ids start at 1).
     bind_groups: HashMap<(&'static [Access], [u64; MAX_BINDINGS]), wgpu::BindGroup>,
@@ -226,17 +262,25 @@ impl GpuBackend {
         let params_stride = PARAMS_SIZE.div_ceil(align) * align;
         let arena_buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("wgtrain params arena"),
-            size: (params_stride * ARENA_DISPATCHES) as u64,
+            size: (params_stride * (ARENA_DISPATCHES + plan::PLAN_SLOTS)) as u64,
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
         let unguarded = std::array::from_fn(|_| storage_tensor(&ctx.device, 1, 4, false));
         let ctx_device_type = ctx.adapter().device_type.clone();
+        // One chunk holds a replay's patched parameters many times over.
+        let belt = wgpu::util::StagingBelt::new(ctx.device.clone(), 64 * params_stride as u64);
         let mut backend = GpuBackend {
             ctx,
             recorded: Vec::new(),
             arena: Vec::new(),
             arena_buffer,
+            id: NEXT_BACKEND_ID.fetch_add(1, Ordering::Relaxed),
+            capture: None,
+            plan_next_slot: 0,
+            plan_generation: 0,
+            belt,
+            in_flight: VecDeque::new(),
             params_stride,
             bind_groups: HashMap::new(),
             staging: None,
@@ -450,20 +494,28 @@ impl GpuBackend {
     /// Blocks until the device has finished everything submitted, then reports any error
     /// wgpu raised for it.
     fn wait(&mut self) -> Result<()> {
+        let started = std::time::Instant::now();
         let polled = self.ctx.device.poll(wgpu::PollType::wait_indefinitely());
+        self.stats.wait_ns += started.elapsed().as_nanos() as u64;
+        self.in_flight.clear();
         self.ctx.check_errors(self.last_op)?;
         polled
             .map(|_| ())
             .map_err(|e| Error::DeviceLost(e.to_string()))
     }
 
-    /// One encoder holding every recorded dispatch in one compute pass, with the params arena
-    /// uploaded ahead of it. Leaves the recording empty.
-    fn encode_recorded(&mut self) -> wgpu::CommandEncoder {
+    /// One encoder holding every recorded dispatch, then those of `plan` (its patched
+    /// parameters copied in first), in one compute pass, with the params arena uploaded ahead
+    /// of it. Leaves the recording empty; a plan being recorded cannot be kept after it.
+    fn encode(&mut self, plan: Option<&GpuPlan>) -> wgpu::CommandEncoder {
+        if !self.recorded.is_empty() {
+            self.break_capture("a submit inside the step");
+        }
         if !self.arena.is_empty() {
             self.ctx
                 .queue
                 .write_buffer(&self.arena_buffer, 0, &self.arena);
+            self.stats.params_bytes_written += self.arena.len() as u64;
             self.arena.clear();
         }
         let mut encoder = self
@@ -472,7 +524,11 @@ impl GpuBackend {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("wgtrain step"),
             });
-        if !self.recorded.is_empty() {
+        if let Some(plan) = plan {
+            self.encode_patches(&mut encoder, plan);
+        }
+        let planned = plan.map_or(&[][..], |p| p.dispatches_slice());
+        if !self.recorded.is_empty() || !planned.is_empty() {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("wgtrain"),
                 timestamp_writes: None,
@@ -481,7 +537,8 @@ impl GpuBackend {
                 pass.write_timestamp(&p.queries, 0);
                 p.pending.clear();
             }
-            for d in self.recorded.drain(..) {
+            let recorded = std::mem::take(&mut self.recorded);
+            for d in recorded.iter().chain(planned) {
                 pass.set_pipeline(&d.pipeline);
                 pass.set_bind_group(0, &d.bind_group, &[d.params_offset]);
                 pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
@@ -490,6 +547,9 @@ impl GpuBackend {
                     pass.write_timestamp(&p.queries, p.pending.len() as u32);
                 }
             }
+            // The recording's vector is kept, for its capacity.
+            self.recorded = recorded;
+            self.recorded.clear();
         }
         if let Some(p) = &self.profiler {
             if !p.pending.is_empty() {

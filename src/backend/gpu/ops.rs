@@ -4,15 +4,16 @@
 use super::kernels::{self, Constants};
 
 use super::reduce::reduce_params;
-use super::{u32_dim, GpuBackend, GpuTensor};
+use super::{u32_dim, GpuBackend, GpuPlan, GpuTensor};
 use crate::backend::{
-    check, Activation, Backend, DropoutMask, Guard, Loss, Optimizer, PointError, RandomSlopes,
-    Tensor,
+    check, Activation, Backend, DeviceTime, DropoutMask, Guard, Loss, Optimizer, PointError,
+    RandomSlopes, StepValues, Tensor,
 };
 use crate::error::{Error, Result};
 
 impl Backend for GpuBackend {
     type Tensor = GpuTensor;
+    type Plan = GpuPlan;
 
     fn describe(&self) -> String {
         self.ctx.adapter().to_string()
@@ -42,11 +43,44 @@ impl Backend for GpuBackend {
     }
 
     fn upload(&mut self, rows: usize, cols: usize, data: &[f32]) -> Result<GpuTensor> {
-        self.new_tensor(rows, cols, Some(data))
+        let t = self.new_tensor(rows, cols, Some(data))?;
+        self.stats.data_bytes_written += std::mem::size_of_val(data) as u64;
+        Ok(t)
+    }
+
+    fn gather_rows(
+        &mut self,
+        src: &GpuTensor,
+        order: &GpuTensor,
+        offset: usize,
+        dst: &mut GpuTensor,
+    ) -> Result<()> {
+        self.record_gather(src, order, offset, dst)
+    }
+
+    fn device_time(&self) -> Option<DeviceTime> {
+        Some(DeviceTime {
+            waiting_ns: self.stats.wait_ns,
+            submitting_ns: self.stats.submit_ns,
+        })
+    }
+
+    fn begin_plan(&mut self) -> Result<bool> {
+        self.begin_plan_impl()
+    }
+
+    fn end_plan(&mut self) -> Result<Option<GpuPlan>> {
+        self.end_plan_impl()
+    }
+
+    fn replay(&mut self, plan: &mut GpuPlan, step: StepValues) -> Result<bool> {
+        self.replay_impl(plan, step)
     }
 
     fn write(&mut self, t: &mut GpuTensor, data: &[f32]) -> Result<()> {
         check::write(t, data)?;
+        self.break_capture("a write inside the step");
+        self.stats.data_bytes_written += std::mem::size_of_val(data) as u64;
         // `write_buffer` lands before the *next* submit's work, so work already recorded
         // against `t` must be submitted first to see the old contents.
         if !self.recorded.is_empty() {
@@ -69,21 +103,20 @@ impl Backend for GpuBackend {
             }));
             self.stats.buffers_created += 1;
         }
-        let mut encoder = self.encode_recorded();
+        let mut encoder = self.encode(None);
+        self.break_capture("a read-back inside the step");
         let staging = self
             .staging
             .clone()
             .expect("staging buffer was just created");
         encoder.copy_buffer_to_buffer(&t.buffer, t.offset, &staging, 0, Some(bytes));
-        self.ctx.queue.submit([encoder.finish()]);
-        self.stats.submits += 1;
+        self.submit(encoder)?;
 
         let (tx, rx) = std::sync::mpsc::channel();
         staging.map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
             let _ = tx.send(r);
         });
         self.wait()?;
-        self.collect_profile()?;
         rx.recv()
             .map_err(|_| Error::DeviceLost("the readback callback never ran".into()))?
             .map_err(|e| Error::DeviceLost(format!("mapping the readback buffer failed: {e}")))?;
@@ -101,11 +134,8 @@ impl Backend for GpuBackend {
         if self.recorded.is_empty() {
             return Ok(());
         }
-        let encoder = self.encode_recorded();
-        self.ctx.queue.submit([encoder.finish()]);
-        self.stats.submits += 1;
-        self.ctx.check_errors(self.last_op)?;
-        self.collect_profile()
+        let encoder = self.encode(None);
+        self.submit(encoder)
     }
 
     fn finish(&mut self) -> Result<()> {

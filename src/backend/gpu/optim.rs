@@ -6,6 +6,7 @@
 use std::sync::atomic::Ordering;
 
 use super::kernels::{self, Constants};
+use super::plan::Patch;
 use super::{u32_dim, GpuBackend, GpuTensor, Group, NEXT_TENSOR_ID};
 use crate::backend::{check, Backend, Guard, GuardSlots, Optimizer, Tensor};
 use crate::error::Result;
@@ -200,7 +201,9 @@ impl GpuBackend {
             bindings.push(outs[k + 1]);
         }
         let groups = self.grid_1d(param.len() / lanes)?;
-        self.record(kernel, constants, params, &bindings, groups)
+        self.record(kernel, constants, params, &bindings, groups)?;
+        self.patch_last(Patch::Optimizer(opt));
+        Ok(())
     }
 }
 

@@ -164,6 +164,8 @@ impl GpuBackend {
                 self.matmul_tiles = tiles;
                 self.autotune = false;
                 self.resolved_tiles.clear();
+                // Plans keep the pipelines they were recorded with.
+                self.plan_generation += 1;
                 Ok(())
             }
         }
@@ -174,6 +176,7 @@ impl GpuBackend {
     pub fn set_autotune(&mut self, on: bool) {
         self.autotune = on;
         self.resolved_tiles.clear();
+        self.plan_generation += 1;
     }
 }
 

@@ -1,0 +1,28 @@
+// A batch gathered on the device from a dataset kept there:
+// dst[i, :] = src[order[offset + i], :], the order's values the bits of u32 row indices.
+
+struct Params {
+    // dst's length: rows · cols
+    len: u32,
+    cols: u32,
+    offset: u32,
+    // src's rows: an index past them is clamped to the last (the reference reports it)
+    src_rows: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(2) var<storage, read> src: array<f32>;
+@group(0) @binding(3) var<storage, read> order: array<f32>;
+
+// Bindings: dst, src, order. One invocation per element of dst.
+@compute @workgroup_size(WG_1D)
+fn gather_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i < p.len) {
+        let row = i / p.cols;
+        let col = i - row * p.cols;
+        let r = min(bitcast<u32>(order[p.offset + row]), p.src_rows - 1u);
+        dst[i] = src[r * p.cols + col];
+    }
+}
