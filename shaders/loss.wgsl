@@ -128,3 +128,92 @@ fn loss_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     }
     row_loss[r] = loss * inv_cols;
 }
+
+// loss_rows for wide rows: a workgroup of WG_ROWS threads per row, each taking every
+// WG_ROWS-th column; the row's max and sums reduced by a fixed tree in workgroup memory
+// (deterministic). The dispatch picks it past ROW_WIDE columns (src/backend/gpu/ops.rs).
+var<workgroup> row_partial: array<f32, WG_ROWS>;
+
+fn row_reduce(li: u32, v: f32, take_max: bool) -> f32 {
+    row_partial[li] = v;
+    workgroupBarrier();
+    for (var half = WG_ROWS / 2u; half > 0u; half >>= 1u) {
+        if (li < half) {
+            let o = row_partial[li + half];
+            row_partial[li] = select(row_partial[li] + o, max(row_partial[li], o), take_max);
+        }
+        workgroupBarrier();
+    }
+    let r = row_partial[0];
+    workgroupBarrier();
+    return r;
+}
+
+@compute @workgroup_size(WG_ROWS)
+fn loss_rows_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let r = wid.x + wid.y * nwg.x;
+    // Uniform per workgroup: the whole workgroup leaves or none does (barriers follow).
+    if (r >= p.rows) {
+        return;
+    }
+    let base = r * p.cols;
+
+    if (LOSS == LOSS_SPARSE_SOFTMAX_CROSS_ENTROPY || LOSS == LOSS_SOFTMAX_CROSS_ENTROPY) {
+        var m = -3.4028235e38;
+        for (var c = li; c < p.cols; c += WG_ROWS) {
+            m = max(m, pred[base + c]);
+        }
+        m = row_reduce(li, m, true);
+        var s = 0.0;
+        for (var c = li; c < p.cols; c += WG_ROWS) {
+            s += exp(pred[base + c] - m);
+        }
+        s = row_reduce(li, s, false);
+        let lse = m + log(s);
+        let inv_s = 1.0 / s;
+
+        if (LOSS == LOSS_SPARSE_SOFTMAX_CROSS_ENTROPY) {
+            let yf = targets[r];
+            let label = u32(yf);
+            let bad = !(yf >= 0.0) || f32(label) != yf || label >= p.cols;
+            for (var c = li; c < p.cols; c += WG_ROWS) {
+                let sm = exp(pred[base + c] - m) * inv_s;
+                let g = (sm - select(0.0, 1.0, c == label)) * p.inv_rows;
+                grad[base + c] = select(g, bitcast<f32>(0x7fc00000u), bad);
+            }
+            if (li == 0u) {
+                row_loss[r] = select(lse - pred[base + min(label, p.cols - 1u)], bitcast<f32>(0x7fc00000u), bad);
+            }
+        } else {
+            var sum_y = 0.0;
+            var loss = 0.0;
+            for (var c = li; c < p.cols; c += WG_ROWS) {
+                let y = targets[base + c];
+                sum_y += y;
+                loss += y * (lse - pred[base + c]);
+            }
+            sum_y = row_reduce(li, sum_y, false);
+            loss = row_reduce(li, loss, false);
+            for (var c = li; c < p.cols; c += WG_ROWS) {
+                let sm = exp(pred[base + c] - m) * inv_s;
+                grad[base + c] = (sm * sum_y - targets[base + c]) * p.inv_rows;
+            }
+            if (li == 0u) {
+                row_loss[r] = loss;
+            }
+        }
+        return;
+    }
+
+    let inv_cols = 1.0 / f32(p.cols);
+    var loss = 0.0;
+    for (var c = li; c < p.cols; c += WG_ROWS) {
+        let lg = elementwise(pred[base + c], targets[base + c]);
+        loss += lg.x;
+        grad[base + c] = lg.y * inv_cols * p.inv_rows;
+    }
+    loss = row_reduce(li, loss, false);
+    if (li == 0u) {
+        row_loss[r] = loss * inv_cols;
+    }
+}

@@ -305,23 +305,29 @@ backend_test!(
 );
 
 /// A sparse label outside [0, C) or not an integer poisons its row with NaN on both backends,
-/// and leaves the other rows alone.
+/// and leaves the other rows alone: in narrow rows (a thread per row) and wide ones (a
+/// workgroup per row).
 fn check_bad_labels_give_nan<B: Backend>(b: &mut B) {
-    let pred = upload(b, 4, 3, &[0.5; 12]);
-    let labels = upload(b, 4, 1, &[1.0, 3.0, -1.0, 0.5]);
-    let mut grad = b.zeros(4, 3).unwrap();
-    let mut row_loss = b.zeros(4, 1).unwrap();
-    b.loss(
-        Loss::SparseSoftmaxCrossEntropy,
-        &pred,
-        &labels,
-        &mut grad,
-        &mut row_loss,
-    )
-    .unwrap();
-    let l = b.read(&row_loss).unwrap();
-    assert!((l[0] - 3f32.ln()).abs() < 1e-6, "{l:?}");
-    assert!(l[1..].iter().all(|v| v.is_nan()), "{l:?}");
+    for cols in [3, 200] {
+        let pred = upload(b, 4, cols, &vec![0.5; 4 * cols]);
+        let labels = upload(b, 4, 1, &[1.0, cols as f32, -1.0, 0.5]);
+        let mut grad = b.zeros(4, cols).unwrap();
+        let mut row_loss = b.zeros(4, 1).unwrap();
+        b.loss(
+            Loss::SparseSoftmaxCrossEntropy,
+            &pred,
+            &labels,
+            &mut grad,
+            &mut row_loss,
+        )
+        .unwrap();
+        let l = b.read(&row_loss).unwrap();
+        assert!((l[0] - (cols as f32).ln()).abs() < 1e-5, "{cols}: {l:?}");
+        assert!(l[1..].iter().all(|v| v.is_nan()), "{cols}: {l:?}");
+        let g = b.read(&grad).unwrap();
+        assert!(g[..cols].iter().all(|v| v.is_finite()), "{cols}: row 0");
+        assert!(g[cols..].iter().all(|v| v.is_nan()), "{cols}: bad rows");
+    }
 }
 backend_test!(bad_labels_give_nan, check_bad_labels_give_nan);
 

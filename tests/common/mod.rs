@@ -168,4 +168,20 @@ pub const ROW_SHAPES: &[(usize, usize, &str)] = &[
         300,
         "11100 elements: many 1-D workgroups, a partial last one",
     ),
+    (
+        2,
+        127,
+        "one column short of a workgroup per row: a thread per row",
+    ),
+    (
+        4,
+        128,
+        "the first width with a workgroup per row (softmax, losses)",
+    ),
+    (3, 4099, "a row of 64 columns per lane and three more"),
+    (
+        1000,
+        33,
+        "the bias gradient's 8 row lanes over 1000 rows, 33 columns: 32 per workgroup and one",
+    ),
 ];

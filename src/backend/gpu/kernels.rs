@@ -164,8 +164,15 @@ pub const ACT_BACKWARD: Kernel = k(Module::Activation, "act_backward_main", &[RW
 pub const SOFTMAX_FORWARD: Kernel = k(Module::Activation, "softmax_forward", &[RW, R]);
 /// dz, z, a, da
 pub const SOFTMAX_BACKWARD: Kernel = k(Module::Activation, "softmax_backward", &[RW, R, R, R]);
+/// a, z: a workgroup per row
+pub const SOFTMAX_FORWARD_WIDE: Kernel = k(Module::Activation, "softmax_forward_wide", &[RW, R]);
+/// dz, z, a, da: a workgroup per row
+pub const SOFTMAX_BACKWARD_WIDE: Kernel =
+    k(Module::Activation, "softmax_backward_wide", &[RW, R, R, R]);
 /// grad, row_loss, pred, target
 pub const LOSS: Kernel = k(Module::Loss, "loss_rows", &[RW, RW, R, R]);
+/// grad, row_loss, pred, target: a workgroup per row
+pub const LOSS_WIDE: Kernel = k(Module::Loss, "loss_rows_wide", &[RW, RW, R, R]);
 /// acc, x
 pub const SUM_INTO: Kernel = k(Module::Reduce, "sum_into", &[RW, R]);
 /// acc, pred, target
@@ -234,7 +241,7 @@ pub const PENALTY_SUM: Kernel = k(Module::Layers, "penalty_sum", &[RW, R]);
 pub const PENALTY_BACKWARD: Kernel = k(Module::Layers, "penalty_backward", &[RW, R]);
 
 /// Every kernel, for tests that build every pipeline.
-pub const ALL: [Kernel; 43] = [
+pub const ALL: [Kernel; 46] = [
     MATMUL,
     MATMUL_DIRECT,
     MATMUL_VEC4,
@@ -247,7 +254,10 @@ pub const ALL: [Kernel; 43] = [
     ACT_BACKWARD,
     SOFTMAX_FORWARD,
     SOFTMAX_BACKWARD,
+    SOFTMAX_FORWARD_WIDE,
+    SOFTMAX_BACKWARD_WIDE,
     LOSS,
+    LOSS_WIDE,
     SUM_INTO,
     ARGMAX_CORRECT,
     THRESHOLD_CORRECT,

@@ -243,6 +243,11 @@ fn grid(n: usize, per_group: usize, max_per_dim: u32) -> Result<[u32; 3]> {
 const WG_1D: usize = 256;
 const WG_ROWS: usize = 64;
 
+/// Columns from which a row-wise kernel (softmax, the losses) takes a workgroup per row: one
+/// thread looping over that many is slower than the workgroup's tree; below it, most of the
+/// workgroup would idle.
+const ROW_WIDE: usize = 128;
+
 fn u32_dim(op: &'static str, v: usize) -> Result<u32> {
     u32::try_from(v).map_err(|_| Error::Invalid {
         op,
@@ -412,6 +417,21 @@ impl GpuBackend {
     /// One workgroup per item (a class, a column).
     fn grid_each(&self, n: usize) -> Result<[u32; 3]> {
         grid(n, 1, self.ctx.limits().max_compute_workgroups_per_dimension)
+    }
+
+    /// A row-wise kernel for `x`'s rows: one thread per row (`narrow`), or past
+    /// [`ROW_WIDE`] columns a workgroup per row (`wide`), and its grid.
+    fn row_kernel(
+        &self,
+        x: &GpuTensor,
+        narrow: Kernel,
+        wide: Kernel,
+    ) -> Result<(Kernel, [u32; 3])> {
+        if x.cols >= ROW_WIDE {
+            Ok((wide, self.grid_each(x.rows)?))
+        } else {
+            Ok((narrow, self.grid_rows(x.rows)?))
+        }
     }
 
     fn grid_rows(&self, rows: usize) -> Result<[u32; 3]> {

@@ -252,7 +252,8 @@ impl Backend for GpuBackend {
             cols: u32_dim("bias_grad", dy.cols)?,
             _pad: [0; 2],
         };
-        let groups = self.grid_1d(dy.cols)?;
+        // 32 columns per workgroup (see bias.wgsl).
+        let groups = self.grid_each(dy.cols.div_ceil(32))?;
         self.record(
             kernels::BIAS_GRAD,
             Constants::default(),
@@ -267,14 +268,9 @@ impl Backend for GpuBackend {
         let params = act_params(act, z)?;
         let constants = Constants::new(&[("ACT", act.code() as f64)]);
         if act.is_row_wise() {
-            let groups = self.grid_rows(z.rows)?;
-            self.record(
-                kernels::SOFTMAX_FORWARD,
-                Constants::default(),
-                params,
-                &[a, z],
-                groups,
-            )
+            let (kernel, groups) =
+                self.row_kernel(z, kernels::SOFTMAX_FORWARD, kernels::SOFTMAX_FORWARD_WIDE)?;
+            self.record(kernel, Constants::default(), params, &[a, z], groups)
         } else {
             let groups = self.grid_1d(z.len())?;
             self.record(kernels::ACT_FORWARD, constants, params, &[a, z], groups)
@@ -296,9 +292,10 @@ impl Backend for GpuBackend {
         let params = act_params(act, z)?;
         let constants = Constants::new(&[("ACT", act.code() as f64)]);
         if act.is_row_wise() {
-            let groups = self.grid_rows(z.rows)?;
+            let (kernel, groups) =
+                self.row_kernel(z, kernels::SOFTMAX_BACKWARD, kernels::SOFTMAX_BACKWARD_WIDE)?;
             self.record(
-                kernels::SOFTMAX_BACKWARD,
+                kernel,
                 Constants::default(),
                 params,
                 &[dz, z, a, da],
@@ -331,9 +328,9 @@ impl Backend for GpuBackend {
             delta: loss.delta(),
             inv_rows: (1.0 / pred.rows as f64) as f32,
         };
-        let groups = self.grid_rows(pred.rows)?;
+        let (kernel, groups) = self.row_kernel(pred, kernels::LOSS, kernels::LOSS_WIDE)?;
         self.record(
-            kernels::LOSS,
+            kernel,
             Constants::new(&[("LOSS", loss.code() as f64)]),
             params,
             &[grad, row_loss, pred, target],
