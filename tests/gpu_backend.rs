@@ -280,6 +280,14 @@ fn every_matmul_variant_and_tiling_agrees_with_the_reference() {
         bk: 1,
     };
     let mut tilings = tilings.to_vec();
+    let v6_bytes = MatmulTiles::TILED8.workgroup_bytes();
+    if v6_bytes <= g.context().limits().max_compute_workgroup_storage_size as u64 {
+        tilings.push(MatmulTiles::TILED8);
+    } else {
+        let err = g.set_matmul_tiles(MatmulTiles::TILED8).unwrap_err();
+        assert!(err.to_string().contains("workgroup memory"), "{err}");
+        eprintln!("{v6_bytes} bytes of workgroup memory do not fit here: matmul v6 not tested");
+    }
     if g.context().adapter().subgroup_sizes == Some((8, 8)) {
         tilings.extend([MatmulTiles::SUBGROUP, subgroup(2), subgroup(1)]);
         tilings.extend([

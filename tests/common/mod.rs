@@ -149,6 +149,18 @@ pub const MATMUL_SHAPES: &[(usize, usize, usize, &str)] = &[
         "multiples of 4 past one 64 block: v3 with partial blocks",
     ),
     (1, 130, 66, "one output row (a batch of 1)"),
+    (
+        256,
+        128,
+        24,
+        "whole 128 × 128 blocks and K of 8: v6's unchecked (FULL) entry points",
+    ),
+    (
+        132,
+        260,
+        12,
+        "multiples of 4 one vec4 past v6's blocks: its edges, 2 K tiles with a partial second",
+    ),
 ];
 
 /// Element-wise and row-wise shapes `(rows, cols)`.

@@ -14,6 +14,8 @@ pub enum Module {
     /// `shaders/matmul_vec4.wgsl` + `shaders/matmul_subgroup.wgsl` (only on adapters with
     /// subgroup operations).
     MatmulSubgroup,
+    /// `shaders/matmul_tiled8.wgsl`
+    MatmulTiled8,
     /// `shaders/bias.wgsl`
     Bias,
     /// `shaders/fill.wgsl`
@@ -52,6 +54,7 @@ impl Module {
             Module::MatmulSubgroup => {
                 shader!("act_math.wgsl", "matmul_vec4.wgsl", "matmul_subgroup.wgsl")
             }
+            Module::MatmulTiled8 => shader!("act_math.wgsl", "matmul_tiled8.wgsl"),
             Module::Bias => shader!("bias.wgsl"),
             Module::Fill => shader!("fill.wgsl"),
             Module::Activation => shader!("act_math.wgsl", "activation.wgsl"),
@@ -69,6 +72,7 @@ impl Module {
             Module::Matmul => "matmul.wgsl",
             Module::MatmulVec4 => "matmul_vec4.wgsl",
             Module::MatmulSubgroup => "matmul_subgroup.wgsl",
+            Module::MatmulTiled8 => "matmul_tiled8.wgsl",
             Module::Bias => "bias.wgsl",
             Module::Fill => "fill.wgsl",
             Module::Activation => "activation.wgsl",
@@ -144,6 +148,14 @@ pub const MATMUL_SUBGROUP_BIAS_ACT: Kernel = k(
 pub const MATMUL_SUBGROUP16_BIAS_ACT: Kernel = k(
     Module::MatmulSubgroup,
     "matmul_subgroup16_bias_act",
+    &[RW, R, R, R, RW],
+);
+/// c, a, b: v6, 8 × 8 per thread from double-buffered vec4 workgroup tiles (real GPUs)
+pub const MATMUL_TILED8: Kernel = k(Module::MatmulTiled8, "matmul_tiled8", &[RW, R, R]);
+/// z, x, w, bias, a: v6 with the epilogue
+pub const MATMUL_TILED8_BIAS_ACT: Kernel = k(
+    Module::MatmulTiled8,
+    "matmul_tiled8_bias_act",
     &[RW, R, R, R, RW],
 );
 /// z, bias
@@ -241,10 +253,11 @@ pub const PENALTY_SUM: Kernel = k(Module::Layers, "penalty_sum", &[RW, R]);
 pub const PENALTY_BACKWARD: Kernel = k(Module::Layers, "penalty_backward", &[RW, R]);
 
 /// Every kernel, for tests that build every pipeline.
-pub const ALL: [Kernel; 46] = [
+pub const ALL: [Kernel; 48] = [
     MATMUL,
     MATMUL_DIRECT,
     MATMUL_VEC4,
+    MATMUL_TILED8,
     BIAS_ADD,
     BIAS_GRAD,
     FILL,
@@ -272,6 +285,7 @@ pub const ALL: [Kernel; 46] = [
     OPT_MOMENTUM4,
     OPT_ADAM4,
     MATMUL_VEC4_BIAS_ACT,
+    MATMUL_TILED8_BIAS_ACT,
     MATMUL_BIAS_ACT,
     MATMUL_DIRECT_BIAS_ACT,
     MOVING_AVERAGE,

@@ -24,6 +24,8 @@ mod optim;
 mod plan;
 mod profile;
 mod reduce;
+#[cfg(test)]
+mod spirv;
 mod tiles;
 mod tune;
 

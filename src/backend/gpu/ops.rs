@@ -221,7 +221,7 @@ impl Backend for GpuBackend {
         self.record_labeled(
             tiles.variant.bias_act_kernel(),
             tiles.variant.bias_act_label(),
-            tiles.bias_act_constants(act.code()),
+            tiles.bias_act_constants(act.code(), [m, n, k]),
             params,
             &[z, x, w, bias, a],
             groups,

@@ -4,7 +4,7 @@
 use super::kernels::{
     Constants, Kernel, MATMUL, MATMUL_BIAS_ACT, MATMUL_DIRECT, MATMUL_DIRECT_BIAS_ACT,
     MATMUL_SUBGROUP, MATMUL_SUBGROUP16, MATMUL_SUBGROUP16_BIAS_ACT, MATMUL_SUBGROUP_BIAS_ACT,
-    MATMUL_VEC4, MATMUL_VEC4_BIAS_ACT,
+    MATMUL_TILED8, MATMUL_TILED8_BIAS_ACT, MATMUL_VEC4, MATMUL_VEC4_BIAS_ACT,
 };
 
 /// The matmul kernels of `shaders/matmul.wgsl`, numbered as there.
@@ -23,6 +23,10 @@ pub enum MatmulVariant {
     Subgroup,
     /// v5: v4 with 16 rows per invocation (two shared loads of op(A) per step).
     Subgroup16,
+    /// v6: 8 × 8 per thread from double-buffered vec4 workgroup tiles, op(A) k-major and
+    /// padded, a 128 × 128 block per 16 × 16 workgroup; for real GPUs, on the shapes v3 takes.
+    /// Shapes that are whole blocks run without bounds checks.
+    Tiled8,
 }
 
 impl MatmulVariant {
@@ -34,6 +38,7 @@ impl MatmulVariant {
             MatmulVariant::Vec4 => MATMUL_VEC4,
             MatmulVariant::Subgroup => MATMUL_SUBGROUP,
             MatmulVariant::Subgroup16 => MATMUL_SUBGROUP16,
+            MatmulVariant::Tiled8 => MATMUL_TILED8,
         }
     }
 
@@ -45,6 +50,7 @@ impl MatmulVariant {
             MatmulVariant::Vec4 => "matmul_vec4 A·B + bias + act",
             MatmulVariant::Subgroup => "matmul_subgroup A·B + bias + act",
             MatmulVariant::Subgroup16 => "matmul_subgroup16 A·B + bias + act",
+            MatmulVariant::Tiled8 => "matmul_tiled8 A·B + bias + act",
         }
     }
 
@@ -56,6 +62,7 @@ impl MatmulVariant {
             MatmulVariant::Vec4 => MATMUL_VEC4_BIAS_ACT,
             MatmulVariant::Subgroup => MATMUL_SUBGROUP_BIAS_ACT,
             MatmulVariant::Subgroup16 => MATMUL_SUBGROUP16_BIAS_ACT,
+            MatmulVariant::Tiled8 => MATMUL_TILED8_BIAS_ACT,
         }
     }
 
@@ -88,6 +95,10 @@ impl MatmulVariant {
             (Subgroup16, false, true) => "matmul_subgroup16 A·Bᵀ",
             (Subgroup16, true, false) => "matmul_subgroup16 Aᵀ·B",
             (Subgroup16, true, true) => "matmul_subgroup16 Aᵀ·Bᵀ",
+            (Tiled8, false, false) => "matmul_tiled8 A·B",
+            (Tiled8, false, true) => "matmul_tiled8 A·Bᵀ",
+            (Tiled8, true, false) => "matmul_tiled8 Aᵀ·B",
+            (Tiled8, true, true) => "matmul_tiled8 Aᵀ·Bᵀ",
         }
     }
 
@@ -95,7 +106,7 @@ impl MatmulVariant {
     pub fn register_block(self) -> (u32, u32) {
         match self {
             MatmulVariant::Tiled | MatmulVariant::Direct => (MATMUL_TM, MATMUL_TN),
-            MatmulVariant::Vec4 | MatmulVariant::Subgroup => (8, 8),
+            MatmulVariant::Vec4 | MatmulVariant::Subgroup | MatmulVariant::Tiled8 => (8, 8),
             MatmulVariant::Subgroup16 => (16, 8),
         }
     }
@@ -165,6 +176,14 @@ impl MatmulTiles {
         bk: 1,
     };
 
+    /// v6 (the only shape it has): 16 × 16 threads of 8 × 8 outputs, K in steps of 8.
+    pub const TILED8: MatmulTiles = MatmulTiles {
+        variant: MatmulVariant::Tiled8,
+        wg_x: 16,
+        wg_y: 16,
+        bk: 8,
+    };
+
     /// The default for an adapter of this wgpu device type (`"Cpu"` for a software one).
     pub fn for_device_type(device_type: &str) -> MatmulTiles {
         if device_type == "Cpu" {
@@ -180,6 +199,8 @@ impl MatmulTiles {
             MatmulVariant::Tiled => {
                 4 * self.bk as u64 * (self.block_m() as u64 + self.block_n() as u64)
             }
+            // Two stages of two tiles of 8 k-rows, each 33 vec4 (padded).
+            MatmulVariant::Tiled8 => 2 * 2 * 8 * 33 * 16,
             MatmulVariant::Direct
             | MatmulVariant::Vec4
             | MatmulVariant::Subgroup
@@ -205,6 +226,7 @@ impl MatmulTiles {
             MatmulVariant::Vec4 => "vec4",
             MatmulVariant::Subgroup => "subgroup",
             MatmulVariant::Subgroup16 => "subgroup16",
+            MatmulVariant::Tiled8 => "tiled8",
         };
         format!("{v} {} {} {}", self.wg_x, self.wg_y, self.bk)
     }
@@ -217,6 +239,7 @@ impl MatmulTiles {
             "vec4" => MatmulVariant::Vec4,
             "subgroup" => MatmulVariant::Subgroup,
             "subgroup16" => MatmulVariant::Subgroup16,
+            "tiled8" => MatmulVariant::Tiled8,
             _ => return None,
         };
         let mut n = || it.next()?.parse().ok();
@@ -229,15 +252,22 @@ impl MatmulTiles {
         it.next().is_none().then_some(t)
     }
 
-    /// The pipeline constants for the fused product with `act` in its epilogue.
-    pub fn bias_act_constants(self, act_code: u32) -> Constants {
-        let mut list = self.constants(false, false).to_wgpu();
+    /// The pipeline constants for the fused `[m, n, k]` product with `act` in its epilogue.
+    pub fn bias_act_constants(self, act_code: u32, [m, n, k]: [usize; 3]) -> Constants {
+        let mut list = self.constants(false, false, [m, n, k]).to_wgpu();
         list.push(("ACT", act_code as f64));
         Constants::new(&list)
     }
 
-    /// The pipeline constants for a product with these transposes.
-    pub fn constants(self, trans_a: bool, trans_b: bool) -> Constants {
+    /// Whether an `[m, n, k]` product is whole blocks of this tiling: v6 then runs its entry
+    /// points without bounds checks.
+    pub fn whole_blocks(self, [m, n, k]: [usize; 3]) -> bool {
+        let (bm, bn) = (self.block_m() as usize, self.block_n() as usize);
+        m % bm == 0 && n % bn == 0 && k % self.bk as usize == 0
+    }
+
+    /// The pipeline constants for an `[m, n, k]` product with these transposes.
+    pub fn constants(self, trans_a: bool, trans_b: bool, mnk: [usize; 3]) -> Constants {
         let all = [
             ("TRANS_A", trans_a as u8 as f64),
             ("TRANS_B", trans_b as u8 as f64),
@@ -246,6 +276,12 @@ impl MatmulTiles {
             ("BK", self.bk as f64),
         ];
         match self.variant {
+            // Its workgroup is fixed: the constants are the transposes and FULL.
+            MatmulVariant::Tiled8 => Constants::new(&[
+                all[0],
+                all[1],
+                ("FULL", self.whole_blocks(mnk) as u8 as f64),
+            ]),
             MatmulVariant::Tiled => Constants::new(&all),
             // No workgroup tiles, so no BK.
             MatmulVariant::Direct
@@ -261,9 +297,10 @@ impl MatmulTiles {
     pub fn runs(self, m: usize, n: usize, k: usize, trans_a: bool, _trans_b: bool) -> bool {
         match self.variant {
             MatmulVariant::Tiled | MatmulVariant::Direct => true,
-            MatmulVariant::Vec4 | MatmulVariant::Subgroup | MatmulVariant::Subgroup16 => {
-                k % 4 == 0 && n % 4 == 0 && (!trans_a || m % 4 == 0)
-            }
+            MatmulVariant::Vec4
+            | MatmulVariant::Subgroup
+            | MatmulVariant::Subgroup16
+            | MatmulVariant::Tiled8 => k % 4 == 0 && n % 4 == 0 && (!trans_a || m % 4 == 0),
         }
     }
 }

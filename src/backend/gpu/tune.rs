@@ -115,10 +115,39 @@ impl GpuBackend {
     /// when the adapter cannot run it: too many threads per workgroup, a workgroup dimension
     /// or workgroup memory over its limits, or a zero size.
     pub fn set_matmul_tiles(&mut self, tiles: MatmulTiles) -> Result<()> {
+        let problem = self.tiles_problem(tiles);
+        match problem {
+            Some(detail) => Err(Error::Invalid {
+                op: "set_matmul_tiles",
+                detail: format!("{tiles:?} does not fit this adapter: {detail}"),
+            }),
+            None => {
+                self.matmul_tiles = tiles;
+                self.autotune = false;
+                self.resolved_tiles.clear();
+                // Plans keep the pipelines they were recorded with.
+                self.plan_generation += 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// Turns per-shape autotuning of the matmul tiling on or off (on by default; off after
+    /// [`GpuBackend::set_matmul_tiles`]). Off, every product uses the current tiling.
+    pub fn set_autotune(&mut self, on: bool) {
+        self.autotune = on;
+        self.resolved_tiles.clear();
+        self.plan_generation += 1;
+    }
+}
+
+impl GpuBackend {
+    /// Why `tiles` cannot run on this adapter, if it cannot.
+    fn tiles_problem(&self, tiles: MatmulTiles) -> Option<String> {
         let l = self.ctx.limits();
         let threads = tiles.wg_x as u64 * tiles.wg_y as u64;
         let shared_bytes = tiles.workgroup_bytes();
-        let problem = if tiles.wg_x == 0 || tiles.wg_y == 0 || tiles.bk == 0 {
+        if tiles.wg_x == 0 || tiles.wg_y == 0 || tiles.bk == 0 {
             Some("every size must be at least 1".to_string())
         } else if tiles.variant.needs_subgroups()
             && self.ctx.adapter().subgroup_sizes != Some((8, 8))
@@ -154,33 +183,9 @@ impl GpuBackend {
             ))
         } else {
             None
-        };
-        match problem {
-            Some(detail) => Err(Error::Invalid {
-                op: "set_matmul_tiles",
-                detail: format!("{tiles:?} does not fit this adapter: {detail}"),
-            }),
-            None => {
-                self.matmul_tiles = tiles;
-                self.autotune = false;
-                self.resolved_tiles.clear();
-                // Plans keep the pipelines they were recorded with.
-                self.plan_generation += 1;
-                Ok(())
-            }
         }
     }
 
-    /// Turns per-shape autotuning of the matmul tiling on or off (on by default; off after
-    /// [`GpuBackend::set_matmul_tiles`]). Off, every product uses the current tiling.
-    pub fn set_autotune(&mut self, on: bool) {
-        self.autotune = on;
-        self.resolved_tiles.clear();
-        self.plan_generation += 1;
-    }
-}
-
-impl GpuBackend {
     /// The tiling for a product of this shape: the one `set_matmul_tiles` fixed, or, with
     /// autotuning on (the default), the fastest candidate for its shape class, measured on
     /// first use and cached for the process. Shapes the chosen variant cannot run go to v2.
@@ -264,7 +269,7 @@ impl GpuBackend {
             bk,
             ..base
         };
-        match base.variant {
+        let list = match base.variant {
             // v5 beat v4 on every MLP shape timed (docs/PERFORMANCE.md); what remains to
             // choose is how many subgroups share a workgroup.
             MatmulVariant::Subgroup | MatmulVariant::Subgroup16 => vec![
@@ -277,8 +282,24 @@ impl GpuBackend {
             MatmulVariant::Vec4 | MatmulVariant::Direct => {
                 vec![base, with(8, 2, 1), with(4, 4, 1)]
             }
-            MatmulVariant::Tiled => vec![base, with(16, 16, 8), with(8, 8, 16), MatmulTiles::VEC4],
-        }
+            MatmulVariant::Tiled | MatmulVariant::Tiled8 => vec![
+                MatmulTiles::TILED,
+                MatmulTiles {
+                    bk: 8,
+                    ..MatmulTiles::TILED
+                },
+                MatmulTiles {
+                    wg_x: 8,
+                    wg_y: 8,
+                    ..MatmulTiles::TILED
+                },
+                MatmulTiles::VEC4,
+                MatmulTiles::TILED8,
+            ],
+        };
+        list.into_iter()
+            .filter(|&t| self.tiles_problem(t).is_none())
+            .collect()
     }
 
     /// Times each candidate on scratch operands of this shape and returns the fastest.
@@ -303,22 +324,16 @@ impl GpuBackend {
             self.zeros(k, n)?
         };
         let mut c = self.zeros(m, n)?;
-        // One untimed run each (builds the pipelines), then rounds that time one run of each
-        // in turn; a candidate's time is its fastest run, so a burst of load on a shared
-        // machine during one run cannot pick the loser.
-        for &tiles in candidates {
-            self.record_matmul(tiles, &a, ta, &b, tb, &mut c)?;
-            self.finish()?;
+        // Timed on the device where the adapter has timestamp queries (a profiler of its own,
+        // the caller's put back after), else by the host clock around a submit and wait.
+        let device_clock = self.ctx.has_timestamps();
+        let callers = self.profiler.take();
+        if device_clock {
+            self.enable_profiling()?;
         }
-        let mut fastest = vec![f64::INFINITY; candidates.len()];
-        for _ in 0..TUNE_ROUNDS {
-            for (&tiles, best) in candidates.iter().zip(&mut fastest) {
-                let start = std::time::Instant::now();
-                self.record_matmul(tiles, &a, ta, &b, tb, &mut c)?;
-                self.finish()?;
-                *best = best.min(start.elapsed().as_secs_f64());
-            }
-        }
+        let timed = self.time_candidates(&a, ta, &b, tb, &mut c, candidates, device_clock);
+        self.profiler = callers;
+        let fastest = timed?;
         let best = fastest
             .iter()
             .zip(candidates)
@@ -326,6 +341,43 @@ impl GpuBackend {
             .map(|(&t, &tiles)| (t, tiles))
             .expect("at least two candidates");
         Ok(best.1)
+    }
+
+    /// Each candidate's fastest of [`TUNE_ROUNDS`] runs, in seconds.
+    #[allow(clippy::too_many_arguments)]
+    fn time_candidates(
+        &mut self,
+        a: &GpuTensor,
+        ta: bool,
+        b: &GpuTensor,
+        tb: bool,
+        c: &mut GpuTensor,
+        candidates: &[MatmulTiles],
+        device_clock: bool,
+    ) -> Result<Vec<f64>> {
+        // One untimed run each (builds the pipelines), then rounds that time one run of each
+        // in turn; a candidate's time is its fastest run, so a burst of load on a shared
+        // machine during one run cannot pick the loser.
+        for &tiles in candidates {
+            self.record_matmul(tiles, a, ta, b, tb, c)?;
+            self.finish()?;
+        }
+        let mut fastest = vec![f64::INFINITY; candidates.len()];
+        for _ in 0..TUNE_ROUNDS {
+            for (&tiles, best) in candidates.iter().zip(&mut fastest) {
+                self.reset_kernel_times();
+                let start = std::time::Instant::now();
+                self.record_matmul(tiles, a, ta, b, tb, c)?;
+                self.finish()?;
+                let seconds = if device_clock {
+                    self.kernel_times().iter().map(|t| t.nanos).sum::<f64>() / 1e9
+                } else {
+                    start.elapsed().as_secs_f64()
+                };
+                *best = best.min(seconds);
+            }
+        }
+        Ok(fastest)
     }
 
     /// Records `c = op(a)·op(b)` with `tiles` (which must run this shape).
@@ -351,7 +403,7 @@ impl GpuBackend {
         self.record_labeled(
             tiles.variant.kernel(),
             tiles.variant.label(ta, tb),
-            tiles.constants(ta, tb),
+            tiles.constants(ta, tb, [m, n, k]),
             params,
             &[c, a, b],
             groups,
