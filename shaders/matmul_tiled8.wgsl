@@ -17,6 +17,10 @@
 // values go to four k-rows, and the k-rows are padded to 33 vec4 so that those scattered
 // stores fall in different banks.
 //
+// Split-K: with k_slice > 0, workgroup z computes the slice of K from z · k_slice (a multiple
+// of 8, every slice non-empty: the host sizes them) into its own [M, N] part of c, which is
+// then a scratch buffer of slices that splitk.wgsl sums.
+//
 // FULL (M and N multiples of 128, K of 8) drops every bounds check: the host sets it only for
 // such shapes, where every index below is in range by construction (row0 + 127 < M,
 // col0 + 127 < N, k0 + 7 < K). Otherwise out-of-range loads give 0 and stores are guarded.
@@ -25,7 +29,8 @@ struct Params {
     m: u32,
     n: u32,
     k: u32,
-    _pad: u32,
+    // split-K's slice length (0: the whole of K)
+    k_slice: u32,
     // The activation's parameters, for the fused epilogue (act_math.wgsl).
     q: vec4<f32>,
 }
@@ -58,20 +63,20 @@ struct Fetch {
     b: vec4<f32>,
 }
 
-fn fetch(li: u32, row0: u32, col0: u32, k0: u32) -> Fetch {
+fn fetch(li: u32, row0: u32, col0: u32, k0: u32, k_end: u32) -> Fetch {
     var f = Fetch(vec4<f32>(0.0), vec4<f32>(0.0));
     if (TRANS_A) {
         // A stored [K, M]: a vec4 along m.
         let kg = k0 + li / ROW4;
         let row = row0 + (li % ROW4) * 4u;
-        if (FULL || (kg < p.k && row < p.m)) {
+        if (FULL || (kg < k_end && row < p.m)) {
             f.a = a[(kg * p.m + row) / 4u];
         }
     } else {
         // A stored [M, K]: a vec4 along k.
         let row = row0 + li / 2u;
         let kg = k0 + (li % 2u) * 4u;
-        if (FULL || (row < p.m && kg < p.k)) {
+        if (FULL || (row < p.m && kg < k_end)) {
             f.a = a[(row * p.k + kg) / 4u];
         }
     }
@@ -79,14 +84,14 @@ fn fetch(li: u32, row0: u32, col0: u32, k0: u32) -> Fetch {
         // B stored [N, K]: a vec4 along k.
         let col = col0 + li / 2u;
         let kg = k0 + (li % 2u) * 4u;
-        if (FULL || (col < p.n && kg < p.k)) {
+        if (FULL || (col < p.n && kg < k_end)) {
             f.b = b[(col * p.k + kg) / 4u];
         }
     } else {
         // B stored [K, N]: a vec4 along n.
         let kg = k0 + li / ROW4;
         let col = col0 + (li % ROW4) * 4u;
-        if (FULL || (kg < p.k && col < p.n)) {
+        if (FULL || (kg < k_end && col < p.n)) {
             f.b = b[(kg * p.n + col) / 4u];
         }
     }
@@ -153,17 +158,20 @@ fn mac(acc: array<vec4<f32>, 16>, s: u32, tx: u32, ty: u32) -> array<vec4<f32>, 
 }
 
 // The thread's block. Every thread of the workgroup calls it (it has barriers).
-fn tiled8_block(li: u32, tx: u32, ty: u32, row0: u32, col0: u32) -> array<vec4<f32>, 16> {
+fn tiled8_block(li: u32, tx: u32, ty: u32, row0: u32, col0: u32, slice: u32) -> array<vec4<f32>, 16> {
     var acc: array<vec4<f32>, 16>;
-    let tiles = (p.k + BK - 1u) / BK;
-    stash(li, 0u, fetch(li, row0, col0, 0u));
+    let k_len = select(p.k, p.k_slice, p.k_slice > 0u);
+    let k_begin = slice * k_len;
+    let k_end = min(p.k, k_begin + k_len);
+    let tiles = (k_end - k_begin + BK - 1u) / BK;
+    stash(li, 0u, fetch(li, row0, col0, k_begin, k_end));
     workgroupBarrier();
     for (var t = 0u; t < tiles; t++) {
         let s = t % 2u;
         let more = t + 1u < tiles;
         var next = Fetch(vec4<f32>(0.0), vec4<f32>(0.0));
         if (more) {
-            next = fetch(li, row0, col0, (t + 1u) * BK);
+            next = fetch(li, row0, col0, k_begin + (t + 1u) * BK, k_end);
         }
         acc = mac(acc, s, tx, ty);
         if (more) {
@@ -182,13 +190,15 @@ fn block_row(ty: u32, i: u32) -> u32 {
 fn matmul_tiled8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let row0 = wid.y * BM;
     let col0 = wid.x * BN;
-    let acc = tiled8_block(li, lid.x, lid.y, row0, col0);
+    let acc = tiled8_block(li, lid.x, lid.y, row0, col0, wid.z);
+    // The slice's part of the scratch buffer (0 without split-K).
+    let part = wid.z * p.m * p.n;
     for (var i = 0u; i < 8u; i++) {
         let row = row0 + block_row(lid.y, i);
         for (var h = 0u; h < 2u; h++) {
             let col = col0 + h * 64u + 4u * lid.x;
             if (FULL || (row < p.m && col < p.n)) {
-                c[(row * p.n + col) / 4u] = acc[2u * i + h];
+                c[(part + row * p.n + col) / 4u] = acc[2u * i + h];
             }
         }
     }
@@ -199,7 +209,8 @@ fn matmul_tiled8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
 fn matmul_tiled8_bias_act(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let row0 = wid.y * BM;
     let col0 = wid.x * BN;
-    let acc = tiled8_block(li, lid.x, lid.y, row0, col0);
+    // Never split: split-K's epilogue runs in its sum (splitk.wgsl).
+    let acc = tiled8_block(li, lid.x, lid.y, row0, col0, 0u);
     for (var i = 0u; i < 8u; i++) {
         let row = row0 + block_row(lid.y, i);
         for (var h = 0u; h < 2u; h++) {

@@ -246,18 +246,21 @@ fn every_matmul_variant_and_tiling_agrees_with_the_reference() {
         wg_x,
         wg_y,
         bk,
+        split_k: 1,
     };
     let direct = |wg_x, wg_y| MatmulTiles {
         variant: MatmulVariant::Direct,
         wg_x,
         wg_y,
         bk: 1,
+        split_k: 1,
     };
     let vec4 = |wg_x, wg_y| MatmulTiles {
         variant: MatmulVariant::Vec4,
         wg_x,
         wg_y,
         bk: 1,
+        split_k: 1,
     };
     let tilings = [
         MatmulTiles::TILED,
@@ -278,11 +281,24 @@ fn every_matmul_variant_and_tiling_agrees_with_the_reference() {
         wg_x: 8,
         wg_y,
         bk: 1,
+        split_k: 1,
     };
     let mut tilings = tilings.to_vec();
     let v6_bytes = MatmulTiles::TILED8.workgroup_bytes();
     if v6_bytes <= g.context().limits().max_compute_workgroup_storage_size as u64 {
-        tilings.push(MatmulTiles::TILED8);
+        // Split-K in 2, 3 and 16 slices: of every K above (fewer, where K is short).
+        let split = |split_k| MatmulTiles {
+            split_k,
+            ..MatmulTiles::TILED8
+        };
+        tilings.extend([MatmulTiles::TILED8, split(2), split(3), split(16)]);
+        let err = g
+            .set_matmul_tiles(MatmulTiles {
+                split_k: 2,
+                ..MatmulTiles::VEC4
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("split-K"), "{err}");
     } else {
         let err = g.set_matmul_tiles(MatmulTiles::TILED8).unwrap_err();
         assert!(err.to_string().contains("workgroup memory"), "{err}");

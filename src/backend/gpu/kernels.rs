@@ -16,6 +16,8 @@ pub enum Module {
     MatmulSubgroup,
     /// `shaders/matmul_tiled8.wgsl`
     MatmulTiled8,
+    /// `shaders/splitk.wgsl`
+    SplitK,
     /// `shaders/bias.wgsl`
     Bias,
     /// `shaders/fill.wgsl`
@@ -55,6 +57,7 @@ impl Module {
                 shader!("act_math.wgsl", "matmul_vec4.wgsl", "matmul_subgroup.wgsl")
             }
             Module::MatmulTiled8 => shader!("act_math.wgsl", "matmul_tiled8.wgsl"),
+            Module::SplitK => shader!("act_math.wgsl", "splitk.wgsl"),
             Module::Bias => shader!("bias.wgsl"),
             Module::Fill => shader!("fill.wgsl"),
             Module::Activation => shader!("act_math.wgsl", "activation.wgsl"),
@@ -73,6 +76,7 @@ impl Module {
             Module::MatmulVec4 => "matmul_vec4.wgsl",
             Module::MatmulSubgroup => "matmul_subgroup.wgsl",
             Module::MatmulTiled8 => "matmul_tiled8.wgsl",
+            Module::SplitK => "splitk.wgsl",
             Module::Bias => "bias.wgsl",
             Module::Fill => "fill.wgsl",
             Module::Activation => "activation.wgsl",
@@ -158,6 +162,10 @@ pub const MATMUL_TILED8_BIAS_ACT: Kernel = k(
     "matmul_tiled8_bias_act",
     &[RW, R, R, R, RW],
 );
+/// c, partial: split-K's sum of slices
+pub const SPLITK_SUM: Kernel = k(Module::SplitK, "splitk_sum", &[RW, R]);
+/// z, partial, bias, a: split-K's sum with the forward's epilogue
+pub const SPLITK_SUM_BIAS_ACT: Kernel = k(Module::SplitK, "splitk_sum_bias_act", &[RW, R, R, RW]);
 /// z, bias
 pub const BIAS_ADD: Kernel = k(Module::Bias, "bias_add", &[RW, R]);
 /// db, dy
@@ -253,7 +261,7 @@ pub const PENALTY_SUM: Kernel = k(Module::Layers, "penalty_sum", &[RW, R]);
 pub const PENALTY_BACKWARD: Kernel = k(Module::Layers, "penalty_backward", &[RW, R]);
 
 /// Every kernel, for tests that build every pipeline.
-pub const ALL: [Kernel; 48] = [
+pub const ALL: [Kernel; 50] = [
     MATMUL,
     MATMUL_DIRECT,
     MATMUL_VEC4,
@@ -286,6 +294,8 @@ pub const ALL: [Kernel; 48] = [
     OPT_ADAM4,
     MATMUL_VEC4_BIAS_ACT,
     MATMUL_TILED8_BIAS_ACT,
+    SPLITK_SUM,
+    SPLITK_SUM_BIAS_ACT,
     MATMUL_BIAS_ACT,
     MATMUL_DIRECT_BIAS_ACT,
     MOVING_AVERAGE,
@@ -357,7 +367,8 @@ pub struct MatmulParams {
     pub m: u32,
     pub n: u32,
     pub k: u32,
-    pub _pad: u32,
+    /// Split-K's slice of K (v6; 0 elsewhere).
+    pub k_slice: u32,
     /// The activation's parameters (fused epilogues only).
     pub q: [f32; 4],
 }
@@ -430,6 +441,17 @@ pub struct OptimParams {
     pub flag_slot: u32,
     pub step_slot: u32,
     pub t: u32,
+}
+
+/// `splitk.wgsl`
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub struct SplitKParams {
+    pub len4: u32,
+    pub n4: u32,
+    pub slices: u32,
+    pub _pad: u32,
+    pub q: [f32; 4],
 }
 
 /// `data.wgsl`

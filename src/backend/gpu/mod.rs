@@ -26,6 +26,7 @@ mod profile;
 mod reduce;
 #[cfg(test)]
 mod spirv;
+mod splitk;
 mod tiles;
 mod tune;
 
@@ -213,6 +214,8 @@ pub struct GpuBackend {
     /// optimizer step (one layout serves both kinds).
     unguarded: [GpuTensor; 4],
     profiler: Option<Profiler>,
+    /// Split-K's slices of a product (grown to the largest asked for).
+    split_scratch: Option<GpuTensor>,
 }
 
 impl std::fmt::Debug for GpuBackend {
@@ -301,6 +304,7 @@ impl GpuBackend {
             resolved_tiles: HashMap::new(),
             unguarded,
             profiler: None,
+            split_scratch: None,
         };
         if backend.matmul_tiles == MatmulTiles::VEC4 && backend.subgroup_matmul_works() {
             backend.matmul_tiles = MatmulTiles::SUBGROUP16;

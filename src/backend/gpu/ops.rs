@@ -210,11 +210,15 @@ impl Backend for GpuBackend {
             self.bias_add(z, bias)?;
             return self.activation(act, z, a);
         }
+        if let Some(split) = Self::split_of(tiles, k) {
+            let epilogue = super::splitk::Epilogue { bias, act, out: a };
+            return self.record_split(tiles, split, x, false, w, false, z, Some(epilogue));
+        }
         let params = kernels::MatmulParams {
             m: u32_dim("matmul", m)?,
             n: u32_dim("matmul", n)?,
             k: u32_dim("matmul", k)?,
-            _pad: 0,
+            k_slice: 0,
             q: act.params(),
         };
         let groups = self.matmul_grid(tiles, m, n)?;

@@ -124,6 +124,9 @@ pub struct MatmulTiles {
     pub wg_y: u32,
     /// K step per workgroup-memory tile.
     pub bk: u32,
+    /// Slices of K computed by separate workgroups and summed after (split-K, for products
+    /// with few output blocks and a long K); 1 for none. v6 only.
+    pub split_k: u32,
 }
 
 /// Each thread's register block, `TM × TN` in matmul.wgsl (WGSL needs these as constants).
@@ -140,6 +143,7 @@ impl MatmulTiles {
         wg_x: 16,
         wg_y: 16,
         bk: 16,
+        split_k: 1,
     };
 
     /// v2 with 8 × 8 threads of 4 × 4 outputs each (`bk` unused). Runs the shapes v3 cannot.
@@ -148,6 +152,7 @@ impl MatmulTiles {
         wg_x: 8,
         wg_y: 8,
         bk: 1,
+        split_k: 1,
     };
 
     /// v3 with 8 × 8 threads of 8 × 8 outputs each (`bk` unused). The default on software
@@ -157,6 +162,7 @@ impl MatmulTiles {
         wg_x: 8,
         wg_y: 8,
         bk: 1,
+        split_k: 1,
     };
 
     /// v4 with 8 subgroups of 8 per workgroup: a 64 × 64 block of C.
@@ -165,6 +171,7 @@ impl MatmulTiles {
         wg_x: 8,
         wg_y: 8,
         bk: 1,
+        split_k: 1,
     };
 
     /// v5 with 4 subgroups of 8 per workgroup: a 64 × 64 block of C. The default on software
@@ -174,6 +181,7 @@ impl MatmulTiles {
         wg_x: 8,
         wg_y: 4,
         bk: 1,
+        split_k: 1,
     };
 
     /// v6 (the only shape it has): 16 × 16 threads of 8 × 8 outputs, K in steps of 8.
@@ -182,6 +190,7 @@ impl MatmulTiles {
         wg_x: 16,
         wg_y: 16,
         bk: 8,
+        split_k: 1,
     };
 
     /// The default for an adapter of this wgpu device type (`"Cpu"` for a software one).
@@ -228,7 +237,10 @@ impl MatmulTiles {
             MatmulVariant::Subgroup16 => "subgroup16",
             MatmulVariant::Tiled8 => "tiled8",
         };
-        format!("{v} {} {} {}", self.wg_x, self.wg_y, self.bk)
+        match self.split_k {
+            1 => format!("{v} {} {} {}", self.wg_x, self.wg_y, self.bk),
+            s => format!("{v} {} {} {} {s}", self.wg_x, self.wg_y, self.bk),
+        }
     }
 
     pub(crate) fn decode(s: &str) -> Option<MatmulTiles> {
@@ -243,13 +255,18 @@ impl MatmulTiles {
             _ => return None,
         };
         let mut n = || it.next()?.parse().ok();
+        let (wg_x, wg_y, bk) = (n()?, n()?, n()?);
+        // A fifth number is split-K's slices (older caches have four).
+        let split_k = n().unwrap_or(1);
         let t = MatmulTiles {
             variant,
-            wg_x: n()?,
-            wg_y: n()?,
-            bk: n()?,
+            wg_x,
+            wg_y,
+            bk,
+            split_k,
         };
-        it.next().is_none().then_some(t)
+        let fits = split_k >= 1 && (split_k == 1 || variant == MatmulVariant::Tiled8);
+        (it.next().is_none() && fits).then_some(t)
     }
 
     /// The pipeline constants for the fused `[m, n, k]` product with `act` in its epilogue.

@@ -147,8 +147,17 @@ impl GpuBackend {
         let l = self.ctx.limits();
         let threads = tiles.wg_x as u64 * tiles.wg_y as u64;
         let shared_bytes = tiles.workgroup_bytes();
-        if tiles.wg_x == 0 || tiles.wg_y == 0 || tiles.bk == 0 {
+        if tiles.wg_x == 0 || tiles.wg_y == 0 || tiles.bk == 0 || tiles.split_k == 0 {
             Some("every size must be at least 1".to_string())
+        } else if tiles.split_k > 1 && tiles.variant != MatmulVariant::Tiled8 {
+            Some(format!(
+                "split-K runs on v6 (Tiled8) only, not {:?}",
+                tiles.variant
+            ))
+        } else if tiles.variant == MatmulVariant::Tiled8
+            && (tiles.wg_x, tiles.wg_y, tiles.bk) != (16, 16, 8)
+        {
+            Some("v6's workgroup is fixed at 16 × 16 threads with K steps of 8".into())
         } else if tiles.variant.needs_subgroups()
             && self.ctx.adapter().subgroup_sizes != Some((8, 8))
         {
@@ -226,11 +235,12 @@ impl GpuBackend {
         if !self.autotune {
             return Ok(fallback(fixed));
         }
-        let candidates: Vec<MatmulTiles> = self
+        let mut candidates: Vec<MatmulTiles> = self
             .tune_candidates()
             .into_iter()
             .filter(|t| t.runs(m, n, k, ta, tb))
             .collect();
+        candidates.extend(Self::split_candidates(&candidates, m, n, k));
         if candidates.len() < 2 {
             return Ok(candidates
                 .first()
@@ -299,6 +309,30 @@ impl GpuBackend {
         };
         list.into_iter()
             .filter(|&t| self.tiles_problem(t).is_none())
+            .collect()
+    }
+
+    /// Split-K tilings worth timing for an `[m, n, k]` product, where v6 is a candidate:
+    /// for a product of fewer than 16 of its blocks over a K of 512 or more, slices of 4 and 8
+    /// that are each at least 64 deep.
+    fn split_candidates(
+        candidates: &[MatmulTiles],
+        m: usize,
+        n: usize,
+        k: usize,
+    ) -> Vec<MatmulTiles> {
+        let v6 = MatmulTiles::TILED8;
+        if !candidates.contains(&v6) {
+            return Vec::new();
+        }
+        let blocks = m.div_ceil(v6.block_m() as usize) * n.div_ceil(v6.block_n() as usize);
+        if blocks >= 16 || k < 512 {
+            return Vec::new();
+        }
+        [4u32, 8]
+            .into_iter()
+            .filter(|&s| k / s as usize >= 64)
+            .map(|split_k| MatmulTiles { split_k, ..v6 })
             .collect()
     }
 
@@ -392,12 +426,15 @@ impl GpuBackend {
     ) -> Result<()> {
         let (m, n) = (c.rows, c.cols);
         let k = if ta { a.rows } else { a.cols };
+        if let Some(split) = Self::split_of(tiles, k) {
+            return self.record_split(tiles, split, a, ta, b, tb, c, None);
+        }
         let groups = self.matmul_grid(tiles, m, n)?;
         let params = kernels::MatmulParams {
             m: u32_dim("matmul", m)?,
             n: u32_dim("matmul", n)?,
             k: u32_dim("matmul", k)?,
-            _pad: 0,
+            k_slice: 0,
             q: [0.0; 4],
         };
         self.record_labeled(
