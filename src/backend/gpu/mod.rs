@@ -22,11 +22,11 @@ mod layers;
 mod ops;
 mod optim;
 mod plan;
+mod products;
 mod profile;
 mod reduce;
 #[cfg(test)]
 mod spirv;
-mod splitk;
 mod tiles;
 mod tune;
 

@@ -200,36 +200,7 @@ impl Backend for GpuBackend {
         z: &mut GpuTensor,
         a: &mut GpuTensor,
     ) -> Result<()> {
-        let (m, n, k) = check::matmul(x, false, w, false, z)?;
-        check::row_vector("dense_forward", z, bias)?;
-        check::same("dense_forward", &[("z", &*z), ("a", &*a)])?;
-        let tiles = self.tiles_for(m, n, k, false, false)?;
-        if act.is_row_wise() {
-            // Softmax needs whole rows: its own kernel after the product.
-            self.record_matmul(tiles, x, false, w, false, z)?;
-            self.bias_add(z, bias)?;
-            return self.activation(act, z, a);
-        }
-        if let Some(split) = Self::split_of(tiles, k) {
-            let epilogue = super::splitk::Epilogue { bias, act, out: a };
-            return self.record_split(tiles, split, x, false, w, false, z, Some(epilogue));
-        }
-        let params = kernels::MatmulParams {
-            m: u32_dim("matmul", m)?,
-            n: u32_dim("matmul", n)?,
-            k: u32_dim("matmul", k)?,
-            k_slice: 0,
-            q: act.params(),
-        };
-        let groups = self.matmul_grid(tiles, m, n)?;
-        self.record_labeled(
-            tiles.variant.bias_act_kernel(),
-            tiles.variant.bias_act_label(),
-            tiles.bias_act_constants(act.code(), [m, n, k]),
-            params,
-            &[z, x, w, bias, a],
-            groups,
-        )
+        self.record_dense_forward(x, w, bias, act, z, a)
     }
 
     fn bias_add(&mut self, z: &mut GpuTensor, bias: &GpuTensor) -> Result<()> {

@@ -2,8 +2,8 @@
 //! operands, the fastest kept for the process and, with `WGTRAIN_TUNE_CACHE`, on disk); and
 //! the check that the subgroup variants give the reference's products here.
 
-use super::kernels::{self, MatmulTiles, MatmulVariant};
-use super::{u32_dim, GpuBackend, GpuTensor};
+use super::kernels::{MatmulTiles, MatmulVariant};
+use super::{GpuBackend, GpuTensor};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 
@@ -412,56 +412,5 @@ impl GpuBackend {
             }
         }
         Ok(fastest)
-    }
-
-    /// Records `c = op(a)·op(b)` with `tiles` (which must run this shape).
-    pub(super) fn record_matmul(
-        &mut self,
-        tiles: MatmulTiles,
-        a: &GpuTensor,
-        ta: bool,
-        b: &GpuTensor,
-        tb: bool,
-        c: &mut GpuTensor,
-    ) -> Result<()> {
-        let (m, n) = (c.rows, c.cols);
-        let k = if ta { a.rows } else { a.cols };
-        if let Some(split) = Self::split_of(tiles, k) {
-            return self.record_split(tiles, split, a, ta, b, tb, c, None);
-        }
-        let groups = self.matmul_grid(tiles, m, n)?;
-        let params = kernels::MatmulParams {
-            m: u32_dim("matmul", m)?,
-            n: u32_dim("matmul", n)?,
-            k: u32_dim("matmul", k)?,
-            k_slice: 0,
-            q: [0.0; 4],
-        };
-        self.record_labeled(
-            tiles.variant.kernel(),
-            tiles.variant.label(ta, tb),
-            tiles.constants(ta, tb, [m, n, k]),
-            params,
-            &[c, a, b],
-            groups,
-        )
-    }
-
-    /// Workgroups for an `[m, n]` product with `tiles`.
-    pub(super) fn matmul_grid(&self, tiles: MatmulTiles, m: usize, n: usize) -> Result<[u32; 3]> {
-        let max = self.ctx.limits().max_compute_workgroups_per_dimension as usize;
-        let groups = [
-            n.div_ceil(tiles.block_n() as usize),
-            m.div_ceil(tiles.block_m() as usize),
-        ];
-        if groups.iter().any(|&g| g > max) {
-            return Err(Error::Invalid {
-                op: "matmul",
-                detail: format!(
-                    "a [{m}, {n}] output needs {groups:?} workgroups; this adapter allows {max} per dimension"
-                ),
-            });
-        }
-        Ok([groups[0] as u32, groups[1] as u32, 1])
     }
 }
