@@ -336,11 +336,25 @@ impl GpuContext {
         modules
             .entry(module)
             .or_insert_with(|| {
-                self.device
-                    .create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(module.file()),
-                        source: wgpu::ShaderSource::Wgsl(module.source().into()),
-                    })
+                let desc = wgpu::ShaderModuleDescriptor {
+                    label: Some(module.file()),
+                    source: wgpu::ShaderSource::Wgsl(module.source().into()),
+                };
+                if module.unchecked() {
+                    // SAFETY: only v6's whole-block pipelines are built from this module
+                    // (MatmulVariant::kernel_for), and for those shapes every index the
+                    // kernel forms is inside its binding and its workgroup arrays, and every
+                    // loop runs a count read from its uniform: the argument is in
+                    // shaders/matmul_tiled8.wgsl's header, and parity tests run it.
+                    unsafe {
+                        self.device.create_shader_module_trusted(
+                            desc,
+                            wgpu::ShaderRuntimeChecks::unchecked(),
+                        )
+                    }
+                } else {
+                    self.device.create_shader_module(desc)
+                }
             })
             .clone()
     }

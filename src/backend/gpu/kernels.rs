@@ -16,6 +16,10 @@ pub enum Module {
     MatmulSubgroup,
     /// `shaders/matmul_tiled8.wgsl`
     MatmulTiled8,
+    /// `shaders/matmul_tiled8.wgsl` created as a trusted module, without the bounds checks
+    /// and loop bounding wgpu adds: only for whole-block shapes, where every access is in
+    /// range (the argument is in the shader's header).
+    MatmulTiled8Unchecked,
     /// `shaders/splitk.wgsl`
     SplitK,
     /// `shaders/bias.wgsl`
@@ -56,7 +60,9 @@ impl Module {
             Module::MatmulSubgroup => {
                 shader!("act_math.wgsl", "matmul_vec4.wgsl", "matmul_subgroup.wgsl")
             }
-            Module::MatmulTiled8 => shader!("act_math.wgsl", "matmul_tiled8.wgsl"),
+            Module::MatmulTiled8 | Module::MatmulTiled8Unchecked => {
+                shader!("act_math.wgsl", "matmul_tiled8.wgsl")
+            }
             Module::SplitK => shader!("act_math.wgsl", "splitk.wgsl"),
             Module::Bias => shader!("bias.wgsl"),
             Module::Fill => shader!("fill.wgsl"),
@@ -69,6 +75,12 @@ impl Module {
         }
     }
 
+    /// Whether the module is created without wgpu's runtime checks (see
+    /// [`Module::MatmulTiled8Unchecked`]).
+    pub fn unchecked(self) -> bool {
+        self == Module::MatmulTiled8Unchecked
+    }
+
     /// The file name, for labels and error messages.
     pub fn file(self) -> &'static str {
         match self {
@@ -76,6 +88,7 @@ impl Module {
             Module::MatmulVec4 => "matmul_vec4.wgsl",
             Module::MatmulSubgroup => "matmul_subgroup.wgsl",
             Module::MatmulTiled8 => "matmul_tiled8.wgsl",
+            Module::MatmulTiled8Unchecked => "matmul_tiled8.wgsl (unchecked)",
             Module::SplitK => "splitk.wgsl",
             Module::Bias => "bias.wgsl",
             Module::Fill => "fill.wgsl",
@@ -159,6 +172,15 @@ pub const MATMUL_TILED8: Kernel = k(Module::MatmulTiled8, "matmul_tiled8", &[RW,
 /// z, x, w, bias, a: v6 with the epilogue
 pub const MATMUL_TILED8_BIAS_ACT: Kernel = k(
     Module::MatmulTiled8,
+    "matmul_tiled8_bias_act",
+    &[RW, R, R, R, RW],
+);
+/// c, a, b: v6 on whole blocks, from the unchecked module
+pub const MATMUL_TILED8_FULL: Kernel =
+    k(Module::MatmulTiled8Unchecked, "matmul_tiled8", &[RW, R, R]);
+/// z, x, w, bias, a: v6 with the epilogue on whole blocks, from the unchecked module
+pub const MATMUL_TILED8_FULL_BIAS_ACT: Kernel = k(
+    Module::MatmulTiled8Unchecked,
     "matmul_tiled8_bias_act",
     &[RW, R, R, R, RW],
 );
@@ -261,7 +283,7 @@ pub const PENALTY_SUM: Kernel = k(Module::Layers, "penalty_sum", &[RW, R]);
 pub const PENALTY_BACKWARD: Kernel = k(Module::Layers, "penalty_backward", &[RW, R]);
 
 /// Every kernel, for tests that build every pipeline.
-pub const ALL: [Kernel; 50] = [
+pub const ALL: [Kernel; 52] = [
     MATMUL,
     MATMUL_DIRECT,
     MATMUL_VEC4,
@@ -294,6 +316,8 @@ pub const ALL: [Kernel; 50] = [
     OPT_ADAM4,
     MATMUL_VEC4_BIAS_ACT,
     MATMUL_TILED8_BIAS_ACT,
+    MATMUL_TILED8_FULL,
+    MATMUL_TILED8_FULL_BIAS_ACT,
     SPLITK_SUM,
     SPLITK_SUM_BIAS_ACT,
     MATMUL_BIAS_ACT,

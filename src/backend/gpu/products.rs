@@ -67,7 +67,7 @@ impl GpuBackend {
             q: [0.0; 4],
         };
         self.record_labeled(
-            tiles.variant.kernel(),
+            tiles.variant.kernel_for(tiles, [m, n, k]),
             tiles.variant.label(ta, tb),
             tiles.constants(ta, tb, [m, n, k]),
             params,
@@ -128,7 +128,7 @@ impl GpuBackend {
             q: [0.0; 4],
         };
         self.record_labeled(
-            tiles.variant.kernel(),
+            tiles.variant.kernel_for(tiles, [m, n, k]),
             tiles.variant.label(ta, tb),
             tiles.constants(ta, tb, [m, n, k]),
             params,
@@ -189,7 +189,7 @@ impl GpuBackend {
         };
         let groups = self.matmul_grid(tiles, m, n)?;
         self.record_labeled(
-            tiles.variant.bias_act_kernel(),
+            tiles.variant.bias_act_kernel_for(tiles, [m, n, k]),
             tiles.variant.bias_act_label(),
             tiles.bias_act_constants(act.code(), [m, n, k]),
             params,

@@ -4,7 +4,8 @@
 use super::kernels::{
     Constants, Kernel, MATMUL, MATMUL_BIAS_ACT, MATMUL_DIRECT, MATMUL_DIRECT_BIAS_ACT,
     MATMUL_SUBGROUP, MATMUL_SUBGROUP16, MATMUL_SUBGROUP16_BIAS_ACT, MATMUL_SUBGROUP_BIAS_ACT,
-    MATMUL_TILED8, MATMUL_TILED8_BIAS_ACT, MATMUL_VEC4, MATMUL_VEC4_BIAS_ACT,
+    MATMUL_TILED8, MATMUL_TILED8_BIAS_ACT, MATMUL_TILED8_FULL, MATMUL_TILED8_FULL_BIAS_ACT,
+    MATMUL_VEC4, MATMUL_VEC4_BIAS_ACT,
 };
 
 /// The matmul kernels of `shaders/matmul.wgsl`, numbered as there.
@@ -39,6 +40,23 @@ impl MatmulVariant {
             MatmulVariant::Subgroup => MATMUL_SUBGROUP,
             MatmulVariant::Subgroup16 => MATMUL_SUBGROUP16,
             MatmulVariant::Tiled8 => MATMUL_TILED8,
+        }
+    }
+
+    /// The kernel that runs an `[m, n, k]` product with `tiles` of this variant: v6 on whole
+    /// blocks runs from the module without runtime checks.
+    pub(crate) fn kernel_for(self, tiles: MatmulTiles, mnk: [usize; 3]) -> Kernel {
+        match self {
+            MatmulVariant::Tiled8 if tiles.whole_blocks(mnk) => MATMUL_TILED8_FULL,
+            _ => self.kernel(),
+        }
+    }
+
+    /// [`MatmulVariant::kernel_for`] with the forward's epilogue.
+    pub(crate) fn bias_act_kernel_for(self, tiles: MatmulTiles, mnk: [usize; 3]) -> Kernel {
+        match self {
+            MatmulVariant::Tiled8 if tiles.whole_blocks(mnk) => MATMUL_TILED8_FULL_BIAS_ACT,
+            _ => self.bias_act_kernel(),
         }
     }
 
