@@ -304,13 +304,20 @@ fn maxout_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
 
 var<workgroup> partial: array<f32, WG_1D>;
 
-// acc[slot] += scale (l1 Σ |w| + l2 Σ w²), with l1, l2, scale in a, b, c. One workgroup: a
-// strided pass, then a tree (the order does not depend on scheduling).
+// acc[slot] += scale (l1 Σ |w| + l2 Σ w²), with l1, l2, scale in a, b, c. A workgroup sums
+// its chunk with a strided pass, then a tree (the order does not depend on scheduling). With
+// `pieces` = 0 one workgroup takes all of w and adds into acc[slot]; otherwise workgroup g
+// takes elements [g·pieces, (g+1)·pieces) and writes its term to acc[g], partials that
+// sum_into (reduce.wgsl) then adds into the slot.
 @compute @workgroup_size(WG_1D)
-fn penalty_sum(@builtin(local_invocation_index) li: u32) {
+fn penalty_sum(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let g = wid.x + wid.y * nwg.x;
+    let len = p.rows * p.cols;
+    let start = g * p.pieces;
+    let end = select(min(start + p.pieces, len), len, p.pieces == 0u);
     var l1 = 0.0;
     var l2 = 0.0;
-    for (var i = li; i < p.rows * p.cols; i += WG_1D) {
+    for (var i = start + li; i < end; i += WG_1D) {
         let w = pn_w[i];
         l1 += abs(w);
         l2 += w * w;
@@ -324,7 +331,11 @@ fn penalty_sum(@builtin(local_invocation_index) li: u32) {
         workgroupBarrier();
     }
     if (li == 0u) {
-        pn_out[p.slot] += p.c * partial[0];
+        if (p.pieces == 0u) {
+            pn_out[p.slot] += p.c * partial[0];
+        } else {
+            pn_out[g] = p.c * partial[0];
+        }
     }
 }
 

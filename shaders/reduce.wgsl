@@ -76,6 +76,31 @@ fn sum_into(@builtin(local_invocation_index) li: u32) {
     add_to_slot(li, v);
 }
 
+// The first pass of a sum over many workgroups: acc[g] = Σ of x over workgroup g's chunk of
+// p.k elements, each chunk summed as sum_into sums (a strided pass, then the tree); sum_into
+// over the partials is the second. Bindings: acc (the partials), x.
+@compute @workgroup_size(WG_1D)
+fn sum_partials(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let g = wid.x + wid.y * nwg.x;
+    let start = g * p.k;
+    let end = min(start + p.k, p.rows * p.cols);
+    var v = 0.0;
+    for (var i = start + li; i < end; i += WG_1D) {
+        v += x[i];
+    }
+    partial[li] = v;
+    workgroupBarrier();
+    for (var stride = WG_1D / 2u; stride > 0u; stride >>= 1u) {
+        if (li < stride) {
+            partial[li] += partial[li + stride];
+        }
+        workgroupBarrier();
+    }
+    if (li == 0u) {
+        acc[g] = partial[0];
+    }
+}
+
 // acc[slot] += #rows whose argmax(x) equals the label (target [N, 1]) or argmax(target)
 // (target [N, C], one-hot or probabilities). Bindings: acc, x, target.
 @compute @workgroup_size(WG_1D)

@@ -415,7 +415,7 @@ backend_test!(maxout, check_maxout);
 
 fn check_penalty<B: Backend>(b: &mut B) {
     let mut r = rng(46);
-    for &(rows, cols, why) in ROW_SHAPES {
+    for &(rows, cols, why) in ROW_SHAPES.iter().chain(common::SUM_SHAPES) {
         let what = format!("[{rows}, {cols}] ({why})");
         let mut w_data = uniform(&mut r, rows * cols, -1.0, 1.0);
         w_data[0] = 0.0; // sign(0) = 0

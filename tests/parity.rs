@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{assert_close, rng, uniform, upload, MATMUL_SHAPES, ROW_SHAPES};
+use common::{assert_close, rng, uniform, upload, MATMUL_SHAPES, ROW_SHAPES, SUM_SHAPES};
 use rand::Rng;
 use wgtrain::backend::{
     cpu, Activation, Backend, Loss, Optimizer, PointError, ROC_HISTOGRAM_SLOTS,
@@ -378,6 +378,29 @@ fn check_reductions<B: Backend>(b: &mut B) {
     }
 }
 backend_test!(reductions, check_reductions);
+
+/// Sums past one workgroup's share, into a slot that already holds a value, twice.
+fn check_large_sums<B: Backend>(b: &mut B) {
+    let mut r = rng(51);
+    for &(rows, cols, why) in SUM_SHAPES {
+        let x_data = uniform(&mut r, rows * cols, -1.0, 1.0);
+        let x = upload(b, rows, cols, &x_data);
+        let mut acc = b.zeros(1, 3).unwrap();
+        b.fill(&mut acc, 0.25).unwrap();
+        b.sum_into(&x, &mut acc, 1).unwrap();
+        b.sum_into(&x, &mut acc, 1).unwrap();
+        let sum: f64 = x_data.iter().map(|&v| v as f64).sum();
+        // f32 partial sums against the reference's f64: the error grows like √n.
+        let tol = Tolerance::new(2e-6 * ((rows * cols) as f32).sqrt(), 1e-5);
+        assert_close(
+            &format!("sum_into {rows}×{cols} ({why})"),
+            tol,
+            &b.read(&acc).unwrap(),
+            &[0.25, (0.25 + 2.0 * sum) as f32, 0.25],
+        );
+    }
+}
+backend_test!(large_sums, check_large_sums);
 
 fn check_metric_reductions<B: Backend>(b: &mut B) {
     let mut r = rng(7);

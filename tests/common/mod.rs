@@ -197,3 +197,25 @@ pub const ROW_SHAPES: &[(usize, usize, &str)] = &[
         "the bias gradient's 8 row lanes over 1000 rows, 33 columns: 32 per workgroup and one",
     ),
 ];
+
+/// Shapes for the sums (the loss, the penalties), each with why it is hard: around the size
+/// from which a sum runs in two passes (partials over many workgroups, then their sum), and
+/// past the most partials the first pass writes.
+pub const SUM_SHAPES: &[(usize, usize, &str)] = &[
+    (1, 16_383, "one element short of two passes"),
+    (
+        16_384,
+        1,
+        "the first size summed in two passes: 4 chunks of 4096",
+    ),
+    (
+        784,
+        512,
+        "MLP-A's first kernel: 98 partials, the last chunk short",
+    ),
+    (
+        4097,
+        1025,
+        "4.2 million: the partials capped at 1024, each chunk longer than 4096",
+    ),
+];

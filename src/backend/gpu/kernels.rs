@@ -217,6 +217,8 @@ pub const LOSS: Kernel = k(Module::Loss, "loss_rows", &[RW, RW, R, R]);
 pub const LOSS_WIDE: Kernel = k(Module::Loss, "loss_rows_wide", &[RW, RW, R, R]);
 /// acc, x
 pub const SUM_INTO: Kernel = k(Module::Reduce, "sum_into", &[RW, R]);
+/// partials, x: a sum's first pass over many workgroups
+pub const SUM_PARTIALS: Kernel = k(Module::Reduce, "sum_partials", &[RW, R]);
 /// acc, pred, target
 pub const ARGMAX_CORRECT: Kernel = k(Module::Reduce, "argmax_correct", &[RW, R, R]);
 /// acc, pred, target
@@ -283,7 +285,7 @@ pub const PENALTY_SUM: Kernel = k(Module::Layers, "penalty_sum", &[RW, R]);
 pub const PENALTY_BACKWARD: Kernel = k(Module::Layers, "penalty_backward", &[RW, R]);
 
 /// Every kernel, for tests that build every pipeline.
-pub const ALL: [Kernel; 52] = [
+pub const ALL: [Kernel; 53] = [
     MATMUL,
     MATMUL_DIRECT,
     MATMUL_VEC4,
@@ -302,6 +304,7 @@ pub const ALL: [Kernel; 52] = [
     LOSS,
     LOSS_WIDE,
     SUM_INTO,
+    SUM_PARTIALS,
     ARGMAX_CORRECT,
     THRESHOLD_CORRECT,
     TOPK_CORRECT,

@@ -6,6 +6,7 @@
 use super::kernels::{self, Constants, LayerParams};
 use super::optim::{guard_slots, update_constants, update_params};
 use super::plan::Patch;
+use super::reduce::TWO_PASS_FROM;
 use super::{u32_dim, GpuBackend, GpuTensor};
 use crate::backend::{check, DropoutMask, Guard, GuardSlots, RandomSlopes, Tensor};
 use crate::error::Result;
@@ -374,13 +375,30 @@ impl GpuBackend {
             c: scale,
             ..shape("penalty_into", w)?
         };
+        if w.len() < TWO_PASS_FROM {
+            return self.record(
+                kernels::PENALTY_SUM,
+                Constants::default(),
+                params,
+                &[acc, w],
+                [1, 1, 1],
+            );
+        }
+        // Partials over many workgroups (a Dense kernel is 10⁵–10⁶ weights), then their sum.
+        let (chunk, groups, partials) = self.partials_for(w.len())?;
+        let first = LayerParams {
+            pieces: u32_dim("penalty_into", chunk)?,
+            ..params
+        };
+        let grid = self.grid_each(groups)?;
         self.record(
             kernels::PENALTY_SUM,
             Constants::default(),
-            params,
-            &[acc, w],
-            [1, 1, 1],
-        )
+            first,
+            &[&partials, w],
+            grid,
+        )?;
+        self.sum_partials_into(&partials, groups, acc, slot)
     }
 
     pub(super) fn record_penalty_backward(

@@ -216,6 +216,8 @@ pub struct GpuBackend {
     profiler: Option<Profiler>,
     /// Split-K's slices of a product (grown to the largest asked for).
     split_scratch: Option<GpuTensor>,
+    /// The partial sums of two-pass reductions.
+    partials: Option<GpuTensor>,
 }
 
 impl std::fmt::Debug for GpuBackend {
@@ -305,6 +307,7 @@ impl GpuBackend {
             unguarded,
             profiler: None,
             split_scratch: None,
+            partials: None,
         };
         if backend.matmul_tiles == MatmulTiles::VEC4 && backend.subgroup_matmul_works() {
             backend.matmul_tiles = MatmulTiles::SUBGROUP16;

@@ -3,7 +3,6 @@
 
 use super::kernels::{self, Constants};
 
-use super::reduce::reduce_params;
 use super::{u32_dim, GpuBackend, GpuPlan, GpuTensor};
 use crate::backend::{
     check, Activation, Backend, DeviceTime, DropoutMask, Guard, Loss, Optimizer, PointError,
@@ -314,15 +313,7 @@ impl Backend for GpuBackend {
     }
 
     fn sum_into(&mut self, x: &GpuTensor, acc: &mut GpuTensor, slot: usize) -> Result<()> {
-        check::slot("sum_into", acc, slot)?;
-        let params = reduce_params(x, x.cols, slot, 0.0)?;
-        self.record(
-            kernels::SUM_INTO,
-            Constants::default(),
-            params,
-            &[acc, x],
-            [1, 1, 1],
-        )
+        self.record_sum_into(x, acc, slot)
     }
 
     fn argmax_correct_into(

@@ -4,7 +4,7 @@
 
 use super::kernels::{self, Constants};
 use super::{u32_dim, GpuBackend, GpuTensor};
-use crate::backend::{check, PointError, ROC_HISTOGRAM_SLOTS};
+use crate::backend::{check, Backend, PointError, Tensor, ROC_HISTOGRAM_SLOTS};
 use crate::error::Result;
 
 impl GpuBackend {
@@ -171,6 +171,89 @@ impl GpuBackend {
             params,
             &[acc, pred, target],
             groups,
+        )
+    }
+}
+
+/// Elements from which a sum runs in two passes (partials over many workgroups, then their
+/// sum): below it one workgroup's 256 threads take at most 64 each.
+pub(super) const TWO_PASS_FROM: usize = 16_384;
+
+/// Elements per workgroup in a sum's first pass, and the most partials it writes.
+const CHUNK: usize = 4096;
+const MAX_PARTIALS: usize = 1024;
+
+impl GpuBackend {
+    /// For a sum over `len` elements in two passes: the chunk each workgroup takes and the
+    /// partials buffer (made once, at its largest).
+    pub(super) fn partials_for(&mut self, len: usize) -> Result<(usize, usize, GpuTensor)> {
+        let groups = len.div_ceil(CHUNK).min(MAX_PARTIALS);
+        let chunk = len.div_ceil(groups);
+        if self.partials.is_none() {
+            self.partials = Some(self.zeros(1, MAX_PARTIALS)?);
+        }
+        let partials = self.partials.as_ref().expect("made just above").handle();
+        Ok((chunk, groups, partials))
+    }
+
+    /// `acc[slot] += Σ x`: one workgroup, or past [`TWO_PASS_FROM`] elements partials over
+    /// many workgroups and then their sum.
+    pub(super) fn record_sum_into(
+        &mut self,
+        x: &GpuTensor,
+        acc: &mut GpuTensor,
+        slot: usize,
+    ) -> Result<()> {
+        check::slot("sum_into", acc, slot)?;
+        let params = reduce_params(x, x.cols, slot, 0.0)?;
+        if x.len() < TWO_PASS_FROM {
+            return self.record(
+                kernels::SUM_INTO,
+                Constants::default(),
+                params,
+                &[acc, x],
+                [1, 1, 1],
+            );
+        }
+        let (chunk, groups, partials) = self.partials_for(x.len())?;
+        let first = kernels::ReduceParams {
+            k: u32_dim("sum_into", chunk)?,
+            ..params
+        };
+        let grid = self.grid_each(groups)?;
+        self.record(
+            kernels::SUM_PARTIALS,
+            Constants::default(),
+            first,
+            &[&partials, x],
+            grid,
+        )?;
+        self.sum_partials_into(&partials, groups, acc, slot)
+    }
+
+    /// `acc[slot] += Σ partials[..groups]`: a two-pass sum's second pass.
+    pub(super) fn sum_partials_into(
+        &mut self,
+        partials: &GpuTensor,
+        groups: usize,
+        acc: &mut GpuTensor,
+        slot: usize,
+    ) -> Result<()> {
+        let params = kernels::ReduceParams {
+            rows: 1,
+            cols: u32_dim("sum_into", groups)?,
+            slot: u32_dim("sum_into", slot)?,
+            target_cols: 1,
+            threshold: 0.0,
+            k: 0,
+            _pad: [0; 2],
+        };
+        self.record(
+            kernels::SUM_INTO,
+            Constants::default(),
+            params,
+            &[acc, partials],
+            [1, 1, 1],
         )
     }
 }
