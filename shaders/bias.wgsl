@@ -21,8 +21,23 @@ fn bias_add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     dst[i] += src[i % p.cols];
 }
 
-// db[c] = Σ_r dY[r, c]. dst = db [1, C], src = dY [N, C]. A column reduction over blocks of
-// rows: a workgroup takes 32 neighbouring columns (neighbouring addresses in each row, so its
+// db[c] = Σ_r dY[r, c]. dst = db [1, C], src = dY [N, C]. One thread per column: the reads of
+// neighbouring threads are neighbouring addresses in each row, and there is no barrier (on a
+// software adapter, where each barrier is a context switch, the faster of the two).
+@compute @workgroup_size(WG_1D)
+fn bias_grad_columns(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let c = flat_index(gid, nwg);
+    if (c >= p.cols) {
+        return;
+    }
+    var sum = 0.0;
+    for (var r = 0u; r < p.rows; r++) {
+        sum += src[r * p.cols + c];
+    }
+    dst[c] = sum;
+}
+
+// The same as a column reduction over blocks of rows, for real GPUs: a workgroup takes 32 neighbouring columns (neighbouring addresses in each row, so its
 // loads coalesce) and 8 lanes of rows; lane l sums rows l, l + 8, l + 16, ... of its column,
 // then a fixed tree over the 8 lanes in workgroup memory gives the column's sum. The order of
 // the additions is fixed, so the result is the same run to run.

@@ -109,7 +109,7 @@ fn check_bias<B: Backend>(b: &mut B) {
         );
     }
 }
-backend_test!(bias, check_bias);
+reduction_test!(bias, check_bias);
 
 /// Pre-activations: random values plus the awkward ones (0, the kinks, large magnitudes).
 fn activation_inputs(r: &mut rand::rngs::StdRng, n: usize) -> Vec<f32> {
@@ -160,7 +160,7 @@ fn check_activations<B: Backend>(b: &mut B) {
         }
     }
 }
-backend_test!(activations, check_activations);
+reduction_test!(activations, check_activations);
 
 /// Targets that make sense for each loss, for a `[rows, cols]` prediction.
 fn loss_inputs(
@@ -262,7 +262,7 @@ fn check_losses<B: Backend>(b: &mut B) {
         }
     }
 }
-backend_test!(losses, check_losses);
+reduction_test!(losses, check_losses);
 
 /// Logits of ±1e4 give finite cross-entropies and gradients (log-sum-exp with the max taken
 /// out), and they match the reference.
@@ -329,7 +329,7 @@ fn check_bad_labels_give_nan<B: Backend>(b: &mut B) {
         assert!(g[cols..].iter().all(|v| v.is_nan()), "{cols}: bad rows");
     }
 }
-backend_test!(bad_labels_give_nan, check_bad_labels_give_nan);
+reduction_test!(bad_labels_give_nan, check_bad_labels_give_nan);
 
 fn check_reductions<B: Backend>(b: &mut B) {
     let mut r = rng(5);

@@ -64,6 +64,35 @@ macro_rules! backend_test {
     };
 }
 
+/// `backend_test!` for ops with two GPU forms (see `GpuBackend::set_parallel_reductions`):
+/// `name::cpu`, `name::gpu_parallel` and `name::gpu_serial`, so that both forms run on every
+/// adapter, whichever is its default.
+#[macro_export]
+macro_rules! reduction_test {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[test]
+            fn cpu() {
+                super::$body(&mut wgtrain::backend::cpu::CpuBackend::new());
+            }
+            #[test]
+            fn gpu_parallel() {
+                if let Some(mut b) = $crate::common::gpu() {
+                    b.set_parallel_reductions(true);
+                    super::$body(&mut b);
+                }
+            }
+            #[test]
+            fn gpu_serial() {
+                if let Some(mut b) = $crate::common::gpu() {
+                    b.set_parallel_reductions(false);
+                    super::$body(&mut b);
+                }
+            }
+        }
+    };
+}
+
 /// For bodies that build their own models: `model_test!(name, body)` makes `name::cpu` and
 /// `name::gpu`, each calling `body(make_backend)`.
 #[macro_export]

@@ -192,12 +192,16 @@ pub const SPLITK_SUM_BIAS_ACT: Kernel = k(Module::SplitK, "splitk_sum_bias_act",
 pub const BIAS_ADD: Kernel = k(Module::Bias, "bias_add", &[RW, R]);
 /// db, dy
 pub const BIAS_GRAD: Kernel = k(Module::Bias, "bias_grad", &[RW, R]);
+/// db, dy: a thread per column (software adapters)
+pub const BIAS_GRAD_COLUMNS: Kernel = k(Module::Bias, "bias_grad_columns", &[RW, R]);
 /// dst
 pub const FILL: Kernel = k(Module::Fill, "fill", &[RW]);
 /// dst, src
 pub const COPY: Kernel = k(Module::Fill, "copy", &[RW, R]);
 /// dst, src, order
 pub const GATHER_ROWS: Kernel = k(Module::Data, "gather_rows", &[RW, R, R]);
+/// dst, src, order: rows of a multiple of 4 columns, as vec4
+pub const GATHER_ROWS4: Kernel = k(Module::Data, "gather_rows4", &[RW, R, R]);
 /// a, z
 pub const ACT_FORWARD: Kernel = k(Module::Activation, "act_forward_main", &[RW, R]);
 /// dz, z, a, da
@@ -285,16 +289,18 @@ pub const PENALTY_SUM: Kernel = k(Module::Layers, "penalty_sum", &[RW, R]);
 pub const PENALTY_BACKWARD: Kernel = k(Module::Layers, "penalty_backward", &[RW, R]);
 
 /// Every kernel, for tests that build every pipeline.
-pub const ALL: [Kernel; 53] = [
+pub const ALL: [Kernel; 55] = [
     MATMUL,
     MATMUL_DIRECT,
     MATMUL_VEC4,
     MATMUL_TILED8,
     BIAS_ADD,
     BIAS_GRAD,
+    BIAS_GRAD_COLUMNS,
     FILL,
     COPY,
     GATHER_ROWS,
+    GATHER_ROWS4,
     ACT_FORWARD,
     ACT_BACKWARD,
     SOFTMAX_FORWARD,

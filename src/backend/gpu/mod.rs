@@ -218,6 +218,9 @@ pub struct GpuBackend {
     split_scratch: Option<GpuTensor>,
     /// The partial sums of two-pass reductions.
     partials: Option<GpuTensor>,
+    /// Whether reductions over a batch's rows take many threads with barriers (see
+    /// [`GpuBackend::set_parallel_reductions`]).
+    parallel_reductions: bool,
 }
 
 impl std::fmt::Debug for GpuBackend {
@@ -308,6 +311,7 @@ impl GpuBackend {
             profiler: None,
             split_scratch: None,
             partials: None,
+            parallel_reductions: ctx_device_type != "Cpu",
         };
         if backend.matmul_tiles == MatmulTiles::VEC4 && backend.subgroup_matmul_works() {
             backend.matmul_tiles = MatmulTiles::SUBGROUP16;
@@ -428,15 +432,28 @@ impl GpuBackend {
         grid(n, 1, self.ctx.limits().max_compute_workgroups_per_dimension)
     }
 
+    /// Chooses how reductions over a batch's rows run: the bias gradient as a column
+    /// reduction over blocks of rows, and softmax and the losses with a workgroup per row past
+    /// [`ROW_WIDE`] columns (on: the default on real GPUs, where one thread per column or row
+    /// leaves most of the device idle), or a thread per column or row with no barrier (off:
+    /// the default on software adapters such as lavapipe, where each barrier costs a context
+    /// switch and the threaded version is slower). The results agree within rounding.
+    pub fn set_parallel_reductions(&mut self, on: bool) {
+        self.parallel_reductions = on;
+        // Plans keep the kernels they were recorded with.
+        self.plan_generation += 1;
+    }
+
     /// A row-wise kernel for `x`'s rows: one thread per row (`narrow`), or past
-    /// [`ROW_WIDE`] columns a workgroup per row (`wide`), and its grid.
+    /// [`ROW_WIDE`] columns a workgroup per row (`wide`, with parallel reductions on), and
+    /// its grid.
     fn row_kernel(
         &self,
         x: &GpuTensor,
         narrow: Kernel,
         wide: Kernel,
     ) -> Result<(Kernel, [u32; 3])> {
-        if x.cols >= ROW_WIDE {
+        if self.parallel_reductions && x.cols >= ROW_WIDE {
             Ok((wide, self.grid_each(x.rows)?))
         } else {
             Ok((narrow, self.grid_rows(x.rows)?))

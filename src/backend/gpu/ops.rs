@@ -226,15 +226,13 @@ impl Backend for GpuBackend {
             cols: u32_dim("bias_grad", dy.cols)?,
             _pad: [0; 2],
         };
-        // 32 columns per workgroup (see bias.wgsl).
-        let groups = self.grid_each(dy.cols.div_ceil(32))?;
-        self.record(
-            kernels::BIAS_GRAD,
-            Constants::default(),
-            params,
-            &[db, dy],
-            groups,
-        )
+        let (kernel, groups) = if self.parallel_reductions {
+            // 32 columns per workgroup (see bias.wgsl).
+            (kernels::BIAS_GRAD, self.grid_each(dy.cols.div_ceil(32))?)
+        } else {
+            (kernels::BIAS_GRAD_COLUMNS, self.grid_1d(dy.cols)?)
+        };
+        self.record(kernel, Constants::default(), params, &[db, dy], groups)
     }
 
     fn activation(&mut self, act: Activation, z: &GpuTensor, a: &mut GpuTensor) -> Result<()> {
