@@ -8,6 +8,11 @@ struct Params {
     offset: u32,
     // src's rows: an index past them is clamped to the last (the reference reports it)
     src_rows: u32,
+    // gather_pair4's second tensor: its columns and dst_y's length
+    y_cols: u32,
+    y_len: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -40,5 +45,28 @@ fn gather_rows4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
         let col = i - row * p.cols;
         let r = min(bitcast<u32>(order[p.offset + row]), p.src_rows - 1u);
         dst4[i] = src4[r * p.cols + col];
+    }
+}
+
+@group(0) @binding(4) var<storage, read_write> dst_y: array<f32>;
+@group(0) @binding(5) var<storage, read> src_y: array<f32>;
+
+// A batch's features and targets in one pass: gather_rows4 of the features for the first
+// p.len invocations, then the scalar gather of the targets (p.y_cols each) by the same order.
+// Bindings: dst, src, order, dst_y, src_y.
+@compute @workgroup_size(WG_1D)
+fn gather_pair4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i < p.len) {
+        let row = i / p.cols;
+        let col = i - row * p.cols;
+        let r = min(bitcast<u32>(order[p.offset + row]), p.src_rows - 1u);
+        dst4[i] = src4[r * p.cols + col];
+    } else if (i - p.len < p.y_len) {
+        let j = i - p.len;
+        let row = j / p.y_cols;
+        let col = j - row * p.y_cols;
+        let r = min(bitcast<u32>(order[p.offset + row]), p.src_rows - 1u);
+        dst_y[j] = src_y[r * p.y_cols + col];
     }
 }

@@ -190,6 +190,39 @@ backend_test!(
     check_gather_rows_matches_the_reference
 );
 
+/// Features and targets gathered together: in one pass where the features' rows are whole
+/// vec4 (784 and 12 columns), one gather each where not (13), with one- and three-column
+/// targets; the same rows as two gathers on the reference.
+fn check_gather_rows_pair_matches_the_reference<B: Backend>(b: &mut B) {
+    let mut r = common::rng(6);
+    for (rows, cols, y_cols, order, offset, take) in [
+        (6, 784, 1, vec![5, 0, 2, 2, 4, 1], 2, 4),
+        (9, 12, 3, vec![8, 1, 1, 0, 7, 2, 4], 0, 7),
+        (9, 13, 1, vec![3, 3, 8], 1, 2),
+    ] {
+        let x = common::uniform(&mut r, rows * cols, -1.0, 1.0);
+        let y = common::uniform(&mut r, rows * y_cols, 0.0, 9.0);
+        let o = cpu::order_values(&order).unwrap();
+        let (mut want_x, mut want_y) = (vec![0.0; take * cols], vec![0.0; take * y_cols]);
+        cpu::gather_rows(&x, cols, &o, offset, &mut want_x).unwrap();
+        cpu::gather_rows(&y, y_cols, &o, offset, &mut want_y).unwrap();
+        let (xs, ys) = (
+            common::upload(b, rows, cols, &x),
+            common::upload(b, rows, y_cols, &y),
+        );
+        let ot = common::upload(b, 1, order.len(), &o);
+        let (mut xd, mut yd) = (b.zeros(take, cols).unwrap(), b.zeros(take, y_cols).unwrap());
+        b.gather_rows_pair(&xs, &ys, &ot, offset, &mut xd, &mut yd)
+            .unwrap();
+        assert_eq!(b.read(&xd).unwrap(), want_x, "features, {cols} columns");
+        assert_eq!(b.read(&yd).unwrap(), want_y, "targets, {y_cols} columns");
+    }
+}
+backend_test!(
+    gather_rows_pair_matches_the_reference,
+    check_gather_rows_pair_matches_the_reference
+);
+
 #[test]
 fn a_bad_order_is_an_error() {
     let mut b = CpuBackend::new();

@@ -203,6 +203,22 @@ pub trait Backend {
         None
     }
 
+    /// [`Backend::gather_rows`] of `x_src` into `x_dst` and of `y_src` into `y_dst`, by the
+    /// same order from the same offset (a batch's features and targets): one pass where the
+    /// backend can (the GPU, where the features' rows are whole vec4).
+    fn gather_rows_pair(
+        &mut self,
+        x_src: &Self::Tensor,
+        y_src: &Self::Tensor,
+        order: &Self::Tensor,
+        offset: usize,
+        x_dst: &mut Self::Tensor,
+        y_dst: &mut Self::Tensor,
+    ) -> Result<()> {
+        self.gather_rows(x_src, order, offset, x_dst)?;
+        self.gather_rows(y_src, order, offset, y_dst)
+    }
+
     /// Starts recording a step plan: the ops until [`Backend::end_plan`] run as usual, and
     /// are also kept as a plan that [`Backend::replay`] runs again with the pipelines, bind
     /// groups and parameters already resolved. `false` where this backend keeps no plans

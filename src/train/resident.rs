@@ -3,7 +3,7 @@
 //!
 //! A dataset is uploaded once (where it fits the backend's largest tensor) together with an
 //! order tensor: the epoch's shuffled row indices, written once per epoch. Each batch is then
-//! gathered on the device by [`Backend::gather_rows`] from its offset in the order, so a step
+//! gathered on the device by [`Backend::gather_rows_pair`] from its offset in the order, so a step
 //! sends no data. A dataset is known by its matrices' ids ([`Matrix::id`]): fitting,
 //! validating or predicting on the same matrices again uploads nothing.
 //!
@@ -302,11 +302,12 @@ impl<B: Backend> Model<B> {
                     .expect("make_resident kept the data");
                 let batch = &mut self.batches[i];
                 debug_assert_eq!(batch.x.rows(), rows);
-                self.backend
-                    .gather_rows(&r.x, &r.order, offset, &mut batch.x)?;
-                if let (Some(y), StepKind::Train | StepKind::Evaluate) = (&r.y, kind) {
-                    self.backend
-                        .gather_rows(y, &r.order, offset, &mut batch.y)?;
+                let b = &mut self.backend;
+                match (&r.y, kind) {
+                    (Some(y), StepKind::Train | StepKind::Evaluate) => {
+                        b.gather_rows_pair(&r.x, y, &r.order, offset, &mut batch.x, &mut batch.y)?
+                    }
+                    _ => b.gather_rows(&r.x, &r.order, offset, &mut batch.x)?,
                 }
             }
             Source::Host(x, y, idx) => {

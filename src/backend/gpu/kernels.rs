@@ -202,6 +202,8 @@ pub const COPY: Kernel = k(Module::Fill, "copy", &[RW, R]);
 pub const GATHER_ROWS: Kernel = k(Module::Data, "gather_rows", &[RW, R, R]);
 /// dst, src, order: rows of a multiple of 4 columns, as vec4
 pub const GATHER_ROWS4: Kernel = k(Module::Data, "gather_rows4", &[RW, R, R]);
+/// dst, src, order, dst_y, src_y: a batch's features (as vec4) and targets in one pass
+pub const GATHER_PAIR4: Kernel = k(Module::Data, "gather_pair4", &[RW, R, R, RW, R]);
 /// a, z
 pub const ACT_FORWARD: Kernel = k(Module::Activation, "act_forward_main", &[RW, R]);
 /// dz, z, a, da
@@ -289,7 +291,7 @@ pub const PENALTY_SUM: Kernel = k(Module::Layers, "penalty_sum", &[RW, R]);
 pub const PENALTY_BACKWARD: Kernel = k(Module::Layers, "penalty_backward", &[RW, R]);
 
 /// Every kernel, for tests that build every pipeline.
-pub const ALL: [Kernel; 55] = [
+pub const ALL: [Kernel; 56] = [
     MATMUL,
     MATMUL_DIRECT,
     MATMUL_VEC4,
@@ -301,6 +303,7 @@ pub const ALL: [Kernel; 55] = [
     COPY,
     GATHER_ROWS,
     GATHER_ROWS4,
+    GATHER_PAIR4,
     ACT_FORWARD,
     ACT_BACKWARD,
     SOFTMAX_FORWARD,
@@ -495,6 +498,9 @@ pub struct GatherParams {
     pub cols: u32,
     pub offset: u32,
     pub src_rows: u32,
+    pub y_cols: u32,
+    pub y_len: u32,
+    pub _pad: [u32; 2],
 }
 
 /// `layers.wgsl`

@@ -64,6 +64,18 @@ impl Backend for GpuBackend {
         })
     }
 
+    fn gather_rows_pair(
+        &mut self,
+        x_src: &GpuTensor,
+        y_src: &GpuTensor,
+        order: &GpuTensor,
+        offset: usize,
+        x_dst: &mut GpuTensor,
+        y_dst: &mut GpuTensor,
+    ) -> Result<()> {
+        self.record_gather_pair(x_src, y_src, order, offset, x_dst, y_dst)
+    }
+
     fn begin_plan(&mut self) -> Result<bool> {
         self.begin_plan_impl()
     }

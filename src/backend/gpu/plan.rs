@@ -298,6 +298,46 @@ impl GpuBackend {
         self.collect_profile()
     }
 
+    /// A batch's features and targets in one dispatch where the features' rows are whole
+    /// vec4 (else one gather each).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn record_gather_pair(
+        &mut self,
+        x_src: &GpuTensor,
+        y_src: &GpuTensor,
+        order: &GpuTensor,
+        offset: usize,
+        x_dst: &mut GpuTensor,
+        y_dst: &mut GpuTensor,
+    ) -> Result<()> {
+        check::gather_rows(x_src, order, offset, x_dst)?;
+        check::gather_rows(y_src, order, offset, y_dst)?;
+        let whole = x_dst.cols % 4 == 0 && x_src.offset % 16 == 0 && x_dst.offset % 16 == 0;
+        if !whole || x_dst.rows != y_dst.rows || x_src.rows != y_src.rows {
+            self.record_gather(x_src, order, offset, x_dst)?;
+            return self.record_gather(y_src, order, offset, y_dst);
+        }
+        let params = GatherParams {
+            len: u32_dim("gather_rows", x_dst.len() / 4)?,
+            cols: u32_dim("gather_rows", x_dst.cols / 4)?,
+            offset: u32_dim("gather_rows", offset)?,
+            src_rows: u32_dim("gather_rows", x_src.rows)?,
+            y_cols: u32_dim("gather_rows", y_dst.cols)?,
+            y_len: u32_dim("gather_rows", y_dst.len())?,
+            _pad: [0; 2],
+        };
+        let groups = self.grid_1d(x_dst.len() / 4 + y_dst.len())?;
+        self.record(
+            kernels::GATHER_PAIR4,
+            Constants::default(),
+            params,
+            &[x_dst, x_src, order, y_dst, y_src],
+            groups,
+        )?;
+        self.patch_last(Patch::Gather);
+        Ok(())
+    }
+
     pub(super) fn record_gather(
         &mut self,
         src: &GpuTensor,
@@ -317,6 +357,9 @@ impl GpuBackend {
             cols: u32_dim("gather_rows", dst.cols / lanes)?,
             offset: u32_dim("gather_rows", offset)?,
             src_rows: u32_dim("gather_rows", src.rows)?,
+            y_cols: 0,
+            y_len: 0,
+            _pad: [0; 2],
         };
         let groups = self.grid_1d(dst.len() / lanes)?;
         let kernel = if lanes == 4 {
