@@ -11,104 +11,19 @@
 pub mod check;
 pub mod cpu;
 pub mod gpu;
+mod guard;
 pub mod ops;
+mod step;
 
 pub use ops::{
     Activation, DropoutMask, Loss, Optimizer, PointError, RandomSlopes, AUC_THRESHOLDS,
     BCE_EPSILON, ROC_HISTOGRAM_SLOTS,
 };
 
+pub use guard::{Guard, GuardSlots};
+pub use step::{DeviceTime, StepValues};
+
 use crate::error::Result;
-
-/// Where a guarded optimizer update keeps its books in the training loop's accumulator
-/// `[1, S]`: see [`Backend::optimizer_step`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct GuardSlots {
-    /// The running loss sum: no update once it is NaN or infinite.
-    pub loss: usize,
-    /// Two flags, `flags` and `flags + 1`: step `t` raises `flags + t % 2` and reads
-    /// `flags + (t + 1) % 2`. Alternating keeps what one update raises from deciding, part-way
-    /// through that same update, what the rest of it does.
-    pub flags: usize,
-    /// The last step `t` that updated.
-    pub step: usize,
-}
-
-impl GuardSlots {
-    /// The slots after `first`: flags at `first` and `first + 1`, the step at `first + 2`,
-    /// after a loss at `loss`.
-    pub fn after(loss: usize, first: usize) -> GuardSlots {
-        GuardSlots {
-            loss,
-            flags: first,
-            step: first + 2,
-        }
-    }
-
-    /// The slots they take past `flags`: 3.
-    pub const COUNT: usize = 3;
-
-    /// Whether a guarded step found a non-finite result or a non-finite loss, from the
-    /// accumulator read back.
-    pub fn tripped(&self, acc: &[f32]) -> bool {
-        acc[self.flags].to_bits() != 0 || acc[self.flags + 1].to_bits() != 0
-    }
-
-    /// The last step that updated since the accumulator was zeroed, if one did.
-    pub fn last_step(&self, acc: &[f32]) -> Option<u64> {
-        Some(acc[self.step].to_bits() as u64).filter(|&t| t > 0)
-    }
-}
-
-/// Where the host's time went besides its own work: see [`Backend::device_time`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DeviceTime {
-    /// Nanoseconds blocked waiting for the device (read-backs, the bound on submissions in
-    /// flight).
-    pub waiting_ns: u64,
-    /// Nanoseconds inside the queue's submit call. On a real GPU that is host work (wgpu's
-    /// validation, the driver's submit); on lavapipe, whose submit runs the shaders before
-    /// returning, it is mostly the device's.
-    pub submitting_ns: u64,
-}
-
-/// What changes from one replay of a step plan to the next ([`Backend::replay`]).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct StepValues {
-    /// The optimizer step (1 for the first): the update's `t`, the moving averages' `t`,
-    /// and the step the dropout and RReLU draws belong to.
-    pub t: u64,
-    /// The optimizer's learning rate.
-    pub lr: f32,
-    /// Where the batch starts in the order its rows are gathered by.
-    pub offset: usize,
-}
-
-/// What a guarded optimizer update reads and writes besides the parameters: see
-/// [`Backend::optimizer_step`].
-#[derive(Debug)]
-pub struct Guard<'a, T> {
-    /// The accumulator `[1, S]` the training loop sums its loss into.
-    pub acc: &'a mut T,
-    /// Its slots.
-    pub slots: GuardSlots,
-    /// Where the new parameters go, one per parameter, each shaped like it.
-    pub params_out: &'a mut [T],
-    /// Where the new state goes, laid out as the state.
-    pub state_out: &'a mut [Vec<T>],
-}
-
-impl<T> Guard<'_, T> {
-    /// The guard of parameter `j` alone.
-    pub fn part(&mut self, j: usize) -> Guard<'_, T> {
-        Guard {
-            acc: &mut *self.acc,
-            slots: self.slots,
-            params_out: &mut self.params_out[j..j + 1],
-            state_out: &mut self.state_out[j..j + 1],
-        }
-    }
-}
 
 /// A 2-D f32 tensor living on some backend.
 pub trait Tensor {

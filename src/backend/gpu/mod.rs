@@ -433,8 +433,8 @@ impl GpuBackend {
     }
 
     /// Chooses how reductions over a batch's rows run: the bias gradient as a column
-    /// reduction over blocks of rows, and softmax and the losses with a workgroup per row past
-    /// [`ROW_WIDE`] columns (on: the default on real GPUs, where one thread per column or row
+    /// reduction over blocks of rows, and softmax and the losses with a workgroup per row from
+    /// 128 columns (on: the default on real GPUs, where one thread per column or row
     /// leaves most of the device idle), or a thread per column or row with no barrier (off:
     /// the default on software adapters such as lavapipe, where each barrier costs a context
     /// switch and the threaded version is slower). The results agree within rounding.
