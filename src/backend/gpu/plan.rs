@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use super::kernels::{self, Constants, GatherParams, LayerParams, OptimParams};
 use super::{u32_dim, Dispatch, GpuBackend, GpuTensor};
-use crate::backend::{check, Optimizer, StepValues, Tensor};
+use crate::backend::{check, Backend, Optimizer, StepValues, Tensor};
 use crate::error::{Error, Result};
 
 /// Submissions the host lets the device have queued before it waits for the oldest.
@@ -221,6 +221,13 @@ impl GpuBackend {
         }
         if let Some(cap) = &mut self.capture {
             cap.broken = Some("a replay inside the step");
+        }
+        // A profiled pass times each dispatch in one query set: submit what is recorded first
+        // where the two would not fit it together.
+        if self.profiler.is_some()
+            && self.recorded.len() + plan.dispatches.len() > super::ARENA_DISPATCHES
+        {
+            self.flush()?;
         }
         let stride = self.params_stride;
         for &(at, patch) in &plan.patches {

@@ -362,10 +362,12 @@ impl GpuBackend {
         // the caller's put back after), else by the host clock around a submit and wait.
         let device_clock = self.ctx.has_timestamps();
         let callers = self.profiler.take();
-        if device_clock {
-            self.enable_profiling()?;
-        }
-        let timed = self.time_candidates(&a, ta, &b, tb, &mut c, candidates, device_clock);
+        let timed = (|| {
+            if device_clock {
+                self.enable_profiling()?;
+            }
+            self.time_candidates(&a, ta, &b, tb, &mut c, candidates, device_clock)
+        })();
         self.profiler = callers;
         let fastest = timed?;
         let best = fastest
