@@ -153,6 +153,8 @@ fn after_warm_up_steps_replay_and_send_no_data() {
         2 * 200 * 4
     );
     assert_eq!(after.replays - warm.replays, 2 * (steps + val_steps));
+    // The host ran one step ahead of the device at most: two submissions in flight.
+    assert_eq!(after.max_in_flight, 2, "{after:?}");
     // A replay's parameters are a few patched structs, not the step's every dispatch.
     let per_replay = (after.params_bytes_written - warm.params_bytes_written) / (2 * 9);
     assert!(

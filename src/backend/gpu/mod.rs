@@ -142,6 +142,9 @@ pub struct GpuStats {
     pub submits: u64,
     /// Step plans replayed ([`Backend::replay`]).
     pub replays: u64,
+    /// The most submissions that were in flight at once (not yet known to be done); the
+    /// host waits for the oldest before it would exceed 2.
+    pub max_in_flight: u64,
     /// Matmul shape classes this backend autotuned.
     pub tunings: u64,
     /// Bytes of tensor data sent from the host: [`Backend::write`] and [`Backend::upload`]

@@ -300,6 +300,7 @@ impl GpuBackend {
         self.stats.submit_ns += started.elapsed().as_nanos() as u64;
         self.belt.recall();
         self.in_flight.push_back(index);
+        self.stats.max_in_flight = self.stats.max_in_flight.max(self.in_flight.len() as u64);
         self.stats.submits += 1;
         self.ctx.check_errors(self.last_op)?;
         self.collect_profile()
