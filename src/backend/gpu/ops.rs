@@ -92,14 +92,12 @@ impl Backend for GpuBackend {
         check::write(t, data)?;
         self.break_capture("a write inside the step");
         self.stats.data_bytes_written += std::mem::size_of_val(data) as u64;
-        // `write_buffer` lands before the *next* submit's work, so work already recorded
-        // against `t` must be submitted first to see the old contents.
+        // The copy lands before the *next* submit's work, so work already recorded against
+        // `t` must be submitted first to see the old contents.
         if !self.recorded.is_empty() {
             self.flush()?;
         }
-        self.ctx
-            .queue
-            .write_buffer(&t.buffer, t.offset, bytemuck::cast_slice(data));
+        self.stage_write(t, bytemuck::cast_slice(data));
         Ok(())
     }
 
@@ -142,7 +140,7 @@ impl Backend for GpuBackend {
     }
 
     fn flush(&mut self) -> Result<()> {
-        if self.recorded.is_empty() {
+        if self.recorded.is_empty() && self.uploads.is_none() {
             return Ok(());
         }
         let encoder = self.encode(None);

@@ -258,6 +258,24 @@ impl GpuBackend {
         self.stats.params_bytes_written += plan.patched.len() as u64;
     }
 
+    /// Copies `bytes` into `t` from the staging belt, in the uploads encoder that the next
+    /// submit runs first: no staging buffer made per write (a chunk of the belt is reused
+    /// once the device is done with it; at most two submissions are in flight).
+    pub(super) fn stage_write(&mut self, t: &GpuTensor, bytes: &[u8]) {
+        let Some(size) = wgpu::BufferSize::new(bytes.len() as u64) else {
+            return;
+        };
+        let device = &self.ctx.device;
+        let uploads = self.uploads.get_or_insert_with(|| {
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("wgtrain uploads"),
+            })
+        });
+        self.belt
+            .write_buffer(uploads, &t.buffer, t.offset, size)
+            .copy_from_slice(bytes);
+    }
+
     /// Marks the dispatch just recorded as one a replay rewrites (while a plan is recorded).
     pub(super) fn patch_last(&mut self, patch: Patch) {
         if let Some(cap) = &mut self.capture {
@@ -294,9 +312,13 @@ impl GpuBackend {
         self.belt.finish();
         // Finishing the encoder is wgpu's host work (it encodes the passes then); the submit
         // alone is timed apart, because lavapipe runs the shaders inside it.
-        let commands = encoder.finish();
+        let mut commands = Vec::with_capacity(2);
+        if let Some(uploads) = self.uploads.take() {
+            commands.push(uploads.finish());
+        }
+        commands.push(encoder.finish());
         let started = Instant::now();
-        let index = self.ctx.queue.submit([commands]);
+        let index = self.ctx.queue.submit(commands);
         self.stats.submit_ns += started.elapsed().as_nanos() as u64;
         self.belt.recall();
         self.in_flight.push_back(index);
