@@ -54,71 +54,213 @@ fn main() {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     std::env::set_var("MATMUL_NUM_THREADS", threads.to_string());
     let shapes = [
-        Shape { name: "MM-M 1024³", m: 1024, n: 1024, k: 1024, ta: false, tb: false },
-        Shape { name: "MM-MLP X·W", m: 128, n: 512, k: 784, ta: false, tb: false },
-        Shape { name: "MM-MLP dY·Wᵀ", m: 128, n: 784, k: 512, ta: false, tb: true },
-        Shape { name: "MM-MLP Xᵀ·dY", m: 784, n: 512, k: 128, ta: true, tb: false },
-        Shape { name: "MLP-B X·W1", m: 64, n: 128, k: 784, ta: false, tb: false },
-        Shape { name: "MLP-B H·W2", m: 64, n: 10, k: 128, ta: false, tb: false },
-        Shape { name: "MLP-B Hᵀ·dY", m: 128, n: 10, k: 64, ta: true, tb: false },
-        Shape { name: "MLP-B dY·W2ᵀ", m: 64, n: 128, k: 10, ta: false, tb: true },
-        Shape { name: "MLP-B Xᵀ·dZ", m: 784, n: 128, k: 64, ta: true, tb: false },
+        Shape {
+            name: "MM-M 1024³",
+            m: 1024,
+            n: 1024,
+            k: 1024,
+            ta: false,
+            tb: false,
+        },
+        Shape {
+            name: "MM-MLP X·W",
+            m: 128,
+            n: 512,
+            k: 784,
+            ta: false,
+            tb: false,
+        },
+        Shape {
+            name: "MM-MLP dY·Wᵀ",
+            m: 128,
+            n: 784,
+            k: 512,
+            ta: false,
+            tb: true,
+        },
+        Shape {
+            name: "MM-MLP Xᵀ·dY",
+            m: 784,
+            n: 512,
+            k: 128,
+            ta: true,
+            tb: false,
+        },
+        Shape {
+            name: "MLP-B X·W1",
+            m: 64,
+            n: 128,
+            k: 784,
+            ta: false,
+            tb: false,
+        },
+        Shape {
+            name: "MLP-B H·W2",
+            m: 64,
+            n: 10,
+            k: 128,
+            ta: false,
+            tb: false,
+        },
+        Shape {
+            name: "MLP-B Hᵀ·dY",
+            m: 128,
+            n: 10,
+            k: 64,
+            ta: true,
+            tb: false,
+        },
+        Shape {
+            name: "MLP-B dY·W2ᵀ",
+            m: 64,
+            n: 128,
+            k: 10,
+            ta: false,
+            tb: true,
+        },
+        Shape {
+            name: "MLP-B Xᵀ·dZ",
+            m: 784,
+            n: 128,
+            k: 64,
+            ta: true,
+            tb: false,
+        },
     ];
     println!("threads: {threads}");
     println!("| shape | M×N×K | matrixmultiply | gemm | gemm, 1 thread | faer | faer, 1 thread |");
     println!("|---|---|---:|---:|---:|---:|---:|");
     for s in &shapes {
         let (m, n, k) = (s.m, s.n, s.k);
-        let a: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 61) as f32 / 61.0 - 0.5).collect();
-        let b: Vec<f32> = (0..k * n).map(|i| ((i * 104_729) % 53) as f32 / 53.0 - 0.5).collect();
+        let a: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 7919) % 61) as f32 / 61.0 - 0.5)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 104_729) % 53) as f32 / 53.0 - 0.5)
+            .collect();
         let mut c = vec![0f32; m * n];
         let (ars, acs) = strides(m, k, s.ta);
         let (brs, bcs) = strides(k, n, s.tb);
         let flops = 2.0 * (m * n * k) as f64;
         let mm = time(|| unsafe {
             matrixmultiply::sgemm(
-                m, k, n, 1.0, a.as_ptr(), ars, acs, b.as_ptr(), brs, bcs, 0.0,
-                c.as_mut_ptr(), n as isize, 1,
+                m,
+                k,
+                n,
+                1.0,
+                a.as_ptr(),
+                ars,
+                acs,
+                b.as_ptr(),
+                brs,
+                bcs,
+                0.0,
+                c.as_mut_ptr(),
+                n as isize,
+                1,
             )
         });
         let want = c.clone();
-        let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+        let par = if threads > 1 {
+            gemm::Parallelism::Rayon(threads)
+        } else {
+            gemm::Parallelism::None
+        };
         let ge = time(|| unsafe {
             gemm::gemm(
-                m, n, k, c.as_mut_ptr(), 1, n as isize, false, a.as_ptr(), acs, ars,
-                b.as_ptr(), bcs, brs, 0.0f32, 1.0f32, false, false, false, par,
+                m,
+                n,
+                k,
+                c.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                a.as_ptr(),
+                acs,
+                ars,
+                b.as_ptr(),
+                bcs,
+                brs,
+                0.0f32,
+                1.0f32,
+                false,
+                false,
+                false,
+                par,
             )
         });
         let check = |c: &[f32], who: &str| {
-            let err = c.iter().zip(&want).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+            let err = c
+                .iter()
+                .zip(&want)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f32::max);
             assert!(err < 1e-3 * k as f32, "{who} {}: max error {err}", s.name);
         };
         check(&c, "gemm");
         c.iter_mut().for_each(|v| *v = 0.0);
         let ge1 = time(|| unsafe {
             gemm::gemm(
-                m, n, k, c.as_mut_ptr(), 1, n as isize, false, a.as_ptr(), acs, ars,
-                b.as_ptr(), bcs, brs, 0.0f32, 1.0f32, false, false, false, gemm::Parallelism::None,
+                m,
+                n,
+                k,
+                c.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                a.as_ptr(),
+                acs,
+                ars,
+                b.as_ptr(),
+                bcs,
+                brs,
+                0.0f32,
+                1.0f32,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
             )
         });
-        let mut fa_run = |fpar: faer::Par| time(|| {
-            let a_ref = if s.ta {
-                faer::MatRef::from_row_major_slice(&a, k, m).transpose()
-            } else {
-                faer::MatRef::from_row_major_slice(&a, m, k)
-            };
-            let b_ref = if s.tb {
-                faer::MatRef::from_row_major_slice(&b, n, k).transpose()
-            } else {
-                faer::MatRef::from_row_major_slice(&b, k, n)
-            };
-            let c_mut = faer::MatMut::from_row_major_slice_mut(&mut c, m, n);
-            faer::linalg::matmul::matmul(c_mut, faer::Accum::Replace, a_ref, b_ref, 1.0f32, fpar);
-        });
+        let mut fa_run = |fpar: faer::Par| {
+            time(|| {
+                let a_ref = if s.ta {
+                    faer::MatRef::from_row_major_slice(&a, k, m).transpose()
+                } else {
+                    faer::MatRef::from_row_major_slice(&a, m, k)
+                };
+                let b_ref = if s.tb {
+                    faer::MatRef::from_row_major_slice(&b, n, k).transpose()
+                } else {
+                    faer::MatRef::from_row_major_slice(&b, k, n)
+                };
+                let c_mut = faer::MatMut::from_row_major_slice_mut(&mut c, m, n);
+                faer::linalg::matmul::matmul(
+                    c_mut,
+                    faer::Accum::Replace,
+                    a_ref,
+                    b_ref,
+                    1.0f32,
+                    fpar,
+                );
+            })
+        };
         let fa1 = fa_run(faer::Par::Seq);
-        let fa = fa_run(if threads > 1 { faer::Par::rayon(threads) } else { faer::Par::Seq });
+        let fa = fa_run(if threads > 1 {
+            faer::Par::rayon(threads)
+        } else {
+            faer::Par::Seq
+        });
         check(&c, "faer");
         let g = |t: f64| format!("{:.1}", flops / t / 1e9);
-        println!("| {} | {m}×{n}×{k} | {} | {} | {} | {} | {} |", s.name, g(mm), g(ge), g(ge1), g(fa), g(fa1));
+        println!(
+            "| {} | {m}×{n}×{k} | {} | {} | {} | {} | {} |",
+            s.name,
+            g(mm),
+            g(ge),
+            g(ge1),
+            g(fa),
+            g(fa1)
+        );
     }
 }
