@@ -2,7 +2,8 @@
 //! recorded run bit for bit (dropout, RReLU, batch normalization, Adam's bias corrections, a
 //! learning rate changed between epochs, the guard's alternating flags, shuffled batches, a
 //! last short batch); after warm-up a step sends no data and every step replays; the batch
-//! gather matches the reference on awkward shapes and refuses bad orders.
+//! gather matches the reference on awkward shapes and refuses bad orders; data kept in host
+//! memory (the path of a dataset too large for the device) trains as data on the device does.
 
 mod common;
 
@@ -114,6 +115,63 @@ model_test!(
     replays_are_the_recorded_steps,
     check_replays_are_the_recorded_steps
 );
+
+/// Data kept in host memory (each batch gathered there and written, the path of a dataset too
+/// large for the device) trains, validates, predicts and evaluates as data on the device does,
+/// bit for bit.
+fn check_host_data_is_the_device_data<B: Backend>(backend: impl Fn() -> B) {
+    let (x, y) = digits(190);
+    let (xt, xv) = x.split_at(150);
+    let (yt, yv) = y.split_at(150);
+    let run = |resident: bool| {
+        let mut m = model(backend(), Optimizer::adam(3e-3));
+        m.set_resident_data(resident);
+        let config = FitConfig::epochs(2)
+            .batch_size(32)
+            .validation_data(xv.clone(), yv.clone())
+            .verbose(0);
+        let h = m.fit(&xt, &yt, config).unwrap();
+        let p = m.predict(&xv, 16).unwrap();
+        let e = m.evaluate(&xv, &yv, 16).unwrap();
+        (bits(&mut m), format!("{:?}", h.series), p, e)
+    };
+    let (device, host) = (run(true), run(false));
+    assert!(device.0 == host.0, "weights differ");
+    assert_eq!(device.1, host.1, "history");
+    assert_eq!(device.2, host.2, "predictions");
+    assert_eq!(device.3, host.3, "evaluation");
+}
+model_test!(
+    host_data_is_the_device_data,
+    check_host_data_is_the_device_data
+);
+
+#[test]
+fn host_data_sends_its_batches() {
+    let Some(g) = common::gpu() else { return };
+    let (x, y) = digits(200);
+    let mut m = model(g, Optimizer::adam(1e-3));
+    m.set_resident_data(false);
+    let config = || {
+        FitConfig::epochs(1)
+            .batch_size(50)
+            .shuffle(false)
+            .verbose(0)
+    };
+    m.fit(&x, &y, config()).unwrap();
+    let warm = m.backend().stats();
+    m.fit(&x, &y, config()).unwrap();
+    let after = m.backend().stats();
+    // 4 batches of 50 rows: 64 features and 1 label each, 4 bytes a value.
+    assert_eq!(
+        after.data_bytes_written - warm.data_bytes_written,
+        200 * 65 * 4
+    );
+    assert_eq!(
+        after.replays, warm.replays,
+        "steps that write cannot be replayed"
+    );
+}
 
 #[test]
 fn after_warm_up_steps_replay_and_send_no_data() {

@@ -62,6 +62,8 @@ pub(crate) struct Resident<T> {
 pub(crate) struct Plans<B: Backend> {
     /// Whether steps are recorded and replayed (see [`Model::set_step_plans`]).
     pub(crate) enabled: bool,
+    /// Whether datasets are kept on the backend (see [`Model::set_resident_data`]).
+    keep_data: bool,
     recorded: std::collections::HashMap<PlanKey, B::Plan>,
     failures: std::collections::HashMap<PlanKey, u8>,
     resident: [Option<Resident<B::Tensor>>; 3],
@@ -76,6 +78,7 @@ impl<B: Backend> Default for Plans<B> {
     fn default() -> Self {
         Plans {
             enabled: true,
+            keep_data: true,
             recorded: Default::default(),
             failures: Default::default(),
             resident: [None, None, None],
@@ -103,6 +106,16 @@ impl<B: Backend> Model<B> {
         self.plans.failures.clear();
     }
 
+    /// Datasets are kept on the backend and each batch gathered there (the default, where a
+    /// dataset fits the backend's largest tensor), or, off, kept in host memory only, each
+    /// batch gathered on the host and written to the device (as a dataset too large to keep
+    /// is): the results are the same bit for bit (tested); off saves the device memory of a
+    /// copy of the data and costs a write per step.
+    pub fn set_resident_data(&mut self, on: bool) {
+        self.plans.keep_data = on;
+        self.drop_resident();
+    }
+
     /// Keeps `x` (and `y`) on the backend for steps of `kind`, uploading them unless the
     /// same matrices are there already; with `standardize`, `x` as the model's standardizer
     /// makes it ([`Model::prepare`]). `false` where they do not fit the backend's largest
@@ -125,7 +138,7 @@ impl<B: Backend> Model<B> {
         // Plans of this kind hold the old dataset's buffers.
         self.plans.recorded.retain(|k, _| k.kind != kind);
         self.plans.resident[slot] = None;
-        if too_big(x) || y.is_some_and(too_big) {
+        if !self.plans.keep_data || too_big(x) || y.is_some_and(too_big) {
             return Ok(false);
         }
         let prepared = if standardize {
