@@ -78,26 +78,8 @@ fn softmax_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
 }
 
 // The row-wise softmax for wide rows: a workgroup of WG_ROWS threads per row, each taking
-// every WG_ROWS-th column, the row's max and sum reduced by a fixed tree in workgroup memory
-// (deterministic). The dispatch picks these past ROW_WIDE columns (src/backend/gpu/ops.rs).
-var<workgroup> row_partial: array<f32, WG_ROWS>;
-
-// The tree over row_partial: max when `take_max`, else the sum. Every thread gets the result.
-fn row_reduce(li: u32, v: f32, take_max: bool) -> f32 {
-    row_partial[li] = v;
-    workgroupBarrier();
-    for (var half = WG_ROWS / 2u; half > 0u; half >>= 1u) {
-        if (li < half) {
-            let o = row_partial[li + half];
-            row_partial[li] = select(row_partial[li] + o, max(row_partial[li], o), take_max);
-        }
-        workgroupBarrier();
-    }
-    let r = row_partial[0];
-    workgroupBarrier();
-    return r;
-}
-
+// every WG_ROWS-th column, the row's max and sum reduced by row_reduce (rows.wgsl). The dispatch
+// picks these from ROW_WIDE columns (src/backend/gpu/mod.rs).
 // Bindings: out, z.
 @compute @workgroup_size(WG_ROWS)
 fn softmax_forward_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32, @builtin(num_workgroups) nwg: vec3<u32>) {

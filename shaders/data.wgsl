@@ -35,16 +35,21 @@ fn gather_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
 @group(0) @binding(1) var<storage, read_write> dst4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> src4: array<vec4<f32>>;
 
+// vec4 i of the batch (p.len and p.cols counted in vec4), from its row of src.
+fn gather4(i: u32) {
+    let row = i / p.cols;
+    let col = i - row * p.cols;
+    let r = min(bitcast<u32>(order[p.offset + row]), p.src_rows - 1u);
+    dst4[i] = src4[r * p.cols + col];
+}
+
 // The same for rows of a multiple of 4 columns, a vec4 per invocation (p.len and p.cols in
 // vec4). Bindings: dst, src, order.
 @compute @workgroup_size(WG_1D)
 fn gather_rows4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
     if (i < p.len) {
-        let row = i / p.cols;
-        let col = i - row * p.cols;
-        let r = min(bitcast<u32>(order[p.offset + row]), p.src_rows - 1u);
-        dst4[i] = src4[r * p.cols + col];
+        gather4(i);
     }
 }
 
@@ -58,10 +63,7 @@ fn gather_rows4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 fn gather_pair4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
     if (i < p.len) {
-        let row = i / p.cols;
-        let col = i - row * p.cols;
-        let r = min(bitcast<u32>(order[p.offset + row]), p.src_rows - 1u);
-        dst4[i] = src4[r * p.cols + col];
+        gather4(i);
     } else if (i - p.len < p.y_len) {
         let j = i - p.len;
         let row = j / p.y_cols;

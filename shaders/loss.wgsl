@@ -130,25 +130,8 @@ fn loss_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
 }
 
 // loss_rows for wide rows: a workgroup of WG_ROWS threads per row, each taking every
-// WG_ROWS-th column; the row's max and sums reduced by a fixed tree in workgroup memory
-// (deterministic). The dispatch picks it past ROW_WIDE columns (src/backend/gpu/ops.rs).
-var<workgroup> row_partial: array<f32, WG_ROWS>;
-
-fn row_reduce(li: u32, v: f32, take_max: bool) -> f32 {
-    row_partial[li] = v;
-    workgroupBarrier();
-    for (var half = WG_ROWS / 2u; half > 0u; half >>= 1u) {
-        if (li < half) {
-            let o = row_partial[li + half];
-            row_partial[li] = select(row_partial[li] + o, max(row_partial[li], o), take_max);
-        }
-        workgroupBarrier();
-    }
-    let r = row_partial[0];
-    workgroupBarrier();
-    return r;
-}
-
+// WG_ROWS-th column; the row's max and sums reduced by row_reduce (rows.wgsl). The dispatch
+// picks it from ROW_WIDE columns (src/backend/gpu/mod.rs).
 @compute @workgroup_size(WG_ROWS)
 fn loss_rows_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
     let r = wid.x + wid.y * nwg.x;

@@ -79,6 +79,12 @@ impl Patch {
     }
 }
 
+/// Whether a gather from `src` into `dst` can move vec4: rows of whole vec4, both tensors
+/// starting on one.
+fn vec4_rows(src: &GpuTensor, dst: &GpuTensor) -> bool {
+    dst.cols % 4 == 0 && src.offset % 16 == 0 && dst.offset % 16 == 0
+}
+
 fn read<P: bytemuck::Pod>(bytes: &[u8]) -> P {
     bytemuck::pod_read_unaligned(&bytes[..std::mem::size_of::<P>()])
 }
@@ -342,8 +348,7 @@ impl GpuBackend {
     ) -> Result<()> {
         check::gather_rows(x_src, order, offset, x_dst)?;
         check::gather_rows(y_src, order, offset, y_dst)?;
-        let whole = x_dst.cols % 4 == 0 && x_src.offset % 16 == 0 && x_dst.offset % 16 == 0;
-        if !whole || x_dst.rows != y_dst.rows || x_src.rows != y_src.rows {
+        if !vec4_rows(x_src, x_dst) || x_dst.rows != y_dst.rows || x_src.rows != y_src.rows {
             self.record_gather(x_src, order, offset, x_dst)?;
             return self.record_gather(y_src, order, offset, y_dst);
         }
@@ -376,12 +381,8 @@ impl GpuBackend {
         dst: &mut GpuTensor,
     ) -> Result<()> {
         check::gather_rows(src, order, offset, dst)?;
-        // A vec4 per invocation where rows are whole vec4 (and the tensors start on one).
-        let lanes = if dst.cols % 4 == 0 && src.offset % 16 == 0 && dst.offset % 16 == 0 {
-            4
-        } else {
-            1
-        };
+        // A vec4 per invocation where rows are whole vec4.
+        let lanes = if vec4_rows(src, dst) { 4 } else { 1 };
         let params = GatherParams {
             len: u32_dim("gather_rows", dst.len() / lanes)?,
             cols: u32_dim("gather_rows", dst.cols / lanes)?,

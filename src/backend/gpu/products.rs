@@ -59,13 +59,7 @@ impl GpuBackend {
             .handle();
         let mut groups = self.matmul_grid(tiles, m, n)?;
         groups[2] = u32_dim("matmul", slices)?;
-        let params = kernels::MatmulParams {
-            m: u32_dim("matmul", m)?,
-            n: u32_dim("matmul", n)?,
-            k: u32_dim("matmul", k)?,
-            k_slice: u32_dim("matmul", k_slice)?,
-            q: [0.0; 4],
-        };
+        let params = matmul_params([m, n, k], k_slice, [0.0; 4])?;
         self.record_labeled(
             tiles.variant.kernel_for(tiles, [m, n, k]),
             tiles.variant.label(ta, tb),
@@ -120,13 +114,7 @@ impl GpuBackend {
             return self.record_split(tiles, split, a, ta, b, tb, c, None);
         }
         let groups = self.matmul_grid(tiles, m, n)?;
-        let params = kernels::MatmulParams {
-            m: u32_dim("matmul", m)?,
-            n: u32_dim("matmul", n)?,
-            k: u32_dim("matmul", k)?,
-            k_slice: 0,
-            q: [0.0; 4],
-        };
+        let params = matmul_params([m, n, k], 0, [0.0; 4])?;
         self.record_labeled(
             tiles.variant.kernel_for(tiles, [m, n, k]),
             tiles.variant.label(ta, tb),
@@ -180,13 +168,7 @@ impl GpuBackend {
             let epilogue = Epilogue { bias, act, out: a };
             return self.record_split(tiles, split, x, false, w, false, z, Some(epilogue));
         }
-        let params = kernels::MatmulParams {
-            m: u32_dim("matmul", m)?,
-            n: u32_dim("matmul", n)?,
-            k: u32_dim("matmul", k)?,
-            k_slice: 0,
-            q: act.params(),
-        };
+        let params = matmul_params([m, n, k], 0, act.params())?;
         let groups = self.matmul_grid(tiles, m, n)?;
         self.record_labeled(
             tiles.variant.bias_act_kernel_for(tiles, [m, n, k]),
@@ -197,4 +179,20 @@ impl GpuBackend {
             groups,
         )
     }
+}
+
+/// A product's uniform: its shape, split-K's slice of K (0 for none), the activation's
+/// parameters for a fused epilogue.
+fn matmul_params(
+    [m, n, k]: [usize; 3],
+    k_slice: usize,
+    q: [f32; 4],
+) -> Result<kernels::MatmulParams> {
+    Ok(kernels::MatmulParams {
+        m: u32_dim("matmul", m)?,
+        n: u32_dim("matmul", n)?,
+        k: u32_dim("matmul", k)?,
+        k_slice: u32_dim("matmul", k_slice)?,
+        q,
+    })
 }
