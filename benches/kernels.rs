@@ -12,8 +12,8 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::time::Duration;
-use wgtrain::backend::cpu::CpuBackend;
 use wgtrain::backend::gpu::GpuBackend;
+use wgtrain::backend::reference::ReferenceBackend;
 use wgtrain::backend::{Activation, Backend, Guard, GuardSlots};
 use wgtrain::bench::{mlp_model, Workload, ADAM};
 use wgtrain::data::synthetic;
@@ -189,9 +189,9 @@ fn bench(c: &mut Criterion) {
         elementwise(c, &mut g, "gpu");
         step(c, || GpuBackend::new().unwrap(), "gpu");
     }
-    let mut cpu = CpuBackend::new();
+    let mut cpu = ReferenceBackend::new();
     elementwise(c, &mut cpu, "cpu-reference");
-    step(c, CpuBackend::new, "cpu-reference");
+    step(c, ReferenceBackend::new, "cpu-reference");
 }
 
 criterion_group!(benches, bench);

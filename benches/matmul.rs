@@ -12,8 +12,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::time::Duration;
-use wgtrain::backend::cpu::CpuBackend;
 use wgtrain::backend::gpu::{GpuBackend, MatmulTiles};
+use wgtrain::backend::reference::ReferenceBackend;
 use wgtrain::backend::Backend;
 
 /// One benchmarked product: `C[M, N] = op(A) · op(B)`.
@@ -177,7 +177,7 @@ fn bench(c: &mut Criterion) {
             }
         }
         if s.m * s.n * s.k <= REFERENCE_MAX_MACS {
-            let mut cpu = CpuBackend::new();
+            let mut cpu = ReferenceBackend::new();
             let mut o = s.operands(&mut cpu);
             s.run(&mut cpu, &mut o);
             s.validate(&cpu.read(&o.c_t).unwrap(), &o);

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use plotters::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use wgtrain::backend::cpu::CpuBackend;
+use wgtrain::backend::reference::ReferenceBackend;
 use wgtrain::backend::{Activation, Optimizer};
 use wgtrain::data::Matrix;
 use wgtrain::nn::{Dense, Initializer, LossFn, Sequential};
@@ -62,7 +62,7 @@ fn gradient_descent(lr: f32) -> wgtrain::Result<Vec<(f64, f64, f64)>> {
         .kernel_initializer(Initializer::Constant(START.0 as f32))
         .bias_initializer(Initializer::Constant(START.1 as f32));
     let mut model = Sequential::new().add(unit).compile(
-        CpuBackend::new(),
+        ReferenceBackend::new(),
         Compile::new(LossFn::MeanSquaredError, Optimizer::Sgd { lr }),
     )?;
     let mut path = vec![(START.0, START.1, loss(START.0, START.1))];

@@ -5,7 +5,7 @@
 //!
 //! The layers, from the bottom up:
 //! - [`backend::ops`]: one definition per op (activations, losses, optimizers);
-//! - [`backend::cpu`]: the reference implementation, the specification;
+//! - [`backend::reference`]: the reference implementation, the specification;
 //! - [`backend::gpu`]: the wgpu backend, which records a step's work and submits it at once;
 //! - [`backend::Backend`]: the trait the training code is written against, once;
 //! - [`nn`]: layers, initializers, losses, and the network math over any backend;
@@ -14,10 +14,10 @@
 //! - [`data`]: datasets in host memory.
 //!
 //! ```
-//! use wgtrain::backend::{cpu::CpuBackend, Backend, Activation};
+//! use wgtrain::backend::{reference::ReferenceBackend, Backend, Activation};
 //!
 //! # fn main() -> wgtrain::Result<()> {
-//! let mut b = CpuBackend::new();
+//! let mut b = ReferenceBackend::new();
 //! let x = b.upload(1, 3, &[-1.0, 0.0, 2.0])?;
 //! let mut y = b.zeros(1, 3)?;
 //! b.activation(Activation::Relu, &x, &mut y)?;

@@ -6,7 +6,7 @@ mod common;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use wgtrain::backend::{cpu::CpuBackend, Activation, Backend, Optimizer};
+use wgtrain::backend::{reference::ReferenceBackend, Activation, Backend, Optimizer};
 use wgtrain::data::{self, Matrix};
 use wgtrain::nn::{Dense, LossFn, Sequential};
 use wgtrain::train::{
@@ -99,7 +99,7 @@ fn a_closure_runs_after_every_epoch_with_the_logs() {
             .push((epoch, logs.get("val_accuracy").is_some()));
         Ok(())
     });
-    let mut model = classifier(CpuBackend::new());
+    let mut model = classifier(ReferenceBackend::new());
     model
         .fit(
             &x,
@@ -116,7 +116,7 @@ fn a_closure_runs_after_every_epoch_with_the_logs() {
 #[test]
 fn early_stopping_on_a_quantity_that_is_not_logged_says_what_is() {
     let (x, y) = small_digits();
-    let mut model = classifier(CpuBackend::new());
+    let mut model = classifier(ReferenceBackend::new());
     let err = model
         .fit(
             &x,
@@ -139,7 +139,10 @@ fn pairings_that_cannot_train_are_errors_that_say_what_to_do() {
         Sequential::new()
             .add(Dense::new(4, Activation::Relu))
             .add(Dense::new(units, last))
-            .compile(CpuBackend::new(), Compile::new(loss, Optimizer::adam(1e-3)))
+            .compile(
+                ReferenceBackend::new(),
+                Compile::new(loss, Optimizer::adam(1e-3)),
+            )
             .map(|_| ())
             .unwrap_err()
             .to_string()
@@ -174,7 +177,7 @@ fn pairings_that_cannot_train_are_errors_that_say_what_to_do() {
     let acc = Sequential::new()
         .add(Dense::new(1, Activation::Linear))
         .compile(
-            CpuBackend::new(),
+            ReferenceBackend::new(),
             Compile::new(LossFn::MeanSquaredError, Optimizer::adam(1e-3))
                 .metrics(&[Metric::Accuracy]),
         )
@@ -187,7 +190,7 @@ fn pairings_that_cannot_train_are_errors_that_say_what_to_do() {
 #[test]
 fn labels_that_do_not_fit_the_model_are_errors_naming_the_row() {
     let (x, _) = small_digits();
-    let mut model = classifier(CpuBackend::new());
+    let mut model = classifier(ReferenceBackend::new());
     let mut labels = vec![0usize; 200];
     labels[17] = 10;
     let err = model
@@ -203,7 +206,7 @@ fn labels_that_do_not_fit_the_model_are_errors_naming_the_row() {
     let onehot = Sequential::new()
         .add(Dense::new(10, Activation::Linear))
         .compile(
-            CpuBackend::new(),
+            ReferenceBackend::new(),
             Compile::new(
                 LossFn::CategoricalCrossentropy { from_logits: true },
                 Optimizer::adam(1e-3),
@@ -254,7 +257,7 @@ fn labels_that_do_not_fit_the_model_are_errors_naming_the_row() {
 #[test]
 fn a_model_trained_from_logits_predicts_probabilities() {
     let (x, y) = small_digits();
-    let mut model = classifier(CpuBackend::new());
+    let mut model = classifier(ReferenceBackend::new());
     model.fit(&x, &y, FitConfig::epochs(2).verbose(0)).unwrap();
     let p = model.predict(&x.head(5), 8).unwrap();
     for r in 0..5 {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use wgtrain::backend::{cpu::CpuBackend, Activation, Backend, Optimizer};
+use wgtrain::backend::{reference::ReferenceBackend, Activation, Backend, Optimizer};
 use wgtrain::checkpoint::Checkpoint;
 use wgtrain::data::{self, Matrix, Standardizer};
 use wgtrain::nn::{Dense, LossFn, Sequential};
@@ -116,7 +116,7 @@ fn check_resume<B: Backend>(backend: impl Fn() -> B, tol: Tolerance) {
 
 #[test]
 fn resume_is_bit_exact_on_the_reference() {
-    check_resume(CpuBackend::new, Tolerance::EXACT);
+    check_resume(ReferenceBackend::new, Tolerance::EXACT);
 }
 
 #[test]
@@ -131,11 +131,11 @@ fn loading_into_another_architecture_names_the_tensor_and_both_shapes() {
     let dir = temp_dir("mismatch");
     let path = dir.join("m.safetensors");
     let (x, y) = data();
-    let mut m = model(CpuBackend::new(), Optimizer::adam(1e-3));
+    let mut m = model(ReferenceBackend::new(), Optimizer::adam(1e-3));
     m.fit(&x, &y, fit(1, 0)).unwrap();
     m.save(&path).unwrap();
     let ckpt = Checkpoint::load(&path).unwrap();
-    let mut other = classifier(CpuBackend::new(), &[32], Optimizer::adam(1e-3));
+    let mut other = classifier(ReferenceBackend::new(), &[32], Optimizer::adam(1e-3));
     let err = other.restore(&ckpt).unwrap_err().to_string();
     assert!(
         err.contains("dense_0.weight") && err.contains("[64, 24]") && err.contains("[64, 32]"),
@@ -149,7 +149,7 @@ fn truncated_or_corrupted_files_are_clear_errors() {
     let dir = temp_dir("damaged");
     let path = dir.join("m.safetensors");
     let (x, y) = data();
-    let mut m = model(CpuBackend::new(), Optimizer::adam(1e-3));
+    let mut m = model(ReferenceBackend::new(), Optimizer::adam(1e-3));
     m.fit(&x, &y, fit(1, 0)).unwrap();
     m.save(&path).unwrap();
     let bytes = std::fs::read(&path).unwrap();
@@ -199,7 +199,7 @@ fn model_checkpoint_saves_each_epoch_or_the_best() {
     let dir = temp_dir("modelcheckpoint");
     let (every, best) = (dir.join("every.safetensors"), dir.join("best.safetensors"));
     let (x, y) = data();
-    let mut m = model(CpuBackend::new(), Optimizer::adam(1e-2));
+    let mut m = model(ReferenceBackend::new(), Optimizer::adam(1e-2));
     let config = fit(3, 0)
         .callback(ModelCheckpoint::every_epoch(&every))
         .callback(ModelCheckpoint::best_only(&best, "val_loss"));
@@ -218,7 +218,7 @@ fn model_checkpoint_saves_each_epoch_or_the_best() {
 /// parsed: safetensors writes the metadata map in a per-process order.)
 fn variants() -> [Vec<u8>; 2] {
     let (x, y) = data();
-    let mut m = classifier(CpuBackend::new(), &[512, 512], Optimizer::adam(1e-3));
+    let mut m = classifier(ReferenceBackend::new(), &[512, 512], Optimizer::adam(1e-3));
     m.build(x.cols()).unwrap();
     let a = m.checkpoint().unwrap().to_bytes().unwrap();
     m.fit(
@@ -283,17 +283,17 @@ fn a_killed_writer_never_leaves_a_torn_file() {
 #[test]
 fn resuming_with_another_loss_or_optimizer_is_an_error() {
     let (x, y) = data();
-    let mut m = model(CpuBackend::new(), Optimizer::adam(1e-3));
+    let mut m = model(ReferenceBackend::new(), Optimizer::adam(1e-3));
     m.fit(&x, &y, fit(1, 0)).unwrap();
     let ckpt = m.checkpoint().unwrap();
-    let mut sgd = model(CpuBackend::new(), Optimizer::Sgd { lr: 0.1 });
+    let mut sgd = model(ReferenceBackend::new(), Optimizer::Sgd { lr: 0.1 });
     let err = sgd.restore(&ckpt).unwrap_err().to_string();
     assert!(err.contains("same optimizer"), "{err}");
     let mut other_loss = Sequential::new()
         .add(Dense::new(24, Activation::Relu))
         .add(Dense::new(10, Activation::Linear))
         .compile(
-            CpuBackend::new(),
+            ReferenceBackend::new(),
             Compile::new(LossFn::MeanSquaredError, Optimizer::adam(1e-3)),
         )
         .unwrap();

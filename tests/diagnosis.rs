@@ -1,7 +1,7 @@
 //! `History::diagnose` on seeded real runs on the digits, on the reference backend: a far too
 //! small network underfits, a wide one on 100 samples overfits, a sensible one fits.
 
-use wgtrain::backend::cpu::CpuBackend;
+use wgtrain::backend::reference::ReferenceBackend;
 use wgtrain::backend::{Activation, Optimizer};
 use wgtrain::data::{digits, Matrix};
 use wgtrain::nn::{Dense, LossFn, Sequential};
@@ -19,7 +19,7 @@ fn fit(hidden: &[usize], x: &Matrix, y: &Matrix, epochs: usize, lr: f32) -> Hist
     .seed(3);
     let mut model = model
         .add(Dense::new(10, Activation::Linear))
-        .compile(CpuBackend::new(), compile)
+        .compile(ReferenceBackend::new(), compile)
         .unwrap();
     model
         .fit(

@@ -169,7 +169,7 @@ model_test!(
 fn without_terminate_on_nan_nothing_is_undone() {
     let (x, y) = line(None);
     let mut model = regressor(
-        wgtrain::backend::cpu::CpuBackend::new(),
+        wgtrain::backend::reference::ReferenceBackend::new(),
         Optimizer::Sgd { lr: 1e30 },
     );
     let config = FitConfig {

@@ -201,7 +201,7 @@ fn a_repeated_step_is_one_submit_and_allocates_nothing_after_the_first_two() {
 #[test]
 fn twenty_steps_agree_with_the_reference_and_learn() {
     let Some(mut g) = common::gpu() else { return };
-    let mut c = wgtrain::backend::cpu::CpuBackend::new();
+    let mut c = wgtrain::backend::reference::ReferenceBackend::new();
     let mut tg = tensors(&mut g);
     let mut tc = tensors(&mut c);
     let mut first = None;
@@ -340,7 +340,9 @@ fn every_matmul_variant_and_tiling_agrees_with_the_reference() {
                 let mut c = g.zeros(m, n).unwrap();
                 g.matmul(&a, ta, &b, tb, &mut c).unwrap();
                 let mut want = vec![0.0; m * n];
-                wgtrain::backend::cpu::matmul_forward(&a_data, ta, &b_data, tb, &mut want, m, n, k);
+                wgtrain::backend::reference::matmul_forward(
+                    &a_data, ta, &b_data, tb, &mut want, m, n, k,
+                );
                 let tol = Tolerance::new(2e-6 * (k as f32).sqrt() + 1e-6, 1e-5);
                 common::assert_close(
                     &format!("{tiles:?} M={m} N={n} K={k} ta={ta} tb={tb} ({why})"),
@@ -362,9 +364,9 @@ fn every_matmul_variant_and_tiling_agrees_with_the_reference() {
                         &mut act,
                     )
                     .unwrap();
-                    wgtrain::backend::cpu::bias_forward(&mut want, &bias_data, n);
+                    wgtrain::backend::reference::bias_forward(&mut want, &bias_data, n);
                     let mut want_act = vec![0.0; m * n];
-                    wgtrain::backend::cpu::activation_forward(
+                    wgtrain::backend::reference::activation_forward(
                         Activation::Elu { alpha: 0.7 },
                         &want,
                         &mut want_act,

@@ -1,10 +1,10 @@
-//! The reference proven: every backward in `backend::cpu` against central finite differences
+//! The reference proven: every backward in `backend::reference` against central finite differences
 //! of its forward, computed in f64.
 
 mod common;
 
 use rand::Rng;
-use wgtrain::backend::{cpu, Activation, Loss};
+use wgtrain::backend::{reference, Activation, Loss};
 
 const H: f64 = 1e-6;
 
@@ -35,9 +35,9 @@ fn elementwise_activation_derivatives() {
             continue;
         }
         for z in points {
-            let a = cpu::activation_f64(act, z);
-            let analytic = cpu::activation_derivative_f64(act, z, a);
-            let numeric = fd(|x| cpu::activation_f64(act, x), z);
+            let a = reference::activation_f64(act, z);
+            let analytic = reference::activation_derivative_f64(act, z, a);
+            let numeric = fd(|x| reference::activation_f64(act, x), z);
             assert_grad(&format!("{} at {z}", act.name()), analytic, numeric, 1e-7);
         }
     }
@@ -51,7 +51,7 @@ fn softmax_backward_is_the_jacobian_vector_product() {
         let da: Vec<f64> = (0..cols).map(|_| r.random_range(-1.0..1.0)).collect();
         // L = Σ da ⊙ softmax(z); the backward in the reference runs on f32 slices.
         let loss = |z: &[f64]| -> f64 {
-            cpu::softmax_row_f64(z)
+            reference::softmax_row_f64(z)
                 .iter()
                 .zip(&da)
                 .map(|(a, d)| a * d)
@@ -60,9 +60,9 @@ fn softmax_backward_is_the_jacobian_vector_product() {
         let z32: Vec<f32> = z.iter().map(|&v| v as f32).collect();
         let da32: Vec<f32> = da.iter().map(|&v| v as f32).collect();
         let mut a32 = vec![0.0; cols];
-        cpu::activation_forward(Activation::Softmax, &z32, &mut a32, cols);
+        reference::activation_forward(Activation::Softmax, &z32, &mut a32, cols);
         let mut dz = vec![0.0; cols];
-        cpu::activation_backward(Activation::Softmax, &z32, &a32, &da32, &mut dz, cols);
+        reference::activation_backward(Activation::Softmax, &z32, &a32, &da32, &mut dz, cols);
         for i in 0..cols {
             let numeric = fd(
                 |x| {
@@ -110,13 +110,13 @@ fn loss_gradients() {
                         (0..cols).map(|_| r.random_range(-3.0..3.0)).collect(),
                     ),
                 };
-                let analytic = cpu::loss_row_grad_f64(loss, &pred, &target);
+                let analytic = reference::loss_row_grad_f64(loss, &pred, &target);
                 for i in 0..cols {
                     let numeric = fd(
                         |x| {
                             let mut p = pred.clone();
                             p[i] = x;
-                            cpu::loss_row_f64(loss, &p, &target)
+                            reference::loss_row_f64(loss, &p, &target)
                         },
                         pred[i],
                     );
@@ -146,12 +146,12 @@ fn batch_loss_gradient_is_the_gradient_of_the_mean() {
     let mean_loss = |p: &[f32]| -> f64 {
         let mut g = vec![0.0; rows * cols];
         let mut l = vec![0.0; rows];
-        cpu::loss_forward_backward(Loss::MeanSquaredError, p, &target, &mut g, &mut l, cols);
+        reference::loss_forward_backward(Loss::MeanSquaredError, p, &target, &mut g, &mut l, cols);
         l.iter().map(|&v| v as f64).sum::<f64>() / rows as f64
     };
     let mut grad = vec![0.0; rows * cols];
     let mut l = vec![0.0; rows];
-    cpu::loss_forward_backward(
+    reference::loss_forward_backward(
         Loss::MeanSquaredError,
         &pred,
         &target,
@@ -192,9 +192,9 @@ fn matmul_backward_products() {
     let a64: Vec<f64> = a.iter().map(|&v| v as f64).collect();
     let b64: Vec<f64> = b.iter().map(|&v| v as f64).collect();
     let mut da = vec![0.0; m * k];
-    cpu::matmul_forward(&g, false, &b, true, &mut da, m, k, n);
+    reference::matmul_forward(&g, false, &b, true, &mut da, m, k, n);
     let mut db = vec![0.0; k * n];
-    cpu::matmul_forward(&a, true, &g, false, &mut db, k, n, m);
+    reference::matmul_forward(&a, true, &g, false, &mut db, k, n, m);
     for i in 0..m * k {
         let numeric = fd(
             |x| {
@@ -230,7 +230,7 @@ fn bias_backward_is_the_column_sum() {
     let bias: Vec<f64> = (0..cols).map(|_| r.random_range(-1.0..1.0)).collect();
     let loss = |b: &[f64]| -> f64 { (0..rows * cols).map(|i| g[i] as f64 * b[i % cols]).sum() };
     let mut db = vec![0.0; cols];
-    cpu::bias_backward(&g, &mut db, cols);
+    reference::bias_backward(&g, &mut db, cols);
     for c in 0..cols {
         let numeric = fd(
             |x| {

@@ -11,7 +11,7 @@ mod common;
 
 use common::{assert_close, rng, uniform, upload, ROW_SHAPES};
 use rand::Rng;
-use wgtrain::backend::{cpu, Backend, DropoutMask, GuardSlots};
+use wgtrain::backend::{reference, Backend, DropoutMask, GuardSlots};
 use wgtrain::tolerance::Tolerance;
 
 /// Column sums in f32 against the reference's f64, and a square root.
@@ -35,7 +35,7 @@ fn threefry_matches_random123_known_answers() {
     ];
     for (ctr, key, want) in cases {
         assert_eq!(
-            cpu::threefry2x32(ctr, key),
+            reference::threefry2x32(ctr, key),
             want,
             "counter {ctr:x?} key {key:x?}"
         );
@@ -53,7 +53,7 @@ fn dropout_drops_about_its_rate_and_scales_the_rest() {
             step: 3,
             rate,
         };
-        cpu::dropout_forward(&x, &mut y, &mut keep, mask);
+        reference::dropout_forward(&x, &mut y, &mut keep, mask);
         assert_eq!(y, keep, "x is all ones");
         let kept = y.iter().filter(|&&v| v != 0.0).count() as f64 / x.len() as f64;
         assert!(
@@ -74,7 +74,7 @@ fn dropout_drops_about_its_rate_and_scales_the_rest() {
     };
     let draw = |m: DropoutMask| {
         (0..64)
-            .map(|i| cpu::dropout_keeps(m, i))
+            .map(|i| reference::dropout_keeps(m, i))
             .collect::<Vec<_>>()
     };
     for other in [
@@ -91,26 +91,26 @@ fn batchnorm_by_hand() {
     // One column [1, 2, 3, 4]: mean 2.5, biased variance 1.25; gamma 2, beta 0.5, ε 1e-3.
     let x = [1.0f32, 2.0, 3.0, 4.0];
     let (mut mean, mut var) = ([0.0f32], [0.0f32]);
-    cpu::batchnorm_stats(&x, &mut mean, &mut var, 1);
+    reference::batchnorm_stats(&x, &mut mean, &mut var, 1);
     assert_eq!((mean[0], var[0]), (2.5, 1.25));
     let mut y = [0.0f32; 4];
-    cpu::batchnorm_forward(&x, &mean, &var, &[2.0], &[0.5], 1e-3, &mut y, 1);
+    reference::batchnorm_forward(&x, &mean, &var, &[2.0], &[0.5], 1e-3, &mut y, 1);
     let s = (1.25f64 + 1e-3).sqrt();
     for (got, xi) in y.iter().zip(x) {
         let want = 2.0 * (xi as f64 - 2.5) / s + 0.5;
         assert!((*got as f64 - want).abs() < 1e-6, "{got} vs {want}");
     }
     // Inference with moving statistics mean 0, variance 1 (the initial ones): y ≈ 2x + 0.5.
-    cpu::batchnorm_forward(&x, &[0.0], &[1.0], &[2.0], &[0.5], 1e-3, &mut y, 1);
+    reference::batchnorm_forward(&x, &[0.0], &[1.0], &[2.0], &[0.5], 1e-3, &mut y, 1);
     let want = 2.0 * 3.0 / (1.0f64 + 1e-3).sqrt() + 0.5;
     assert!((y[2] as f64 - want).abs() < 1e-6);
     // A batch of one: variance 0, ε keeps it finite, the output is beta.
-    cpu::batchnorm_stats(&[5.0], &mut mean, &mut var, 1);
-    cpu::batchnorm_forward(&[5.0], &mean, &var, &[2.0], &[0.5], 1e-3, &mut y[..1], 1);
+    reference::batchnorm_stats(&[5.0], &mut mean, &mut var, 1);
+    reference::batchnorm_forward(&[5.0], &mean, &var, &[2.0], &[0.5], 1e-3, &mut y[..1], 1);
     assert_eq!((var[0], y[0]), (0.0, 0.5));
     // Keras' moving average: 0.99 · 1 + 0.01 · 3.
     let mut moving = [1.0f32];
-    cpu::moving_average(0.99, &mut moving, &[3.0]);
+    reference::moving_average(0.99, &mut moving, &[3.0]);
     assert!((moving[0] - 1.02).abs() < 1e-6);
 }
 
@@ -129,7 +129,7 @@ fn check_dropout<B: Backend>(b: &mut B) {
             let (mut y, mut keep) = (b.zeros(rows, cols).unwrap(), b.zeros(rows, cols).unwrap());
             b.dropout(&x, mask, &mut y, &mut keep).unwrap();
             let (mut want, mut want_keep) = (vec![0.0; x_data.len()], vec![0.0; x_data.len()]);
-            cpu::dropout_forward(&x_data, &mut want, &mut want_keep, mask);
+            reference::dropout_forward(&x_data, &mut want, &mut want_keep, mask);
             let what = format!("dropout rate {rate} on [{rows}, {cols}] ({why})");
             assert_eq!(
                 b.read(&keep).unwrap(),
@@ -141,7 +141,7 @@ fn check_dropout<B: Backend>(b: &mut B) {
             let mut dx = b.zeros(rows, cols).unwrap();
             b.multiply(&x, &keep, &mut dx).unwrap();
             let mut want_dx = vec![0.0; x_data.len()];
-            cpu::multiply(&x_data, &want_keep, &mut want_dx);
+            reference::multiply(&x_data, &want_keep, &mut want_dx);
             assert_eq!(
                 b.read(&dx).unwrap(),
                 want_dx,
@@ -169,7 +169,7 @@ fn check_batchnorm<B: Backend>(b: &mut B) {
         let (mut mean, mut var) = (b.zeros(1, cols).unwrap(), b.zeros(1, cols).unwrap());
         b.batchnorm_stats(&x, &mut mean, &mut var).unwrap();
         let (mut want_mean, mut want_var) = (vec![0.0; cols], vec![0.0; cols]);
-        cpu::batchnorm_stats(&x_data, &mut want_mean, &mut want_var, cols);
+        reference::batchnorm_stats(&x_data, &mut want_mean, &mut want_var, cols);
         assert_close(
             &format!("mean {what}"),
             REDUCTION,
@@ -187,7 +187,7 @@ fn check_batchnorm<B: Backend>(b: &mut B) {
         b.batchnorm_forward(&x, [&mean, &var], [&gamma, &beta], 1e-3, &mut y)
             .unwrap();
         let mut want_y = vec![0.0; rows * cols];
-        cpu::batchnorm_forward(
+        reference::batchnorm_forward(
             &x_data,
             &want_mean,
             &want_var,
@@ -218,7 +218,7 @@ fn check_batchnorm<B: Backend>(b: &mut B) {
         .unwrap();
         let mut want_dx = vec![0.0; rows * cols];
         let (mut want_dg, mut want_db) = (vec![0.0; cols], vec![0.0; cols]);
-        cpu::batchnorm_backward(
+        reference::batchnorm_backward(
             &x_data,
             &want_mean,
             &want_var,
@@ -275,7 +275,7 @@ fn check_moving_average<B: Backend>(b: &mut B) {
         .unwrap();
     for (j, t) in moving.iter().enumerate() {
         let mut want = start[j].clone();
-        cpu::moving_average(0.9, &mut want, &batch_data[j]);
+        reference::moving_average(0.9, &mut want, &batch_data[j]);
         assert_close(
             &format!("moving {j}"),
             REDUCTION,
@@ -303,7 +303,7 @@ fn check_moving_average<B: Backend>(b: &mut B) {
             "guarded input {j} changed"
         );
         let mut want = before[j].clone();
-        cpu::moving_average(0.5, &mut want, &batch_data[j]);
+        reference::moving_average(0.5, &mut want, &batch_data[j]);
         assert_close(
             &format!("guarded {j}"),
             REDUCTION,
@@ -352,7 +352,7 @@ fn check_prelu<B: Backend>(b: &mut B) {
         let mut y = b.zeros(rows, cols).unwrap();
         b.prelu_forward(&x, &alpha, &mut y).unwrap();
         let mut want = vec![0.0; rows * cols];
-        cpu::prelu_forward(&x_data, &alpha_data, &mut want, cols);
+        reference::prelu_forward(&x_data, &alpha_data, &mut want, cols);
         assert_close(
             &format!("prelu {what}"),
             REDUCTION,
@@ -362,7 +362,7 @@ fn check_prelu<B: Backend>(b: &mut B) {
         let (mut dx, mut da) = (b.zeros(rows, cols).unwrap(), b.zeros(1, cols).unwrap());
         b.prelu_backward(&x, &alpha, &dy, &mut dx, &mut da).unwrap();
         let (mut want_dx, mut want_da) = (vec![0.0; rows * cols], vec![0.0; cols]);
-        cpu::prelu_backward(
+        reference::prelu_backward(
             &x_data,
             &alpha_data,
             &dy_data,
@@ -401,12 +401,12 @@ fn check_maxout<B: Backend>(b: &mut B) {
             let mut y = b.zeros(rows, units).unwrap();
             b.maxout_forward(&z, pieces, &mut y).unwrap();
             let mut want = vec![0.0; rows * units];
-            cpu::maxout_forward(&z_data, &mut want, units, pieces);
+            reference::maxout_forward(&z_data, &mut want, units, pieces);
             assert_eq!(b.read(&y).unwrap(), want, "maxout {what}");
             let mut dz = b.zeros(rows, cols).unwrap();
             b.maxout_backward(&z, pieces, &dy, &mut dz).unwrap();
             let mut want_dz = vec![0.0; rows * cols];
-            cpu::maxout_backward(&z_data, &dy_data, &mut want_dz, units, pieces);
+            reference::maxout_backward(&z_data, &dy_data, &mut want_dz, units, pieces);
             assert_eq!(b.read(&dz).unwrap(), want_dz, "maxout backward {what}");
         }
     }
@@ -424,7 +424,7 @@ fn check_penalty<B: Backend>(b: &mut B) {
         for (l1, l2) in [(0.01, 0.0), (0.0, 0.001), (0.003, 0.02)] {
             let mut acc = b.zeros(1, 3).unwrap();
             b.penalty_into(&w, l1, l2, 32.0, &mut acc, 1).unwrap();
-            let want = (cpu::penalty(&w_data, l1, l2) * 32.0) as f32;
+            let want = (reference::penalty(&w_data, l1, l2) * 32.0) as f32;
             let got = b.read(&acc).unwrap();
             assert_close(
                 &format!("penalty {what}"),
@@ -435,7 +435,7 @@ fn check_penalty<B: Backend>(b: &mut B) {
             let mut g = upload(b, rows, cols, &g_data);
             b.penalty_backward(&w, l1, l2, &mut g).unwrap();
             let mut want_g = g_data.clone();
-            cpu::penalty_backward(&w_data, &mut want_g, l1, l2);
+            reference::penalty_backward(&w_data, &mut want_g, l1, l2);
             assert_close(
                 &format!("penalty grad {what}"),
                 REDUCTION,
@@ -478,7 +478,7 @@ fn bad_arguments_are_errors_on_both_backends() {
             "ε = 0"
         );
     }
-    check(&mut cpu::CpuBackend::new());
+    check(&mut reference::ReferenceBackend::new());
     if let Some(mut g) = common::gpu() {
         check(&mut g);
     }
@@ -525,16 +525,16 @@ fn batchnorm_backward_is_the_gradient_through_the_batch_statistics() {
     // L = Σ w ⊙ BN_train(x; gamma, beta): the statistics are recomputed from x each time.
     let loss = |x: &[f32], gamma: &[f32], beta: &[f32]| {
         let (mut m, mut v) = (vec![0.0; cols], vec![0.0; cols]);
-        cpu::batchnorm_stats(x, &mut m, &mut v, cols);
+        reference::batchnorm_stats(x, &mut m, &mut v, cols);
         let mut y = vec![0.0; x.len()];
-        cpu::batchnorm_forward(x, &m, &v, gamma, beta, eps, &mut y, cols);
+        reference::batchnorm_forward(x, &m, &v, gamma, beta, eps, &mut y, cols);
         weighted(&y, &w)
     };
     let dy: Vec<f32> = w.iter().map(|&v| v as f32).collect();
     let (mut m, mut v) = (vec![0.0; cols], vec![0.0; cols]);
-    cpu::batchnorm_stats(&x, &mut m, &mut v, cols);
+    reference::batchnorm_stats(&x, &mut m, &mut v, cols);
     let (mut dx, mut dg, mut db) = (vec![0.0; x.len()], vec![0.0; cols], vec![0.0; cols]);
-    cpu::batchnorm_backward(
+    reference::batchnorm_backward(
         &x, &m, &v, &gamma, &dy, eps, &mut dx, &mut dg, &mut db, cols,
     );
     for i in 0..x.len() {
@@ -573,12 +573,12 @@ fn prelu_backward_is_the_gradient() {
         .collect();
     let loss = |x: &[f32], a: &[f32]| {
         let mut y = vec![0.0; x.len()];
-        cpu::prelu_forward(x, a, &mut y, cols);
+        reference::prelu_forward(x, a, &mut y, cols);
         weighted(&y, &w)
     };
     let dy: Vec<f32> = w.iter().map(|&v| v as f32).collect();
     let (mut dx, mut da) = (vec![0.0; x.len()], vec![0.0; cols]);
-    cpu::prelu_backward(&x, &alpha, &dy, &mut dx, &mut da, cols);
+    reference::prelu_backward(&x, &alpha, &dy, &mut dx, &mut da, cols);
     for i in 0..x.len() {
         assert_grad(&format!("dx[{i}]"), dx[i], fd(&x, i, |x| loss(x, &alpha)));
     }
@@ -604,12 +604,12 @@ fn maxout_backward_is_the_gradient() {
         .collect();
     let loss = |z: &[f32]| {
         let mut y = vec![0.0; rows * units];
-        cpu::maxout_forward(z, &mut y, units, pieces);
+        reference::maxout_forward(z, &mut y, units, pieces);
         weighted(&y, &w)
     };
     let dy: Vec<f32> = w.iter().map(|&v| v as f32).collect();
     let mut dz = vec![0.0; z.len()];
-    cpu::maxout_backward(&z, &dy, &mut dz, units, pieces);
+    reference::maxout_backward(&z, &dy, &mut dz, units, pieces);
     for i in 0..z.len() {
         assert_grad(&format!("dz[{i}]"), dz[i], fd(&z, i, loss));
     }
@@ -624,12 +624,12 @@ fn penalty_backward_is_the_gradient() {
         .collect();
     let (l1, l2) = (0.03, 0.2);
     let mut g = vec![0.0; w.len()];
-    cpu::penalty_backward(&w, &mut g, l1, l2);
+    reference::penalty_backward(&w, &mut g, l1, l2);
     for i in 0..w.len() {
         assert_grad(
             &format!("dw[{i}]"),
             g[i],
-            fd(&w, i, |w| cpu::penalty(w, l1, l2)),
+            fd(&w, i, |w| reference::penalty(w, l1, l2)),
         );
     }
 }
@@ -648,11 +648,11 @@ fn dropout_backward_is_its_forward() {
     let w: Vec<f64> = (0..30).map(|_| r.random_range(-1.0..1.0)).collect();
     let dy: Vec<f32> = w.iter().map(|&v| v as f32).collect();
     let (mut y, mut keep, mut dx) = (vec![0.0; 30], vec![0.0; 30], vec![0.0; 30]);
-    cpu::dropout_forward(&x, &mut y, &mut keep, mask);
-    cpu::multiply(&dy, &keep, &mut dx);
+    reference::dropout_forward(&x, &mut y, &mut keep, mask);
+    reference::multiply(&dy, &keep, &mut dx);
     let loss = |x: &[f32]| {
         let (mut y, mut keep) = (vec![0.0; 30], vec![0.0; 30]);
-        cpu::dropout_forward(x, &mut y, &mut keep, mask);
+        reference::dropout_forward(x, &mut y, &mut keep, mask);
         weighted(&y, &w)
     };
     for i in 0..30 {
@@ -666,7 +666,7 @@ fn dropout_backward_is_its_forward() {
 #[test]
 fn selu_gaussian_soboleva_and_the_binary_step_by_hand() {
     use wgtrain::backend::Activation;
-    let f = cpu::activation_f64;
+    let f = reference::activation_f64;
     // SELU: λ z above 0, λ α (e^z - 1) below; λ α ≈ 1.7581 is its floor.
     assert!((f(Activation::Selu, 2.0) - 2.101_401_974_710_961).abs() < 1e-12);
     assert!((f(Activation::Selu, -1.0) - (-1.111_330_737_812_562_6)).abs() < 1e-12);
@@ -701,7 +701,7 @@ fn selu_gaussian_soboleva_and_the_binary_step_by_hand() {
     assert_eq!(f(Activation::BinaryStep, 0.0), 1.0);
     assert_eq!(f(Activation::BinaryStep, -1e-9), 0.0);
     assert_eq!(
-        cpu::activation_derivative_f64(Activation::BinaryStep, 0.3, 1.0),
+        reference::activation_derivative_f64(Activation::BinaryStep, 0.3, 1.0),
         0.0
     );
 }
@@ -717,9 +717,11 @@ fn soboleva_derivative_with_its_own_parameters() {
     };
     for z in [-8.0, -2.0, -0.4, 0.3, 1.7, 9.0] {
         let h = 1e-6;
-        let numeric =
-            (cpu::activation_f64(act, z + h) - cpu::activation_f64(act, z - h)) / (2.0 * h);
-        let analytic = cpu::activation_derivative_f64(act, z, cpu::activation_f64(act, z));
+        let numeric = (reference::activation_f64(act, z + h)
+            - reference::activation_f64(act, z - h))
+            / (2.0 * h);
+        let analytic =
+            reference::activation_derivative_f64(act, z, reference::activation_f64(act, z));
         assert!(
             (analytic - numeric).abs() < 1e-6 * (1.0 + numeric.abs()),
             "at {z}: {analytic} vs {numeric}"
@@ -759,13 +761,13 @@ fn check_new_activations<B: Backend>(b: &mut B) {
         let (mut a, mut dz) = (b.zeros(rows, cols).unwrap(), b.zeros(rows, cols).unwrap());
         b.activation(act, &z, &mut a).unwrap();
         let mut want = vec![0.0; rows * cols];
-        cpu::activation_forward(act, &z_data, &mut want, cols);
+        reference::activation_forward(act, &z_data, &mut want, cols);
         let got = b.read(&a).unwrap();
         let tol = Tolerance::new(1e-5, 1e-4);
         assert_close(&format!("{} forward", act.name()), tol, &got, &want);
         b.activation_backward(act, &z, &a, &da, &mut dz).unwrap();
         let mut want_dz = vec![0.0; rows * cols];
-        cpu::activation_backward(act, &z_data, &want, &da_data, &mut want_dz, cols);
+        reference::activation_backward(act, &z_data, &want, &da_data, &mut want_dz, cols);
         assert_close(
             &format!("{} backward", act.name()),
             tol,
@@ -792,7 +794,7 @@ fn slopes(step: u64) -> wgtrain::backend::RandomSlopes {
 #[test]
 fn rrelu_slopes_fill_their_range_and_change_with_the_step() {
     let s: Vec<f32> = (0..20_000)
-        .map(|i| cpu::rrelu_slope(slopes(5), i))
+        .map(|i| reference::rrelu_slope(slopes(5), i))
         .collect();
     assert!(s.iter().all(|&v| (0.125..=1.0 / 3.0).contains(&v)));
     let mean = s.iter().map(|&v| v as f64).sum::<f64>() / s.len() as f64;
@@ -800,7 +802,9 @@ fn rrelu_slopes_fill_their_range_and_change_with_the_step() {
         (mean - (0.125 + 1.0 / 3.0) / 2.0).abs() < 2e-3,
         "mean slope {mean}"
     );
-    let other: Vec<f32> = (0..64).map(|i| cpu::rrelu_slope(slopes(6), i)).collect();
+    let other: Vec<f32> = (0..64)
+        .map(|i| reference::rrelu_slope(slopes(6), i))
+        .collect();
     assert_ne!(&s[..64], &other[..]);
 }
 
@@ -818,8 +822,8 @@ fn check_rrelu<B: Backend>(b: &mut B) {
         b.rrelu_forward(&x, slopes(9), &mut y).unwrap();
         b.rrelu_backward(&x, slopes(9), &dy, &mut dx).unwrap();
         let (mut want_y, mut want_dx) = (vec![0.0; rows * cols], vec![0.0; rows * cols]);
-        cpu::rrelu_forward(&x_data, &mut want_y, slopes(9));
-        cpu::rrelu_backward(&x_data, &dy_data, &mut want_dx, slopes(9));
+        reference::rrelu_forward(&x_data, &mut want_y, slopes(9));
+        reference::rrelu_backward(&x_data, &dy_data, &mut want_dx, slopes(9));
         let tol = Tolerance::new(1e-6, 1e-6);
         assert_close(&format!("rrelu {what}"), tol, &b.read(&y).unwrap(), &want_y);
         assert_close(
@@ -842,10 +846,10 @@ fn rrelu_backward_is_the_gradient_for_its_slopes() {
     let w: Vec<f64> = (0..40).map(|_| r.random_range(-1.0..1.0)).collect();
     let dy: Vec<f32> = w.iter().map(|&v| v as f32).collect();
     let mut dx = vec![0.0; 40];
-    cpu::rrelu_backward(&x, &dy, &mut dx, slopes(3));
+    reference::rrelu_backward(&x, &dy, &mut dx, slopes(3));
     let loss = |x: &[f32]| {
         let mut y = vec![0.0; 40];
-        cpu::rrelu_forward(x, &mut y, slopes(3));
+        reference::rrelu_forward(x, &mut y, slopes(3));
         weighted(&y, &w)
     };
     for i in 0..40 {

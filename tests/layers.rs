@@ -8,7 +8,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use wgtrain::backend::{cpu::CpuBackend, Activation, Backend, Optimizer};
+use wgtrain::backend::{reference::ReferenceBackend, Activation, Backend, Optimizer};
 use wgtrain::checkpoint::Checkpoint;
 use wgtrain::data::{self, Matrix};
 use wgtrain::nn::{
@@ -273,7 +273,7 @@ fn a_training_batch_of_one_through_batchnorm_stays_finite() {
         .add(Dense::new(8, Activation::Relu))
         .add(BatchNormalization::new())
         .add(Dense::new(10, Activation::Linear));
-    let mut m = compile(spec, CpuBackend::new(), sparse_logits(), 3);
+    let mut m = compile(spec, ReferenceBackend::new(), sparse_logits(), 3);
     let h = m
         .fit(&x, &y, FitConfig::epochs(2).batch_size(1).verbose(0))
         .unwrap();
@@ -291,7 +291,7 @@ fn checkpoints_name_tensors_per_kind_and_keep_the_moving_statistics() {
     let dir = temp_dir("names");
     let path = dir.join("m.safetensors");
     let (x, y) = digits(100);
-    let mut m = compile(every_kind(), CpuBackend::new(), sparse_logits(), 6);
+    let mut m = compile(every_kind(), ReferenceBackend::new(), sparse_logits(), 6);
     m.fit(&x, &y, FitConfig::epochs(1).batch_size(25).verbose(0))
         .unwrap();
     m.save(&path).unwrap();
@@ -325,7 +325,7 @@ fn checkpoints_name_tensors_per_kind_and_keep_the_moving_statistics() {
     // The moving statistics moved (from 0 and 1), and the loaded model predicts the same.
     let w = m.weights().unwrap();
     assert!(w[3].state[0].values.iter().any(|&v| v != 0.0));
-    let mut loaded = Model::load(&path, CpuBackend::new()).unwrap();
+    let mut loaded = Model::load(&path, ReferenceBackend::new()).unwrap();
     assert_eq!(loaded.predict(&x, 30).unwrap(), m.predict(&x, 30).unwrap());
     assert_eq!(bits(&mut loaded), bits(&mut m));
     std::fs::remove_dir_all(dir).ok();
@@ -339,7 +339,7 @@ fn a_format_1_checkpoint_still_loads() {
     let spec = Sequential::new()
         .add(Dense::new(8, Activation::Relu))
         .add(Dense::new(10, Activation::Linear));
-    let mut m = compile(spec, CpuBackend::new(), sparse_logits(), 8);
+    let mut m = compile(spec, ReferenceBackend::new(), sparse_logits(), 8);
     m.fit(&x, &y, FitConfig::epochs(1).batch_size(20).verbose(0))
         .unwrap();
     let ckpt = m.checkpoint().unwrap();
@@ -370,7 +370,7 @@ fn a_format_1_checkpoint_still_loads() {
     old.extend_from_slice(&bytes[8 + n..]);
     let loaded = Checkpoint::from_bytes(&old, "format-1 file").unwrap();
     assert!(matches!(loaded.config.layers[0], Layer::Dense(_)));
-    let mut back = Model::from_checkpoint(CpuBackend::new(), &loaded).unwrap();
+    let mut back = Model::from_checkpoint(ReferenceBackend::new(), &loaded).unwrap();
     assert_eq!(back.predict(&x, 20).unwrap(), m.predict(&x, 20).unwrap());
 }
 
@@ -403,7 +403,7 @@ fn the_summary_counts_as_keras() {
     assert!(text.contains("batchnorm_0 (BatchNormalization)"), "{text}");
     assert!(text.contains("Non-trainable params: 48"), "{text}");
     // The model agrees once built.
-    let mut m = compile(every_kind(), CpuBackend::new(), sparse_logits(), 0);
+    let mut m = compile(every_kind(), ReferenceBackend::new(), sparse_logits(), 0);
     m.build(64).unwrap();
     assert_eq!(m.parameter_count(), Some(2766));
     assert_eq!(m.summary().unwrap(), s);
@@ -444,7 +444,7 @@ fn bad_layer_configs_are_errors_naming_the_layer() {
     for (spec, want) in cases {
         let err = spec
             .compile(
-                CpuBackend::new(),
+                ReferenceBackend::new(),
                 Compile::new(sparse_logits(), Optimizer::adam(1e-3)),
             )
             .unwrap_err()
@@ -452,7 +452,7 @@ fn bad_layer_configs_are_errors_naming_the_layer() {
         assert!(err.contains(want), "`{err}` does not say `{want}`");
     }
     // Weights of the wrong shape for a layer name it.
-    let mut m = compile(every_kind(), CpuBackend::new(), sparse_logits(), 0);
+    let mut m = compile(every_kind(), ReferenceBackend::new(), sparse_logits(), 0);
     m.build(64).unwrap();
     let mut w = m.weights().unwrap();
     w[3] = LayerWeights::default();
@@ -574,7 +574,7 @@ fn a_whole_stack_backward_is_the_gradient_of_its_training_loss() {
     let model = |lr: f32| {
         spec()
             .compile(
-                CpuBackend::new(),
+                ReferenceBackend::new(),
                 Compile::new(sparse_logits(), Optimizer::Sgd { lr }).seed(3),
             )
             .unwrap()

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{assert_close, rng, uniform, upload, ROW_SHAPES};
-use wgtrain::backend::{cpu, Backend, Guard, GuardSlots, Optimizer, Tensor};
+use wgtrain::backend::{reference, Backend, Guard, GuardSlots, Optimizer, Tensor};
 use wgtrain::tolerance::Tolerance;
 
 fn check_optimizers<B: Backend>(b: &mut B) {
@@ -47,7 +47,7 @@ fn check_optimizers<B: Backend>(b: &mut B) {
                     .unwrap();
                 let mut views: Vec<&mut [f32]> =
                     state_ref.iter_mut().map(|s| s.as_mut_slice()).collect();
-                cpu::optimizer_step(opt, t, &mut p_ref, &g_data, &mut views);
+                reference::optimizer_step(opt, t, &mut p_ref, &g_data, &mut views);
             }
             let what = format!("{opt:?} {rows}×{cols} ({why})");
             let tol = Tolerance::new(1e-6, 1e-5);
@@ -124,7 +124,7 @@ fn check_optimizer_guard<B: Backend>(b: &mut B) {
     let (seven, nan, one) = (7f32.to_bits(), f32::NAN.to_bits(), 1);
     let reference = |t: u64| {
         let (mut p, mut m, mut v) = (start.to_vec(), vec![0.0; 3], vec![0.0; 3]);
-        cpu::optimizer_step(adam, t, &mut p, &grad, &mut [&mut m, &mut v]);
+        reference::optimizer_step(adam, t, &mut p, &grad, &mut [&mut m, &mut v]);
         [p, m, v]
     };
 
@@ -257,7 +257,7 @@ fn step_all<B: Backend>(
 /// result that overflows; the outputs and the accumulator's bits agree too.
 #[test]
 fn a_grouped_optimizer_step_is_one_dispatch_and_matches_the_reference() {
-    use wgtrain::backend::cpu::CpuBackend;
+    use wgtrain::backend::reference::ReferenceBackend;
     let Some(mut g) = common::gpu() else { return };
     let shapes = [[7, 5], [1, 5], [5, 3], [1, 3], [3, 1], [1, 1]];
     let n = shapes.len();
@@ -306,7 +306,14 @@ fn a_grouped_optimizer_step_is_one_dispatch_and_matches_the_reference() {
                     v.into_iter().map(|x| x * scale).collect()
                 })
                 .collect();
-            let want = step_all(&mut CpuBackend::new(), opt, &shapes, &values, grouped, acc);
+            let want = step_all(
+                &mut ReferenceBackend::new(),
+                opt,
+                &shapes,
+                &values,
+                grouped,
+                acc,
+            );
             let before = g.stats().dispatches;
             let got = step_all(&mut g, opt, &shapes, &values, grouped, acc);
             let dispatches = g.stats().dispatches - before;

@@ -1,5 +1,5 @@
 //! The parity suite: one body per op, run on the CPU reference and on the GPU, each compared
-//! with the reference functions of `wgtrain::backend::cpu` on seeded random inputs and on the
+//! with the reference functions of `wgtrain::backend::reference` on seeded random inputs and on the
 //! named shapes that break tiling (tests/common). On the CPU backend this checks the trait's
 //! plumbing around the reference; the reference itself is proven in tests/gradcheck.rs and
 //! tests/reference.rs.
@@ -9,7 +9,7 @@ mod common;
 use common::{assert_close, rng, uniform, upload, MATMUL_SHAPES, ROW_SHAPES, SUM_SHAPES};
 use rand::Rng;
 use wgtrain::backend::{
-    cpu, Activation, Backend, Loss, Optimizer, PointError, ROC_HISTOGRAM_SLOTS,
+    reference, Activation, Backend, Loss, Optimizer, PointError, ROC_HISTOGRAM_SLOTS,
 };
 use wgtrain::tolerance::Tolerance;
 
@@ -34,7 +34,7 @@ fn check_matmul<B: Backend>(b: &mut B) {
             let mut c = b.zeros(m, n).unwrap();
             b.matmul(&a, ta, &bt, tb, &mut c).unwrap();
             let mut want = vec![0.0; m * n];
-            cpu::matmul_forward(&a_data, ta, &b_data, tb, &mut want, m, n, k);
+            reference::matmul_forward(&a_data, ta, &b_data, tb, &mut want, m, n, k);
             let got = b.read(&c).unwrap();
             assert_close(
                 &format!("matmul M={m} N={n} K={k} ta={ta} tb={tb} ({why})"),
@@ -65,10 +65,10 @@ fn check_dense_forward<B: Backend>(b: &mut B) {
             let (mut z, mut a) = (b.zeros(m, n).unwrap(), b.zeros(m, n).unwrap());
             b.dense_forward(&x, &w, &bias, act, &mut z, &mut a).unwrap();
             let mut want_z = vec![0.0; m * n];
-            cpu::matmul_forward(&x_data, false, &w_data, false, &mut want_z, m, n, k);
-            cpu::bias_forward(&mut want_z, &bias_data, n);
+            reference::matmul_forward(&x_data, false, &w_data, false, &mut want_z, m, n, k);
+            reference::bias_forward(&mut want_z, &bias_data, n);
             let mut want_a = vec![0.0; m * n];
-            cpu::activation_forward(act, &want_z, &mut want_a, n);
+            reference::activation_forward(act, &want_z, &mut want_a, n);
             let what = format!("{} dense forward M={m} N={n} K={k} ({why})", act.name());
             let tol = matmul_tolerance(k);
             assert_close(&format!("{what}: z"), tol, &b.read(&z).unwrap(), &want_z);
@@ -88,7 +88,7 @@ fn check_bias<B: Backend>(b: &mut B) {
         let bias = upload(b, 1, cols, &bias_data);
         b.bias_add(&mut z, &bias).unwrap();
         let mut want = z_data.clone();
-        cpu::bias_forward(&mut want, &bias_data, cols);
+        reference::bias_forward(&mut want, &bias_data, cols);
         assert_close(
             &format!("bias_add {rows}×{cols} ({why})"),
             Tolerance::EXACT,
@@ -99,7 +99,7 @@ fn check_bias<B: Backend>(b: &mut B) {
         let mut db = b.zeros(1, cols).unwrap();
         b.bias_grad(&z, &mut db).unwrap();
         let mut want_db = vec![0.0; cols];
-        cpu::bias_backward(&want, &mut want_db, cols);
+        reference::bias_backward(&want, &mut want_db, cols);
         let tol = Tolerance::new(1e-6 * rows as f32, 1e-5);
         assert_close(
             &format!("bias_grad {rows}×{cols} ({why})"),
@@ -142,7 +142,7 @@ fn check_activations<B: Backend>(b: &mut B) {
             let mut a = b.zeros(rows, cols).unwrap();
             b.activation(act, &z, &mut a).unwrap();
             let mut want_a = vec![0.0; n];
-            cpu::activation_forward(act, &z_data, &mut want_a, cols);
+            reference::activation_forward(act, &z_data, &mut want_a, cols);
             let got_a = b.read(&a).unwrap();
             let what = format!("{} forward {rows}×{cols} ({why})", act.name());
             assert_close(&what, ELEMENTWISE, &got_a, &want_a);
@@ -154,7 +154,7 @@ fn check_activations<B: Backend>(b: &mut B) {
             b.activation_backward(act, &z, &a_ref, &da, &mut dz)
                 .unwrap();
             let mut want_dz = vec![0.0; n];
-            cpu::activation_backward(act, &z_data, &want_a, &da_data, &mut want_dz, cols);
+            reference::activation_backward(act, &z_data, &want_a, &da_data, &mut want_dz, cols);
             let what = format!("{} backward {rows}×{cols} ({why})", act.name());
             assert_close(&what, ELEMENTWISE, &b.read(&dz).unwrap(), &want_dz);
         }
@@ -244,7 +244,14 @@ fn check_losses<B: Backend>(b: &mut B) {
                 .unwrap();
             let mut want_g = vec![0.0; rows * cols];
             let mut want_l = vec![0.0; rows];
-            cpu::loss_forward_backward(loss, &p_data, &t_data, &mut want_g, &mut want_l, cols);
+            reference::loss_forward_backward(
+                loss,
+                &p_data,
+                &t_data,
+                &mut want_g,
+                &mut want_l,
+                cols,
+            );
             let what = format!("{} {rows}×{cols} ({why})", loss.name());
             let tol = Tolerance::new(1e-5, 1e-4);
             assert_close(
@@ -294,7 +301,7 @@ fn check_cross_entropy_extreme_logits<B: Backend>(b: &mut B) {
         );
         let mut want_g = vec![0.0; 9];
         let mut want_l = vec![0.0; 3];
-        cpu::loss_forward_backward(loss, &p_data, &t_data, &mut want_g, &mut want_l, 3);
+        reference::loss_forward_backward(loss, &p_data, &t_data, &mut want_g, &mut want_l, 3);
         assert_close(loss.name(), Tolerance::new(1e-3, 1e-6), &l, &want_l);
         assert_close(loss.name(), Tolerance::new(1e-7, 1e-5), &g, &want_g);
     }
@@ -353,14 +360,14 @@ fn check_reductions<B: Backend>(b: &mut B) {
         let onehot_data: Vec<f32> = (0..n).map(|_| r.random_range(0..2) as f32).collect();
         let onehot = upload(b, rows, cols, &onehot_data);
         b.argmax_correct_into(&pred, &onehot, &mut acc, 2).unwrap();
-        let want_argmax = cpu::argmax_correct(&p_data, &labels, cols, 1)
-            + cpu::argmax_correct(&p_data, &onehot_data, cols, cols);
+        let want_argmax = reference::argmax_correct(&p_data, &labels, cols, 1)
+            + reference::argmax_correct(&p_data, &onehot_data, cols, cols);
 
         let probs = uniform(&mut r, n, 0.0, 1.0);
         let probs_t = upload(b, rows, cols, &probs);
         b.threshold_correct_into(&probs_t, &onehot, 0.5, &mut acc, 3)
             .unwrap();
-        let want_thr = cpu::threshold_correct(&probs, &onehot_data, 0.5);
+        let want_thr = reference::threshold_correct(&probs, &onehot_data, 0.5);
 
         let got = b.read(&acc).unwrap();
         let want = [
@@ -463,21 +470,21 @@ fn check_metric_reductions<B: Backend>(b: &mut B) {
             Tolerance::EXACT,
             &got[0..2],
             &[
-                cpu::topk_correct(&scores, &labels, cols, 1, k) as f32,
-                cpu::topk_correct(&scores, &yes_no, cols, cols, 2) as f32,
+                reference::topk_correct(&scores, &labels, cols, 1, k) as f32,
+                reference::topk_correct(&scores, &yes_no, cols, cols, 2) as f32,
             ],
         );
         assert_close(
             &what("confusion"),
             Tolerance::EXACT,
             &got[2..6],
-            &counts(cpu::confusion(&probs, &yes_no, 0.5).to_vec()),
+            &counts(reference::confusion(&probs, &yes_no, 0.5).to_vec()),
         );
         assert_close(
             &what("roc histogram"),
             Tolerance::EXACT,
             &got[6..6 + ROC_HISTOGRAM_SLOTS],
-            &counts(cpu::roc_histogram(&probs, &yes_no)),
+            &counts(reference::roc_histogram(&probs, &yes_no)),
         );
         let want: Vec<f32> = PointError::ALL
             .into_iter()
@@ -485,7 +492,7 @@ fn check_metric_reductions<B: Backend>(b: &mut B) {
                 positive
                     .iter()
                     .zip(&targets)
-                    .map(|(&p, &y)| cpu::point_error_f64(kind, p as f64, y as f64))
+                    .map(|(&p, &y)| reference::point_error_f64(kind, p as f64, y as f64))
                     .sum::<f64>() as f32
             })
             .collect();
@@ -541,7 +548,7 @@ fn check_class_metric_reductions<B: Backend>(b: &mut B) {
                 let sum: f64 = pred
                     .chunks(cols)
                     .zip(t.chunks(tc))
-                    .map(|(p, y)| cpu::crossentropy_row_f64(from_logits, &f64s(p), &f64s(y)))
+                    .map(|(p, y)| reference::crossentropy_row_f64(from_logits, &f64s(p), &f64s(y)))
                     .sum();
                 want.push(sum as f32);
             }
@@ -558,7 +565,7 @@ fn check_class_metric_reductions<B: Backend>(b: &mut B) {
             (&yes_no, cols, Some(0.5)),
         ]
         .into_iter()
-        .flat_map(|(t, tc, th)| cpu::class_confusion(&probs, t, cols, tc, th))
+        .flat_map(|(t, tc, th)| reference::class_confusion(&probs, t, cols, tc, th))
         .map(|c| c as f32)
         .collect();
         assert_close(&what("class confusion"), Tolerance::EXACT, &got[4..], &want);
@@ -584,7 +591,7 @@ fn check_roc_histogram_edges<B: Backend>(b: &mut B) {
     let target = upload(b, n, 1, &positives);
     let mut acc = b.zeros(1, ROC_HISTOGRAM_SLOTS).unwrap();
     b.roc_histogram_into(&pred, &target, &mut acc, 0).unwrap();
-    let want: Vec<f32> = cpu::roc_histogram(&edges, &positives)
+    let want: Vec<f32> = reference::roc_histogram(&edges, &positives)
         .into_iter()
         .map(|c| c as f32)
         .collect();

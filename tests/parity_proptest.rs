@@ -4,7 +4,7 @@
 mod common;
 
 use proptest::prelude::*;
-use wgtrain::backend::{cpu, Activation, Backend, DropoutMask, Loss};
+use wgtrain::backend::{reference, Activation, Backend, DropoutMask, Loss};
 use wgtrain::tolerance::Tolerance;
 
 fn cfg() -> ProptestConfig {
@@ -29,7 +29,7 @@ proptest! {
         let mut c = g.zeros(m, n).unwrap();
         g.matmul(&a, ta, &b, tb, &mut c).unwrap();
         let mut want = vec![0.0; m * n];
-        cpu::matmul_forward(&a_data, ta, &b_data, tb, &mut want, m, n, k);
+        reference::matmul_forward(&a_data, ta, &b_data, tb, &mut want, m, n, k);
         let tol = Tolerance::new(2e-6 * (k as f32).sqrt() + 1e-6, 1e-5);
         if let Err(e) = tol.compare(&g.read(&c).unwrap(), &want) {
             return Err(TestCaseError::fail(format!("M={m} N={n} K={k} ta={ta} tb={tb}: {e}")));
@@ -52,9 +52,9 @@ proptest! {
 
         let mut want_g = vec![0.0; rows * cols];
         let mut want_l = vec![0.0; rows];
-        cpu::loss_forward_backward(Loss::SparseSoftmaxCrossEntropy, &z_data, &labels, &mut want_g, &mut want_l, cols);
+        reference::loss_forward_backward(Loss::SparseSoftmaxCrossEntropy, &z_data, &labels, &mut want_g, &mut want_l, cols);
         let mut want_a = vec![0.0; rows * cols];
-        cpu::activation_forward(Activation::Softmax, &z_data, &mut want_a, cols);
+        reference::activation_forward(Activation::Softmax, &z_data, &mut want_a, cols);
         for (what, tol, got, want) in [
             ("row loss", Tolerance::new(1e-5, 1e-5), g.read(&row_loss).unwrap(), want_l),
             ("gradient", Tolerance::new(1e-7, 1e-4), g.read(&grad).unwrap(), want_g),
@@ -79,7 +79,7 @@ proptest! {
         let (mut y, mut keep) = (g.zeros(rows, units).unwrap(), g.zeros(rows, units).unwrap());
         g.dropout(&x, mask, &mut y, &mut keep).unwrap();
         let (mut want, mut want_keep) = (vec![0.0; rows * units], vec![0.0; rows * units]);
-        cpu::dropout_forward(&x_data, &mut want, &mut want_keep, mask);
+        reference::dropout_forward(&x_data, &mut want, &mut want_keep, mask);
         prop_assert_eq!(g.read(&keep).unwrap(), want_keep, "dropout mask {}×{}", rows, units);
         prop_assert_eq!(g.read(&y).unwrap(), want, "dropout {}×{} rate {}", rows, units, rate);
 
@@ -89,9 +89,9 @@ proptest! {
         g.batchnorm_stats(&x, &mut mean, &mut var).unwrap();
         g.batchnorm_forward(&x, [&mean, &var], [&gamma, &beta], 1e-3, &mut y).unwrap();
         let (mut wm, mut wv) = (vec![0.0; units], vec![0.0; units]);
-        cpu::batchnorm_stats(&x_data, &mut wm, &mut wv, units);
+        reference::batchnorm_stats(&x_data, &mut wm, &mut wv, units);
         let mut want = vec![0.0; rows * units];
-        cpu::batchnorm_forward(&x_data, &wm, &wv, &ones, &vec![0.0; units], 1e-3, &mut want, units);
+        reference::batchnorm_forward(&x_data, &wm, &wv, &ones, &vec![0.0; units], 1e-3, &mut want, units);
         if let Err(e) = Tolerance::new(1e-4, 1e-3).compare(&g.read(&y).unwrap(), &want) {
             return Err(TestCaseError::fail(format!("batchnorm {rows}×{units}: {e}")));
         }
@@ -100,7 +100,7 @@ proptest! {
         let z = g.upload(rows, units * pieces, &z_data).unwrap();
         g.maxout_forward(&z, pieces, &mut y).unwrap();
         let mut want = vec![0.0; rows * units];
-        cpu::maxout_forward(&z_data, &mut want, units, pieces);
+        reference::maxout_forward(&z_data, &mut want, units, pieces);
         prop_assert_eq!(g.read(&y).unwrap(), want, "maxout {}×{}×{}", rows, units, pieces);
     }
 }

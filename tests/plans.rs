@@ -7,7 +7,7 @@
 
 mod common;
 
-use wgtrain::backend::{cpu, cpu::CpuBackend, Activation, Backend, Optimizer};
+use wgtrain::backend::{reference, reference::ReferenceBackend, Activation, Backend, Optimizer};
 use wgtrain::data::{self, Matrix};
 use wgtrain::error::Result;
 use wgtrain::nn::{BatchNormalization, Dense, Dropout, Maxout, PRelu, RRelu, Sequential};
@@ -231,9 +231,9 @@ fn check_gather_rows_matches_the_reference<B: Backend>(b: &mut B) {
         (5, 784, vec![4, 2, 0, 1, 3], 4, 1),
     ] {
         let src = common::uniform(&mut r, rows * cols, -1.0, 1.0);
-        let o = cpu::order_values(&order).unwrap();
+        let o = reference::order_values(&order).unwrap();
         let mut want = vec![0.0; take * cols];
-        cpu::gather_rows(&src, cols, &o, offset, &mut want).unwrap();
+        reference::gather_rows(&src, cols, &o, offset, &mut want).unwrap();
         for (i, row) in want.chunks(cols).enumerate() {
             let from = order[offset + i];
             assert_eq!(row, &src[from * cols..(from + 1) * cols]);
@@ -262,10 +262,10 @@ fn check_gather_rows_pair_matches_the_reference<B: Backend>(b: &mut B) {
     ] {
         let x = common::uniform(&mut r, rows * cols, -1.0, 1.0);
         let y = common::uniform(&mut r, rows * y_cols, 0.0, 9.0);
-        let o = cpu::order_values(&order).unwrap();
+        let o = reference::order_values(&order).unwrap();
         let (mut want_x, mut want_y) = (vec![0.0; take * cols], vec![0.0; take * y_cols]);
-        cpu::gather_rows(&x, cols, &o, offset, &mut want_x).unwrap();
-        cpu::gather_rows(&y, y_cols, &o, offset, &mut want_y).unwrap();
+        reference::gather_rows(&x, cols, &o, offset, &mut want_x).unwrap();
+        reference::gather_rows(&y, y_cols, &o, offset, &mut want_y).unwrap();
         let (xs, ys) = (
             common::upload(b, rows, cols, &x),
             common::upload(b, rows, y_cols, &y),
@@ -285,10 +285,10 @@ backend_test!(
 
 #[test]
 fn a_bad_order_is_an_error() {
-    let mut b = CpuBackend::new();
+    let mut b = ReferenceBackend::new();
     let src = b.upload(3, 2, &[0.0; 6]).unwrap();
     let order = b
-        .upload(1, 2, &cpu::order_values(&[0, 3]).unwrap())
+        .upload(1, 2, &reference::order_values(&[0, 3]).unwrap())
         .unwrap();
     let mut dst = b.zeros(2, 2).unwrap();
     let e = b.gather_rows(&src, &order, 0, &mut dst).unwrap_err();

@@ -1,6 +1,6 @@
 //! Learning-curve plots are written, and they are pictures of the curves, not blank images.
 
-use wgtrain::backend::{cpu::CpuBackend, Activation, Optimizer};
+use wgtrain::backend::{reference::ReferenceBackend, Activation, Optimizer};
 use wgtrain::data;
 use wgtrain::nn::{Dense, LossFn, Sequential};
 use wgtrain::train::plot::plot_history;
@@ -12,7 +12,7 @@ fn history() -> History {
         .add(Dense::new(16, Activation::Relu))
         .add(Dense::new(10, Activation::Linear))
         .compile(
-            CpuBackend::new(),
+            ReferenceBackend::new(),
             Compile::new(
                 LossFn::SparseCategoricalCrossentropy { from_logits: true },
                 Optimizer::adam(3e-3),

@@ -4,7 +4,7 @@
 
 mod common;
 
-use wgtrain::backend::{cpu, Activation, Backend, Optimizer, PointError};
+use wgtrain::backend::{reference, Activation, Backend, Optimizer, PointError};
 use wgtrain::data::{self, Matrix};
 use wgtrain::nn::{Dense, LossFn, Sequential};
 use wgtrain::tolerance::Tolerance;
@@ -43,7 +43,7 @@ fn both_backends_follow_the_same_trajectory() {
             .verbose(0)
     };
     let mut on_gpu = digits_model(g, 3);
-    let mut on_cpu = digits_model(cpu::CpuBackend::new(), 3);
+    let mut on_cpu = digits_model(reference::ReferenceBackend::new(), 3);
     let hg = on_gpu.fit(&x, &y, config()).unwrap();
     let hc = on_cpu.fit(&x, &y, config()).unwrap();
     for name in ["loss", "accuracy", "val_loss", "val_accuracy"] {
@@ -169,15 +169,15 @@ fn check_binary_metrics_match_the_host<B: Backend>(backend: impl Fn() -> B) {
     let eval = model.evaluate(&x, &y, 64).unwrap();
     let p = model.predict(&x, 64).unwrap();
     let (pd, yd) = (p.data(), y.data());
-    let [tp, fp, _, fn_] = cpu::confusion(pd, yd, 0.5).map(|v| v as f64);
-    let hist: Vec<f32> = cpu::roc_histogram(pd, yd)
+    let [tp, fp, _, fn_] = reference::confusion(pd, yd, 0.5).map(|v| v as f64);
+    let hist: Vec<f32> = reference::roc_histogram(pd, yd)
         .into_iter()
         .map(|v| v as f32)
         .collect();
     let want = [
         (
             "accuracy",
-            cpu::threshold_correct(pd, yd, 0.5) as f64 / (n * c) as f64,
+            reference::threshold_correct(pd, yd, 0.5) as f64 / (n * c) as f64,
         ),
         ("precision", tp / (tp + fp)),
         ("recall", tp / (tp + fn_)),
@@ -202,7 +202,7 @@ fn check_binary_metrics_match_the_host<B: Backend>(backend: impl Fn() -> B) {
             pd.iter()
                 .zip(yd)
                 .map(|(&p, &y)| {
-                    cpu::point_error_f64(PointError::BinaryCrossentropy, p as f64, y as f64)
+                    reference::point_error_f64(PointError::BinaryCrossentropy, p as f64, y as f64)
                 })
                 .sum::<f64>()
                 / (n * c) as f64,
@@ -266,7 +266,7 @@ fn check_regression_metrics_match_the_host<B: Backend>(backend: impl Fn() -> B) 
         p.data()
             .iter()
             .zip(y.data())
-            .map(|(&a, &b)| cpu::point_error_f64(kind, a as f64, b as f64))
+            .map(|(&a, &b)| reference::point_error_f64(kind, a as f64, b as f64))
             .sum::<f64>()
             / n as f64
     };
@@ -307,7 +307,7 @@ model_test!(
 fn validation_with_a_standardizer_matches_evaluate() {
     let (x, y) = data::digits_unscaled();
     let (x, y) = (x.head(300), y.head(300));
-    let mut model = digits_model(cpu::CpuBackend::new(), 4);
+    let mut model = digits_model(reference::ReferenceBackend::new(), 4);
     model.set_standardizer(Some(data::Standardizer::fit(&x.head(240))));
     let h = model
         .fit(

@@ -3,7 +3,7 @@
 //! scripts/interop.py (tests/interop.rs).
 
 use safetensors::tensor::{Dtype, TensorView};
-use wgtrain::backend::cpu::CpuBackend;
+use wgtrain::backend::reference::ReferenceBackend;
 use wgtrain::backend::Activation;
 use wgtrain::checkpoint::Checkpoint;
 use wgtrain::data::Matrix;
@@ -77,7 +77,7 @@ fn a_linear_stack_maps_to_dense_layers_with_transposed_weights() {
         .collect();
     let z = [h[0] - h[2], 0.5 * (h[0] + h[1] + h[2]) + 1.0];
     let e = [z[0].exp(), z[1].exp()];
-    let mut model = Model::from_checkpoint(CpuBackend::new(), &ckpt).unwrap();
+    let mut model = Model::from_checkpoint(ReferenceBackend::new(), &ckpt).unwrap();
     let p = model
         .predict(&Matrix::new(1, 2, vec![1.0, -1.0]).unwrap(), 1)
         .unwrap();

@@ -1,6 +1,6 @@
 //! The `Backend` trait: every op the training loop needs, written against 2-D f32 tensors.
 //!
-//! The model code is written once against this trait and runs on [`cpu::CpuBackend`] (the
+//! The model code is written once against this trait and runs on [`reference::ReferenceBackend`] (the
 //! reference, the specification) and [`gpu::GpuBackend`] (wgpu). Ops *record* work: on the GPU
 //! they append a dispatch to the current batch and return at once. Only [`Backend::read`] waits
 //! (and [`Backend::flush`] submits without waiting). Every op writes into a tensor the caller
@@ -9,10 +9,10 @@
 //! Shapes are `[rows, cols]`, row-major; a bias or a per-column vector is `[1, cols]`.
 
 pub mod check;
-pub mod cpu;
 pub mod gpu;
 mod guard;
 pub mod ops;
+pub mod reference;
 mod step;
 
 pub use ops::{
@@ -101,7 +101,7 @@ pub trait Backend {
 
     /// `dst[i, :] = src[order[offset + i], :]` for each row of `dst`: a batch gathered on the
     /// device from a dataset kept there. `order` is `[1, n]`, each value a row index stored as
-    /// the bits of a u32 ([`cpu::order_values`] makes them); `src` and `dst` have the same
+    /// the bits of a u32 ([`reference::order_values`] makes them); `src` and `dst` have the same
     /// columns. An index that is not a row of `src` is an error on the reference; a GPU
     /// clamps it to the last row (it cannot report it without a read-back).
     fn gather_rows(
@@ -305,7 +305,7 @@ pub trait Backend {
     ) -> Result<()>;
 
     /// `acc[slot] += Σ_r crossentropy(pred[r], target[r])`, Keras' categorical cross-entropy
-    /// per row (see [`cpu::crossentropy_row_f64`]): from logits with `from_logits`, else from
+    /// per row (see [`reference::crossentropy_row_f64`]): from logits with `from_logits`, else from
     /// probabilities (normalised per row and clipped). Targets as for
     /// [`Backend::argmax_correct_into`]: `[N, 1]` integer labels (the sparse form) or `[N, C]`.
     fn crossentropy_sum_into(
@@ -318,7 +318,7 @@ pub trait Backend {
     ) -> Result<()>;
 
     /// Adds, for each class `c` of `pred` `[N, C]`, its true positives, false positives and
-    /// false negatives to `acc[slot + 3c .. slot + 3c + 3]` (see [`cpu::class_confusion`]): a
+    /// false negatives to `acc[slot + 3c .. slot + 3c + 3]` (see [`reference::class_confusion`]): a
     /// class is predicted where its score is above `threshold`, or, with none, where it is the
     /// row's argmax. Targets as for [`Backend::argmax_correct_into`], except that with one
     /// output a `[N, 1]` target is a yes/no (`!= 0`), not a label.
@@ -332,7 +332,7 @@ pub trait Backend {
     ) -> Result<()>;
 
     /// Inverted dropout: `keep = mask.scale()` where `mask` keeps the element, else 0, and
-    /// `y = x ⊙ keep` (see [`DropoutMask`], [`cpu::dropout_forward`]). The backward pass is
+    /// `y = x ⊙ keep` (see [`DropoutMask`], [`reference::dropout_forward`]). The backward pass is
     /// `dx = dy ⊙ keep` ([`Backend::multiply`]). `x`, `y`, `keep`: `[N, C]`.
     fn dropout(
         &mut self,
@@ -346,7 +346,7 @@ pub trait Backend {
     fn multiply(&mut self, a: &Self::Tensor, b: &Self::Tensor, c: &mut Self::Tensor) -> Result<()>;
 
     /// A randomized leaky ReLU in training: `y = x` where `x ≥ 0`, else `slope_i · x` with the
-    /// slopes of `slopes` (see [`RandomSlopes`], [`cpu::rrelu_forward`]). `x`, `y`: `[N, C]`.
+    /// slopes of `slopes` (see [`RandomSlopes`], [`reference::rrelu_forward`]). `x`, `y`: `[N, C]`.
     fn rrelu_forward(
         &mut self,
         x: &Self::Tensor,
@@ -365,7 +365,7 @@ pub trait Backend {
     ) -> Result<()>;
 
     /// The batch statistics of `x` `[N, C]` per column: the mean and the biased variance, each
-    /// `[1, C]` (see [`cpu::batchnorm_stats`]).
+    /// `[1, C]` (see [`reference::batchnorm_stats`]).
     fn batchnorm_stats(
         &mut self,
         x: &Self::Tensor,
@@ -374,7 +374,7 @@ pub trait Backend {
     ) -> Result<()>;
 
     /// `y = gamma · (x - mean) / √(var + eps) + beta` per column (see
-    /// [`cpu::batchnorm_forward`]); `stats` is `[mean, var]`, `affine` `[gamma, beta]`, each
+    /// [`reference::batchnorm_forward`]); `stats` is `[mean, var]`, `affine` `[gamma, beta]`, each
     /// `[1, C]`.
     fn batchnorm_forward(
         &mut self,
@@ -386,7 +386,7 @@ pub trait Backend {
     ) -> Result<()>;
 
     /// The training backward of [`Backend::batchnorm_forward`] with the batch's own `stats`
-    /// (see [`cpu::batchnorm_backward`]): `dx` `[N, C]`, and `grads` `[dgamma, dbeta]`.
+    /// (see [`reference::batchnorm_backward`]): `dx` `[N, C]`, and `grads` `[dgamma, dbeta]`.
     #[allow(clippy::too_many_arguments)]
     fn batchnorm_backward(
         &mut self,
@@ -400,7 +400,7 @@ pub trait Backend {
     ) -> Result<()>;
 
     /// `moving[j] = momentum · moving[j] + (1 - momentum) · batch[j]` for every `j` (see
-    /// [`cpu::moving_average`]), the update of a batch normalization's moving statistics after
+    /// [`reference::moving_average`]), the update of a batch normalization's moving statistics after
     /// a training step `t`. With a guard it reads `moving` and writes the guard's
     /// `params_out`, deciding on the device as [`Backend::optimizer_step`] does (its
     /// `state_out` is unused), so that the moving statistics swap with the parameters and a
@@ -423,7 +423,7 @@ pub trait Backend {
         y: &mut Self::Tensor,
     ) -> Result<()>;
 
-    /// The backward of [`Backend::prelu_forward`] (see [`cpu::prelu_backward`]): `dx`
+    /// The backward of [`Backend::prelu_forward`] (see [`reference::prelu_backward`]): `dx`
     /// `[N, C]` and `dalpha` `[1, C]`.
     fn prelu_backward(
         &mut self,
@@ -435,7 +435,7 @@ pub trait Backend {
     ) -> Result<()>;
 
     /// Maxout: `y[r, u] = max_k z[r, u · pieces + k]`; `z` `[N, units · pieces]`, `y`
-    /// `[N, units]` (see [`cpu::maxout_forward`]).
+    /// `[N, units]` (see [`reference::maxout_forward`]).
     fn maxout_forward(
         &mut self,
         z: &Self::Tensor,
@@ -454,7 +454,7 @@ pub trait Backend {
     ) -> Result<()>;
 
     /// `acc[slot] += scale · (l1 · Σ |w| + l2 · Σ w²)`, Keras' `L1L2` penalty of `w` (see
-    /// [`cpu::penalty`]); the training loop passes the batch's rows as `scale`, so that the
+    /// [`reference::penalty`]); the training loop passes the batch's rows as `scale`, so that the
     /// penalty is part of the mean loss.
     fn penalty_into(
         &mut self,
@@ -467,7 +467,7 @@ pub trait Backend {
     ) -> Result<()>;
 
     /// `grad += l1 · sign(w) + 2 · l2 · w`, the penalty's gradient (see
-    /// [`cpu::penalty_backward`]).
+    /// [`reference::penalty_backward`]).
     fn penalty_backward(
         &mut self,
         w: &Self::Tensor,
@@ -559,7 +559,7 @@ pub fn on_default_backend<J: BackendJob>(job: J) -> J::Output {
             crate::stderr_line!(
                 "no GPU adapter ({e}): running on the CPU reference backend, which is much slower"
             );
-            job.run(&|| Ok(cpu::CpuBackend::new()))
+            job.run(&|| Ok(reference::ReferenceBackend::new()))
         }
     }
 }

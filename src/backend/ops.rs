@@ -1,7 +1,7 @@
 //! One definition per op: the enums the model code names, and the one table that ties each
 //! variant to its WGSL code and its Keras name.
 //!
-//! The CPU formulas live in [`crate::backend::cpu`] and the WGSL in `shaders/`; both switch on
+//! The CPU formulas live in [`crate::backend::reference`] and the WGSL in `shaders/`; both switch on
 //! the codes defined here. `tests/op_table.rs` reads the shaders and checks that every code in
 //! this file matches the constant of the same name in WGSL, so the two cannot drift apart.
 
@@ -249,7 +249,7 @@ impl Loss {
 }
 
 /// An optimizer's update rule and hyper-parameters. The math is written once per backend
-/// (`cpu::optimizer_step` and `shaders/optim.wgsl`).
+/// (`reference::optimizer_step` and `shaders/optim.wgsl`).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Optimizer {

@@ -3,8 +3,8 @@
 use std::time::Instant;
 
 use serde_json::json;
-use wgtrain::backend::cpu::CpuBackend;
 use wgtrain::backend::gpu::GpuBackend;
+use wgtrain::backend::reference::ReferenceBackend;
 use wgtrain::Result;
 
 use super::args::{BackendChoice, BenchArgs};
@@ -68,7 +68,12 @@ pub(crate) fn bench(args: &BenchArgs, process_start: Instant) -> Result<()> {
         let reference_row = gpu.is_none() || (!args.no_reference && w.fits_the_reference());
         if reference_row && (w.fits_the_reference() || explicit) {
             wgtrain::stderr_line!("running {} on the CPU reference...", w.name());
-            results.push(run(CpuBackend::new(), w, args.repeats as usize, &inputs)?);
+            results.push(run(
+                ReferenceBackend::new(),
+                w,
+                args.repeats as usize,
+                &inputs,
+            )?);
             inputs.started = Instant::now();
         }
     }

@@ -17,8 +17,8 @@ pub(crate) mod summary;
 pub(crate) mod train;
 pub(crate) mod train_run;
 
-use wgtrain::backend::cpu::CpuBackend;
 use wgtrain::backend::gpu::GpuBackend;
+use wgtrain::backend::reference::ReferenceBackend;
 use wgtrain::backend::Backend;
 use wgtrain::Result;
 
@@ -31,7 +31,7 @@ pub(crate) trait Job {
 
 pub(crate) fn dispatch(choice: BackendChoice, job: impl Job) -> Result<()> {
     match choice {
-        BackendChoice::Cpu => job.run(CpuBackend::new(), "cpu"),
+        BackendChoice::Cpu => job.run(ReferenceBackend::new(), "cpu"),
         BackendChoice::Gpu => job.run(GpuBackend::new()?, "gpu"),
         BackendChoice::Auto => match GpuBackend::new() {
             Ok(g) => job.run(g, "gpu"),
@@ -39,7 +39,7 @@ pub(crate) fn dispatch(choice: BackendChoice, job: impl Job) -> Result<()> {
                 wgtrain::stderr_line!(
                     "warning: no GPU ({e}); running on the CPU reference, which is slow"
                 );
-                job.run(CpuBackend::new(), "cpu")
+                job.run(ReferenceBackend::new(), "cpu")
             }
         },
     }

@@ -177,7 +177,7 @@ impl Job for Predict<'_> {
         for r in 0..p.rows() {
             let values: Vec<String> = p.row(r).iter().map(|&v| csv_number(v)).collect();
             if classifier {
-                csv += &format!("{},", wgtrain::backend::cpu::argmax(p.row(r)));
+                csv += &format!("{},", wgtrain::backend::reference::argmax(p.row(r)));
             }
             csv += &values.join(",");
             csv += "\n";

@@ -337,7 +337,7 @@ pub fn auc_from_histogram(h: &[f32]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::cpu::roc_histogram;
+    use crate::backend::reference::roc_histogram;
     use crate::metrics::Metric;
 
     fn auc(pred: &[f32], target: &[f32]) -> f64 {

@@ -486,7 +486,7 @@ impl<B: Backend> Model<B> {
         let p = self.predict(x, batch_size)?;
         match (self.head.task, p.cols()) {
             (Task::Categorical | Task::SparseCategorical, _) => {
-                Ok((0..p.rows()).map(|r| crate::backend::cpu::argmax(p.row(r))).collect())
+                Ok((0..p.rows()).map(|r| crate::backend::reference::argmax(p.row(r))).collect())
             }
             (Task::Binary, 1) => Ok(p.data().iter().map(|&v| (v > 0.5) as usize).collect()),
             _ => Err(Error::Config(

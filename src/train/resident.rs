@@ -14,7 +14,7 @@
 use std::borrow::Cow;
 
 use super::model::Model;
-use crate::backend::{cpu, Backend, StepValues, Tensor};
+use crate::backend::{reference, Backend, StepValues, Tensor};
 use crate::data::Matrix;
 use crate::error::Result;
 
@@ -157,7 +157,7 @@ impl<B: Backend> Model<B> {
                 Some(y) => Some(b.upload(y.rows(), y.cols(), y.data())?),
                 None => None,
             },
-            order: b.upload(1, n, &cpu::order_values(&order)?)?,
+            order: b.upload(1, n, &reference::order_values(&order)?)?,
             written: order,
         };
         self.plans.resident[slot] = Some(resident);
@@ -172,7 +172,7 @@ impl<B: Backend> Model<B> {
         };
         if r.written != order {
             self.backend
-                .write(&mut r.order, &cpu::order_values(order)?)?;
+                .write(&mut r.order, &reference::order_values(order)?)?;
             r.written.clear();
             r.written.extend_from_slice(order);
         }

@@ -44,15 +44,15 @@ pub fn gpu() -> Option<GpuBackend> {
     }
 }
 
-/// One test body, every backend: `backend_test!(name, body)` makes `name::cpu` and `name::gpu`,
+/// One test body, every backend: `backend_test!(name, body)` makes `name::reference` and `name::gpu`,
 /// each calling `body(&mut backend)`.
 #[macro_export]
 macro_rules! backend_test {
     ($name:ident, $body:ident) => {
         mod $name {
             #[test]
-            fn cpu() {
-                super::$body(&mut wgtrain::backend::cpu::CpuBackend::new());
+            fn reference() {
+                super::$body(&mut wgtrain::backend::reference::ReferenceBackend::new());
             }
             #[test]
             fn gpu() {
@@ -65,15 +65,15 @@ macro_rules! backend_test {
 }
 
 /// `backend_test!` for ops with two GPU forms (see `GpuBackend::set_parallel_reductions`):
-/// `name::cpu`, `name::gpu_parallel` and `name::gpu_serial`, so that both forms run on every
+/// `name::reference`, `name::gpu_parallel` and `name::gpu_serial`, so that both forms run on every
 /// adapter, whichever is its default.
 #[macro_export]
 macro_rules! reduction_test {
     ($name:ident, $body:ident) => {
         mod $name {
             #[test]
-            fn cpu() {
-                super::$body(&mut wgtrain::backend::cpu::CpuBackend::new());
+            fn reference() {
+                super::$body(&mut wgtrain::backend::reference::ReferenceBackend::new());
             }
             #[test]
             fn gpu_parallel() {
@@ -93,15 +93,15 @@ macro_rules! reduction_test {
     };
 }
 
-/// For bodies that build their own models: `model_test!(name, body)` makes `name::cpu` and
+/// For bodies that build their own models: `model_test!(name, body)` makes `name::reference` and
 /// `name::gpu`, each calling `body(make_backend)`.
 #[macro_export]
 macro_rules! model_test {
     ($name:ident, $body:ident) => {
         mod $name {
             #[test]
-            fn cpu() {
-                super::$body(wgtrain::backend::cpu::CpuBackend::new);
+            fn reference() {
+                super::$body(wgtrain::backend::reference::ReferenceBackend::new);
             }
             #[test]
             fn gpu() {

@@ -56,7 +56,7 @@ impl TuneKey {
 
 impl GpuBackend {
     /// Whether the subgroup matmuls (v4, v5) can run here and give the reference's products:
-    /// subgroups exactly 8 wide, and v5's products checked against `cpu::matmul_forward`.
+    /// subgroups exactly 8 wide, and v5's products checked against `reference::matmul_forward`.
     /// Checked once per context.
     pub(super) fn subgroup_matmul_works(&mut self) -> bool {
         if self.ctx.adapter().subgroup_sizes != Some((8, 8)) {
@@ -103,7 +103,7 @@ impl GpuBackend {
             self.matmul(&at, ta, &bt, tb, &mut ct)?;
             let got = self.read(&ct)?;
             let mut want = vec![0.0; m * n];
-            crate::backend::cpu::matmul_forward(&a, ta, &b, tb, &mut want, m, n, k);
+            crate::backend::reference::matmul_forward(&a, ta, &b, tb, &mut want, m, n, k);
             if got.iter().zip(&want).any(|(g, w)| (g - w).abs() > 1e-4) {
                 return Ok(false);
             }

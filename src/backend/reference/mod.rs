@@ -2,7 +2,7 @@
 //! specification the GPU kernels are held to; it is written to be read, not to be fast.
 //!
 //! Each op is a free `<op>_forward` / `<op>_backward` function on slices with its shapes in a
-//! comment (the form of llm.c's `train_gpt2.c`); [`CpuBackend`] implements [`Backend`](super::Backend) by
+//! comment (the form of llm.c's `train_gpt2.c`); [`ReferenceBackend`] implements [`Backend`](super::Backend) by
 //! calling them. The scalar formulas (`activation_f64`, `loss_row_f64`, ...) work in f64 so that
 //! the gradient checks in `tests/gradcheck.rs` can hold every backward to finite differences.
 
@@ -11,7 +11,7 @@ mod data;
 mod layers;
 mod reduce;
 
-pub use backend::{CpuBackend, CpuTensor};
+pub use backend::{ReferenceBackend, ReferenceTensor};
 pub use data::*;
 pub use layers::*;
 pub use reduce::*;

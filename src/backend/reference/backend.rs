@@ -1,4 +1,4 @@
-//! [`Backend`] for the reference: [`CpuTensor`]s in host memory, each op checked as every
+//! [`Backend`] for the reference: [`ReferenceTensor`]s in host memory, each op checked as every
 //! backend checks it, then computed by the functions of [`super`].
 
 use super::*;
@@ -7,20 +7,20 @@ use crate::error::Result;
 
 /// A tensor in host memory.
 #[derive(Clone, Debug, PartialEq)]
-pub struct CpuTensor {
+pub struct ReferenceTensor {
     rows: usize,
     cols: usize,
     data: Vec<f32>,
 }
 
-impl CpuTensor {
+impl ReferenceTensor {
     /// The values, row-major.
     pub fn data(&self) -> &[f32] {
         &self.data
     }
 }
 
-impl Tensor for CpuTensor {
+impl Tensor for ReferenceTensor {
     fn rows(&self) -> usize {
         self.rows
     }
@@ -31,17 +31,17 @@ impl Tensor for CpuTensor {
 
 /// The reference backend. Every op runs at once; `flush` has nothing to do.
 #[derive(Debug, Default)]
-pub struct CpuBackend;
+pub struct ReferenceBackend;
 
-impl CpuBackend {
+impl ReferenceBackend {
     /// A new reference backend.
     pub fn new() -> Self {
-        CpuBackend
+        ReferenceBackend
     }
 }
 
-impl Backend for CpuBackend {
-    type Tensor = CpuTensor;
+impl Backend for ReferenceBackend {
+    type Tensor = ReferenceTensor;
     /// Every op runs when it is called: there is nothing to replay.
     type Plan = std::convert::Infallible;
 
@@ -49,7 +49,7 @@ impl Backend for CpuBackend {
         "cpu reference (f32 storage, f64 arithmetic)".into()
     }
 
-    fn zeros(&mut self, rows: usize, cols: usize) -> Result<CpuTensor> {
+    fn zeros(&mut self, rows: usize, cols: usize) -> Result<ReferenceTensor> {
         check::new_tensor(rows, cols, None)?;
         // An allocation that fails is an error, not an abort.
         let len = rows.saturating_mul(cols);
@@ -60,25 +60,25 @@ impl Backend for CpuBackend {
                 detail: format!("out of memory for a [{rows}, {cols}] tensor"),
             })?;
         data.resize(len, 0.0);
-        Ok(CpuTensor { rows, cols, data })
+        Ok(ReferenceTensor { rows, cols, data })
     }
 
-    fn upload(&mut self, rows: usize, cols: usize, data: &[f32]) -> Result<CpuTensor> {
+    fn upload(&mut self, rows: usize, cols: usize, data: &[f32]) -> Result<ReferenceTensor> {
         check::new_tensor(rows, cols, Some(data))?;
-        Ok(CpuTensor {
+        Ok(ReferenceTensor {
             rows,
             cols,
             data: data.to_vec(),
         })
     }
 
-    fn write(&mut self, t: &mut CpuTensor, data: &[f32]) -> Result<()> {
+    fn write(&mut self, t: &mut ReferenceTensor, data: &[f32]) -> Result<()> {
         check::write(t, data)?;
         t.data.copy_from_slice(data);
         Ok(())
     }
 
-    fn read(&mut self, t: &CpuTensor) -> Result<Vec<f32>> {
+    fn read(&mut self, t: &ReferenceTensor) -> Result<Vec<f32>> {
         Ok(t.data.clone())
     }
 
@@ -90,37 +90,42 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn fill(&mut self, t: &mut CpuTensor, value: f32) -> Result<()> {
+    fn fill(&mut self, t: &mut ReferenceTensor, value: f32) -> Result<()> {
         t.data.fill(value);
         Ok(())
     }
 
     fn matmul(
         &mut self,
-        a: &CpuTensor,
+        a: &ReferenceTensor,
         ta: bool,
-        b: &CpuTensor,
+        b: &ReferenceTensor,
         tb: bool,
-        c: &mut CpuTensor,
+        c: &mut ReferenceTensor,
     ) -> Result<()> {
         let (m, n, k) = check::matmul(a, ta, b, tb, c)?;
         matmul_forward(&a.data, ta, &b.data, tb, &mut c.data, m, n, k);
         Ok(())
     }
 
-    fn bias_add(&mut self, z: &mut CpuTensor, bias: &CpuTensor) -> Result<()> {
+    fn bias_add(&mut self, z: &mut ReferenceTensor, bias: &ReferenceTensor) -> Result<()> {
         check::row_vector("bias_add", z, bias)?;
         bias_forward(&mut z.data, &bias.data, z.cols);
         Ok(())
     }
 
-    fn bias_grad(&mut self, dy: &CpuTensor, db: &mut CpuTensor) -> Result<()> {
+    fn bias_grad(&mut self, dy: &ReferenceTensor, db: &mut ReferenceTensor) -> Result<()> {
         check::row_vector("bias_grad", dy, db)?;
         bias_backward(&dy.data, &mut db.data, dy.cols);
         Ok(())
     }
 
-    fn activation(&mut self, act: Activation, z: &CpuTensor, a: &mut CpuTensor) -> Result<()> {
+    fn activation(
+        &mut self,
+        act: Activation,
+        z: &ReferenceTensor,
+        a: &mut ReferenceTensor,
+    ) -> Result<()> {
         check::same("activation", &[("z", z), ("a", &*a)])?;
         activation_forward(act, &z.data, &mut a.data, z.cols);
         Ok(())
@@ -129,10 +134,10 @@ impl Backend for CpuBackend {
     fn activation_backward(
         &mut self,
         act: Activation,
-        z: &CpuTensor,
-        a: &CpuTensor,
-        da: &CpuTensor,
-        dz: &mut CpuTensor,
+        z: &ReferenceTensor,
+        a: &ReferenceTensor,
+        da: &ReferenceTensor,
+        dz: &mut ReferenceTensor,
     ) -> Result<()> {
         check::same(
             "activation_backward",
@@ -145,10 +150,10 @@ impl Backend for CpuBackend {
     fn loss(
         &mut self,
         loss: Loss,
-        pred: &CpuTensor,
-        target: &CpuTensor,
-        grad: &mut CpuTensor,
-        row_loss: &mut CpuTensor,
+        pred: &ReferenceTensor,
+        target: &ReferenceTensor,
+        grad: &mut ReferenceTensor,
+        row_loss: &mut ReferenceTensor,
     ) -> Result<()> {
         check::loss(loss, pred, target, grad, row_loss)?;
         loss_forward_backward(
@@ -162,7 +167,12 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn sum_into(&mut self, x: &CpuTensor, acc: &mut CpuTensor, slot: usize) -> Result<()> {
+    fn sum_into(
+        &mut self,
+        x: &ReferenceTensor,
+        acc: &mut ReferenceTensor,
+        slot: usize,
+    ) -> Result<()> {
         check::slot("sum_into", acc, slot)?;
         let sum: f64 = x.data.iter().map(|&v| v as f64).sum();
         acc.data[slot] = (acc.data[slot] as f64 + sum) as f32;
@@ -171,9 +181,9 @@ impl Backend for CpuBackend {
 
     fn argmax_correct_into(
         &mut self,
-        pred: &CpuTensor,
-        target: &CpuTensor,
-        acc: &mut CpuTensor,
+        pred: &ReferenceTensor,
+        target: &ReferenceTensor,
+        acc: &mut ReferenceTensor,
         slot: usize,
     ) -> Result<()> {
         check::argmax("argmax_correct_into", pred, target)?;
@@ -184,10 +194,10 @@ impl Backend for CpuBackend {
 
     fn threshold_correct_into(
         &mut self,
-        pred: &CpuTensor,
-        target: &CpuTensor,
+        pred: &ReferenceTensor,
+        target: &ReferenceTensor,
         threshold: f32,
-        acc: &mut CpuTensor,
+        acc: &mut ReferenceTensor,
         slot: usize,
     ) -> Result<()> {
         check::same(
@@ -201,10 +211,10 @@ impl Backend for CpuBackend {
 
     fn topk_correct_into(
         &mut self,
-        pred: &CpuTensor,
-        target: &CpuTensor,
+        pred: &ReferenceTensor,
+        target: &ReferenceTensor,
         k: usize,
-        acc: &mut CpuTensor,
+        acc: &mut ReferenceTensor,
         slot: usize,
     ) -> Result<()> {
         check::argmax("topk_correct_into", pred, target)?;
@@ -215,10 +225,10 @@ impl Backend for CpuBackend {
 
     fn confusion_into(
         &mut self,
-        pred: &CpuTensor,
-        target: &CpuTensor,
+        pred: &ReferenceTensor,
+        target: &ReferenceTensor,
         threshold: f32,
-        acc: &mut CpuTensor,
+        acc: &mut ReferenceTensor,
         slot: usize,
     ) -> Result<()> {
         check::same("confusion_into", &[("pred", pred), ("target", target)])?;
@@ -234,9 +244,9 @@ impl Backend for CpuBackend {
 
     fn roc_histogram_into(
         &mut self,
-        pred: &CpuTensor,
-        target: &CpuTensor,
-        acc: &mut CpuTensor,
+        pred: &ReferenceTensor,
+        target: &ReferenceTensor,
+        acc: &mut ReferenceTensor,
         slot: usize,
     ) -> Result<()> {
         check::same("roc_histogram_into", &[("pred", pred), ("target", target)])?;
@@ -253,9 +263,9 @@ impl Backend for CpuBackend {
     fn error_sum_into(
         &mut self,
         kind: PointError,
-        pred: &CpuTensor,
-        target: &CpuTensor,
-        acc: &mut CpuTensor,
+        pred: &ReferenceTensor,
+        target: &ReferenceTensor,
+        acc: &mut ReferenceTensor,
         slot: usize,
     ) -> Result<()> {
         check::same("error_sum_into", &[("pred", pred), ("target", target)])?;
@@ -273,9 +283,9 @@ impl Backend for CpuBackend {
     fn crossentropy_sum_into(
         &mut self,
         from_logits: bool,
-        pred: &CpuTensor,
-        target: &CpuTensor,
-        acc: &mut CpuTensor,
+        pred: &ReferenceTensor,
+        target: &ReferenceTensor,
+        acc: &mut ReferenceTensor,
         slot: usize,
     ) -> Result<()> {
         check::argmax("crossentropy_sum_into", pred, target)?;
@@ -296,10 +306,10 @@ impl Backend for CpuBackend {
 
     fn class_confusion_into(
         &mut self,
-        pred: &CpuTensor,
-        target: &CpuTensor,
+        pred: &ReferenceTensor,
+        target: &ReferenceTensor,
         threshold: Option<f32>,
-        acc: &mut CpuTensor,
+        acc: &mut ReferenceTensor,
         slot: usize,
     ) -> Result<()> {
         check::argmax("class_confusion_into", pred, target)?;
@@ -315,10 +325,10 @@ impl Backend for CpuBackend {
         &mut self,
         opt: Optimizer,
         t: u64,
-        param: &mut CpuTensor,
-        grad: &CpuTensor,
-        state: &mut [CpuTensor],
-        guard: Option<Guard<'_, CpuTensor>>,
+        param: &mut ReferenceTensor,
+        grad: &ReferenceTensor,
+        state: &mut [ReferenceTensor],
+        guard: Option<Guard<'_, ReferenceTensor>>,
     ) -> Result<()> {
         check::optimizer(opt, t, param, grad, state, guard.as_ref())?;
         let mut views: Vec<&mut [f32]> = state.iter_mut().map(|s| s.data.as_mut_slice()).collect();
@@ -350,7 +360,7 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn copy(&mut self, src: &CpuTensor, dst: &mut CpuTensor) -> Result<()> {
+    fn copy(&mut self, src: &ReferenceTensor, dst: &mut ReferenceTensor) -> Result<()> {
         check::same("copy", &[("src", src), ("dst", &*dst)])?;
         dst.data.copy_from_slice(&src.data);
         Ok(())
@@ -358,10 +368,10 @@ impl Backend for CpuBackend {
 
     fn gather_rows(
         &mut self,
-        src: &CpuTensor,
-        order: &CpuTensor,
+        src: &ReferenceTensor,
+        order: &ReferenceTensor,
         offset: usize,
-        dst: &mut CpuTensor,
+        dst: &mut ReferenceTensor,
     ) -> Result<()> {
         check::gather_rows(src, order, offset, dst)?;
         gather_rows(&src.data, src.cols, &order.data, offset, &mut dst.data)
@@ -381,17 +391,22 @@ impl Backend for CpuBackend {
 
     fn dropout(
         &mut self,
-        x: &CpuTensor,
+        x: &ReferenceTensor,
         mask: DropoutMask,
-        y: &mut CpuTensor,
-        keep: &mut CpuTensor,
+        y: &mut ReferenceTensor,
+        keep: &mut ReferenceTensor,
     ) -> Result<()> {
         check::dropout(x, mask, y, keep)?;
         dropout_forward(&x.data, &mut y.data, &mut keep.data, mask);
         Ok(())
     }
 
-    fn multiply(&mut self, a: &CpuTensor, b: &CpuTensor, c: &mut CpuTensor) -> Result<()> {
+    fn multiply(
+        &mut self,
+        a: &ReferenceTensor,
+        b: &ReferenceTensor,
+        c: &mut ReferenceTensor,
+    ) -> Result<()> {
         check::same("multiply", &[("a", a), ("b", b), ("c", &*c)])?;
         multiply(&a.data, &b.data, &mut c.data);
         Ok(())
@@ -399,9 +414,9 @@ impl Backend for CpuBackend {
 
     fn rrelu_forward(
         &mut self,
-        x: &CpuTensor,
+        x: &ReferenceTensor,
         slopes: RandomSlopes,
-        y: &mut CpuTensor,
+        y: &mut ReferenceTensor,
     ) -> Result<()> {
         check::rrelu("rrelu_forward", slopes, &[("x", x), ("y", &*y)])?;
         rrelu_forward(&x.data, &mut y.data, slopes);
@@ -410,10 +425,10 @@ impl Backend for CpuBackend {
 
     fn rrelu_backward(
         &mut self,
-        x: &CpuTensor,
+        x: &ReferenceTensor,
         slopes: RandomSlopes,
-        dy: &CpuTensor,
-        dx: &mut CpuTensor,
+        dy: &ReferenceTensor,
+        dx: &mut ReferenceTensor,
     ) -> Result<()> {
         check::rrelu(
             "rrelu_backward",
@@ -426,9 +441,9 @@ impl Backend for CpuBackend {
 
     fn batchnorm_stats(
         &mut self,
-        x: &CpuTensor,
-        mean: &mut CpuTensor,
-        var: &mut CpuTensor,
+        x: &ReferenceTensor,
+        mean: &mut ReferenceTensor,
+        var: &mut ReferenceTensor,
     ) -> Result<()> {
         check::per_column("batchnorm_stats", x, &[mean, var], &[])?;
         batchnorm_stats(&x.data, &mut mean.data, &mut var.data, x.cols);
@@ -437,11 +452,11 @@ impl Backend for CpuBackend {
 
     fn batchnorm_forward(
         &mut self,
-        x: &CpuTensor,
-        [mean, var]: [&CpuTensor; 2],
-        [gamma, beta]: [&CpuTensor; 2],
+        x: &ReferenceTensor,
+        [mean, var]: [&ReferenceTensor; 2],
+        [gamma, beta]: [&ReferenceTensor; 2],
         eps: f32,
-        y: &mut CpuTensor,
+        y: &mut ReferenceTensor,
     ) -> Result<()> {
         check::per_column("batchnorm_forward", x, &[mean, var, gamma, beta], &[y])?;
         check::epsilon("batchnorm_forward", eps)?;
@@ -460,13 +475,13 @@ impl Backend for CpuBackend {
 
     fn batchnorm_backward(
         &mut self,
-        x: &CpuTensor,
-        [mean, var]: [&CpuTensor; 2],
-        gamma: &CpuTensor,
-        dy: &CpuTensor,
+        x: &ReferenceTensor,
+        [mean, var]: [&ReferenceTensor; 2],
+        gamma: &ReferenceTensor,
+        dy: &ReferenceTensor,
         eps: f32,
-        dx: &mut CpuTensor,
-        [dgamma, dbeta]: [&mut CpuTensor; 2],
+        dx: &mut ReferenceTensor,
+        [dgamma, dbeta]: [&mut ReferenceTensor; 2],
     ) -> Result<()> {
         check::per_column(
             "batchnorm_backward",
@@ -494,9 +509,9 @@ impl Backend for CpuBackend {
         &mut self,
         momentum: f32,
         t: u64,
-        moving: &mut [CpuTensor],
-        batch: &[CpuTensor],
-        guard: Option<Guard<'_, CpuTensor>>,
+        moving: &mut [ReferenceTensor],
+        batch: &[ReferenceTensor],
+        guard: Option<Guard<'_, ReferenceTensor>>,
     ) -> Result<()> {
         check::moving_average(momentum, moving, batch, guard.as_ref())?;
         let Some(g) = guard else {
@@ -518,7 +533,12 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn prelu_forward(&mut self, x: &CpuTensor, alpha: &CpuTensor, y: &mut CpuTensor) -> Result<()> {
+    fn prelu_forward(
+        &mut self,
+        x: &ReferenceTensor,
+        alpha: &ReferenceTensor,
+        y: &mut ReferenceTensor,
+    ) -> Result<()> {
         check::per_column("prelu_forward", x, &[alpha], &[y])?;
         prelu_forward(&x.data, &alpha.data, &mut y.data, x.cols);
         Ok(())
@@ -526,11 +546,11 @@ impl Backend for CpuBackend {
 
     fn prelu_backward(
         &mut self,
-        x: &CpuTensor,
-        alpha: &CpuTensor,
-        dy: &CpuTensor,
-        dx: &mut CpuTensor,
-        dalpha: &mut CpuTensor,
+        x: &ReferenceTensor,
+        alpha: &ReferenceTensor,
+        dy: &ReferenceTensor,
+        dx: &mut ReferenceTensor,
+        dalpha: &mut ReferenceTensor,
     ) -> Result<()> {
         check::per_column("prelu_backward", x, &[alpha, dalpha], &[dy, dx])?;
         prelu_backward(
@@ -544,7 +564,12 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn maxout_forward(&mut self, z: &CpuTensor, pieces: usize, y: &mut CpuTensor) -> Result<()> {
+    fn maxout_forward(
+        &mut self,
+        z: &ReferenceTensor,
+        pieces: usize,
+        y: &mut ReferenceTensor,
+    ) -> Result<()> {
         check::maxout("maxout_forward", z, pieces, y)?;
         maxout_forward(&z.data, &mut y.data, y.cols, pieces);
         Ok(())
@@ -552,10 +577,10 @@ impl Backend for CpuBackend {
 
     fn maxout_backward(
         &mut self,
-        z: &CpuTensor,
+        z: &ReferenceTensor,
         pieces: usize,
-        dy: &CpuTensor,
-        dz: &mut CpuTensor,
+        dy: &ReferenceTensor,
+        dz: &mut ReferenceTensor,
     ) -> Result<()> {
         check::maxout("maxout_backward", z, pieces, dy)?;
         check::same("maxout_backward", &[("z", z), ("dz", &*dz)])?;
@@ -565,11 +590,11 @@ impl Backend for CpuBackend {
 
     fn penalty_into(
         &mut self,
-        w: &CpuTensor,
+        w: &ReferenceTensor,
         l1: f32,
         l2: f32,
         scale: f32,
-        acc: &mut CpuTensor,
+        acc: &mut ReferenceTensor,
         slot: usize,
     ) -> Result<()> {
         check::penalty(l1, l2)?;
@@ -581,10 +606,10 @@ impl Backend for CpuBackend {
 
     fn penalty_backward(
         &mut self,
-        w: &CpuTensor,
+        w: &ReferenceTensor,
         l1: f32,
         l2: f32,
-        grad: &mut CpuTensor,
+        grad: &mut ReferenceTensor,
     ) -> Result<()> {
         check::penalty(l1, l2)?;
         check::same("penalty_backward", &[("w", w), ("grad", &*grad)])?;
