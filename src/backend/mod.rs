@@ -14,6 +14,7 @@ mod guard;
 pub mod ops;
 pub mod reference;
 mod step;
+mod tensor;
 
 pub use ops::{
     Activation, DropoutMask, Loss, Optimizer, PointError, RandomSlopes, AUC_THRESHOLDS,
@@ -22,6 +23,7 @@ pub use ops::{
 
 pub use guard::{Guard, GuardSlots};
 pub use step::{DeviceTime, StepValues};
+pub use tensor::HostTensor;
 
 use crate::error::Result;
 

@@ -1,33 +1,9 @@
-//! [`Backend`] for the reference: [`ReferenceTensor`]s in host memory, each op checked as every
+//! [`Backend`] for the reference: [`HostTensor`]s, each op checked as every
 //! backend checks it, then computed by the functions of [`super`].
 
 use super::*;
-use crate::backend::{check, Backend, DropoutMask, Guard, RandomSlopes, StepValues, Tensor};
+use crate::backend::{check, Backend, DropoutMask, Guard, HostTensor, RandomSlopes, StepValues};
 use crate::error::Result;
-
-/// A tensor in host memory.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ReferenceTensor {
-    rows: usize,
-    cols: usize,
-    data: Vec<f32>,
-}
-
-impl ReferenceTensor {
-    /// The values, row-major.
-    pub fn data(&self) -> &[f32] {
-        &self.data
-    }
-}
-
-impl Tensor for ReferenceTensor {
-    fn rows(&self) -> usize {
-        self.rows
-    }
-    fn cols(&self) -> usize {
-        self.cols
-    }
-}
 
 /// The reference backend. Every op runs at once; `flush` has nothing to do.
 #[derive(Debug, Default)]
@@ -41,7 +17,7 @@ impl ReferenceBackend {
 }
 
 impl Backend for ReferenceBackend {
-    type Tensor = ReferenceTensor;
+    type Tensor = HostTensor;
     /// Every op runs when it is called: there is nothing to replay.
     type Plan = std::convert::Infallible;
 
@@ -49,36 +25,21 @@ impl Backend for ReferenceBackend {
         "cpu reference (f32 storage, f64 arithmetic)".into()
     }
 
-    fn zeros(&mut self, rows: usize, cols: usize) -> Result<ReferenceTensor> {
-        check::new_tensor(rows, cols, None)?;
-        // An allocation that fails is an error, not an abort.
-        let len = rows.saturating_mul(cols);
-        let mut data = Vec::new();
-        data.try_reserve_exact(len)
-            .map_err(|_| crate::Error::Invalid {
-                op: "tensor",
-                detail: format!("out of memory for a [{rows}, {cols}] tensor"),
-            })?;
-        data.resize(len, 0.0);
-        Ok(ReferenceTensor { rows, cols, data })
+    fn zeros(&mut self, rows: usize, cols: usize) -> Result<HostTensor> {
+        HostTensor::zeros(rows, cols)
     }
 
-    fn upload(&mut self, rows: usize, cols: usize, data: &[f32]) -> Result<ReferenceTensor> {
-        check::new_tensor(rows, cols, Some(data))?;
-        Ok(ReferenceTensor {
-            rows,
-            cols,
-            data: data.to_vec(),
-        })
+    fn upload(&mut self, rows: usize, cols: usize, data: &[f32]) -> Result<HostTensor> {
+        HostTensor::upload(rows, cols, data)
     }
 
-    fn write(&mut self, t: &mut ReferenceTensor, data: &[f32]) -> Result<()> {
+    fn write(&mut self, t: &mut HostTensor, data: &[f32]) -> Result<()> {
         check::write(t, data)?;
         t.data.copy_from_slice(data);
         Ok(())
     }
 
-    fn read(&mut self, t: &ReferenceTensor) -> Result<Vec<f32>> {
+    fn read(&mut self, t: &HostTensor) -> Result<Vec<f32>> {
         Ok(t.data.clone())
     }
 
@@ -90,42 +51,37 @@ impl Backend for ReferenceBackend {
         Ok(())
     }
 
-    fn fill(&mut self, t: &mut ReferenceTensor, value: f32) -> Result<()> {
+    fn fill(&mut self, t: &mut HostTensor, value: f32) -> Result<()> {
         t.data.fill(value);
         Ok(())
     }
 
     fn matmul(
         &mut self,
-        a: &ReferenceTensor,
+        a: &HostTensor,
         ta: bool,
-        b: &ReferenceTensor,
+        b: &HostTensor,
         tb: bool,
-        c: &mut ReferenceTensor,
+        c: &mut HostTensor,
     ) -> Result<()> {
         let (m, n, k) = check::matmul(a, ta, b, tb, c)?;
         matmul_forward(&a.data, ta, &b.data, tb, &mut c.data, m, n, k);
         Ok(())
     }
 
-    fn bias_add(&mut self, z: &mut ReferenceTensor, bias: &ReferenceTensor) -> Result<()> {
+    fn bias_add(&mut self, z: &mut HostTensor, bias: &HostTensor) -> Result<()> {
         check::row_vector("bias_add", z, bias)?;
         bias_forward(&mut z.data, &bias.data, z.cols);
         Ok(())
     }
 
-    fn bias_grad(&mut self, dy: &ReferenceTensor, db: &mut ReferenceTensor) -> Result<()> {
+    fn bias_grad(&mut self, dy: &HostTensor, db: &mut HostTensor) -> Result<()> {
         check::row_vector("bias_grad", dy, db)?;
         bias_backward(&dy.data, &mut db.data, dy.cols);
         Ok(())
     }
 
-    fn activation(
-        &mut self,
-        act: Activation,
-        z: &ReferenceTensor,
-        a: &mut ReferenceTensor,
-    ) -> Result<()> {
+    fn activation(&mut self, act: Activation, z: &HostTensor, a: &mut HostTensor) -> Result<()> {
         check::same("activation", &[("z", z), ("a", &*a)])?;
         activation_forward(act, &z.data, &mut a.data, z.cols);
         Ok(())
@@ -134,10 +90,10 @@ impl Backend for ReferenceBackend {
     fn activation_backward(
         &mut self,
         act: Activation,
-        z: &ReferenceTensor,
-        a: &ReferenceTensor,
-        da: &ReferenceTensor,
-        dz: &mut ReferenceTensor,
+        z: &HostTensor,
+        a: &HostTensor,
+        da: &HostTensor,
+        dz: &mut HostTensor,
     ) -> Result<()> {
         check::same(
             "activation_backward",
@@ -150,10 +106,10 @@ impl Backend for ReferenceBackend {
     fn loss(
         &mut self,
         loss: Loss,
-        pred: &ReferenceTensor,
-        target: &ReferenceTensor,
-        grad: &mut ReferenceTensor,
-        row_loss: &mut ReferenceTensor,
+        pred: &HostTensor,
+        target: &HostTensor,
+        grad: &mut HostTensor,
+        row_loss: &mut HostTensor,
     ) -> Result<()> {
         check::loss(loss, pred, target, grad, row_loss)?;
         loss_forward_backward(
@@ -167,12 +123,7 @@ impl Backend for ReferenceBackend {
         Ok(())
     }
 
-    fn sum_into(
-        &mut self,
-        x: &ReferenceTensor,
-        acc: &mut ReferenceTensor,
-        slot: usize,
-    ) -> Result<()> {
+    fn sum_into(&mut self, x: &HostTensor, acc: &mut HostTensor, slot: usize) -> Result<()> {
         check::slot("sum_into", acc, slot)?;
         let sum: f64 = x.data.iter().map(|&v| v as f64).sum();
         acc.data[slot] = (acc.data[slot] as f64 + sum) as f32;
@@ -181,9 +132,9 @@ impl Backend for ReferenceBackend {
 
     fn argmax_correct_into(
         &mut self,
-        pred: &ReferenceTensor,
-        target: &ReferenceTensor,
-        acc: &mut ReferenceTensor,
+        pred: &HostTensor,
+        target: &HostTensor,
+        acc: &mut HostTensor,
         slot: usize,
     ) -> Result<()> {
         check::argmax("argmax_correct_into", pred, target)?;
@@ -194,10 +145,10 @@ impl Backend for ReferenceBackend {
 
     fn threshold_correct_into(
         &mut self,
-        pred: &ReferenceTensor,
-        target: &ReferenceTensor,
+        pred: &HostTensor,
+        target: &HostTensor,
         threshold: f32,
-        acc: &mut ReferenceTensor,
+        acc: &mut HostTensor,
         slot: usize,
     ) -> Result<()> {
         check::same(
@@ -211,10 +162,10 @@ impl Backend for ReferenceBackend {
 
     fn topk_correct_into(
         &mut self,
-        pred: &ReferenceTensor,
-        target: &ReferenceTensor,
+        pred: &HostTensor,
+        target: &HostTensor,
         k: usize,
-        acc: &mut ReferenceTensor,
+        acc: &mut HostTensor,
         slot: usize,
     ) -> Result<()> {
         check::argmax("topk_correct_into", pred, target)?;
@@ -225,10 +176,10 @@ impl Backend for ReferenceBackend {
 
     fn confusion_into(
         &mut self,
-        pred: &ReferenceTensor,
-        target: &ReferenceTensor,
+        pred: &HostTensor,
+        target: &HostTensor,
         threshold: f32,
-        acc: &mut ReferenceTensor,
+        acc: &mut HostTensor,
         slot: usize,
     ) -> Result<()> {
         check::same("confusion_into", &[("pred", pred), ("target", target)])?;
@@ -244,9 +195,9 @@ impl Backend for ReferenceBackend {
 
     fn roc_histogram_into(
         &mut self,
-        pred: &ReferenceTensor,
-        target: &ReferenceTensor,
-        acc: &mut ReferenceTensor,
+        pred: &HostTensor,
+        target: &HostTensor,
+        acc: &mut HostTensor,
         slot: usize,
     ) -> Result<()> {
         check::same("roc_histogram_into", &[("pred", pred), ("target", target)])?;
@@ -263,9 +214,9 @@ impl Backend for ReferenceBackend {
     fn error_sum_into(
         &mut self,
         kind: PointError,
-        pred: &ReferenceTensor,
-        target: &ReferenceTensor,
-        acc: &mut ReferenceTensor,
+        pred: &HostTensor,
+        target: &HostTensor,
+        acc: &mut HostTensor,
         slot: usize,
     ) -> Result<()> {
         check::same("error_sum_into", &[("pred", pred), ("target", target)])?;
@@ -283,9 +234,9 @@ impl Backend for ReferenceBackend {
     fn crossentropy_sum_into(
         &mut self,
         from_logits: bool,
-        pred: &ReferenceTensor,
-        target: &ReferenceTensor,
-        acc: &mut ReferenceTensor,
+        pred: &HostTensor,
+        target: &HostTensor,
+        acc: &mut HostTensor,
         slot: usize,
     ) -> Result<()> {
         check::argmax("crossentropy_sum_into", pred, target)?;
@@ -306,10 +257,10 @@ impl Backend for ReferenceBackend {
 
     fn class_confusion_into(
         &mut self,
-        pred: &ReferenceTensor,
-        target: &ReferenceTensor,
+        pred: &HostTensor,
+        target: &HostTensor,
         threshold: Option<f32>,
-        acc: &mut ReferenceTensor,
+        acc: &mut HostTensor,
         slot: usize,
     ) -> Result<()> {
         check::argmax("class_confusion_into", pred, target)?;
@@ -325,10 +276,10 @@ impl Backend for ReferenceBackend {
         &mut self,
         opt: Optimizer,
         t: u64,
-        param: &mut ReferenceTensor,
-        grad: &ReferenceTensor,
-        state: &mut [ReferenceTensor],
-        guard: Option<Guard<'_, ReferenceTensor>>,
+        param: &mut HostTensor,
+        grad: &HostTensor,
+        state: &mut [HostTensor],
+        guard: Option<Guard<'_, HostTensor>>,
     ) -> Result<()> {
         check::optimizer(opt, t, param, grad, state, guard.as_ref())?;
         let mut views: Vec<&mut [f32]> = state.iter_mut().map(|s| s.data.as_mut_slice()).collect();
@@ -360,7 +311,7 @@ impl Backend for ReferenceBackend {
         Ok(())
     }
 
-    fn copy(&mut self, src: &ReferenceTensor, dst: &mut ReferenceTensor) -> Result<()> {
+    fn copy(&mut self, src: &HostTensor, dst: &mut HostTensor) -> Result<()> {
         check::same("copy", &[("src", src), ("dst", &*dst)])?;
         dst.data.copy_from_slice(&src.data);
         Ok(())
@@ -368,10 +319,10 @@ impl Backend for ReferenceBackend {
 
     fn gather_rows(
         &mut self,
-        src: &ReferenceTensor,
-        order: &ReferenceTensor,
+        src: &HostTensor,
+        order: &HostTensor,
         offset: usize,
-        dst: &mut ReferenceTensor,
+        dst: &mut HostTensor,
     ) -> Result<()> {
         check::gather_rows(src, order, offset, dst)?;
         gather_rows(&src.data, src.cols, &order.data, offset, &mut dst.data)
@@ -391,22 +342,17 @@ impl Backend for ReferenceBackend {
 
     fn dropout(
         &mut self,
-        x: &ReferenceTensor,
+        x: &HostTensor,
         mask: DropoutMask,
-        y: &mut ReferenceTensor,
-        keep: &mut ReferenceTensor,
+        y: &mut HostTensor,
+        keep: &mut HostTensor,
     ) -> Result<()> {
         check::dropout(x, mask, y, keep)?;
         dropout_forward(&x.data, &mut y.data, &mut keep.data, mask);
         Ok(())
     }
 
-    fn multiply(
-        &mut self,
-        a: &ReferenceTensor,
-        b: &ReferenceTensor,
-        c: &mut ReferenceTensor,
-    ) -> Result<()> {
+    fn multiply(&mut self, a: &HostTensor, b: &HostTensor, c: &mut HostTensor) -> Result<()> {
         check::same("multiply", &[("a", a), ("b", b), ("c", &*c)])?;
         multiply(&a.data, &b.data, &mut c.data);
         Ok(())
@@ -414,9 +360,9 @@ impl Backend for ReferenceBackend {
 
     fn rrelu_forward(
         &mut self,
-        x: &ReferenceTensor,
+        x: &HostTensor,
         slopes: RandomSlopes,
-        y: &mut ReferenceTensor,
+        y: &mut HostTensor,
     ) -> Result<()> {
         check::rrelu("rrelu_forward", slopes, &[("x", x), ("y", &*y)])?;
         rrelu_forward(&x.data, &mut y.data, slopes);
@@ -425,10 +371,10 @@ impl Backend for ReferenceBackend {
 
     fn rrelu_backward(
         &mut self,
-        x: &ReferenceTensor,
+        x: &HostTensor,
         slopes: RandomSlopes,
-        dy: &ReferenceTensor,
-        dx: &mut ReferenceTensor,
+        dy: &HostTensor,
+        dx: &mut HostTensor,
     ) -> Result<()> {
         check::rrelu(
             "rrelu_backward",
@@ -441,9 +387,9 @@ impl Backend for ReferenceBackend {
 
     fn batchnorm_stats(
         &mut self,
-        x: &ReferenceTensor,
-        mean: &mut ReferenceTensor,
-        var: &mut ReferenceTensor,
+        x: &HostTensor,
+        mean: &mut HostTensor,
+        var: &mut HostTensor,
     ) -> Result<()> {
         check::per_column("batchnorm_stats", x, &[mean, var], &[])?;
         batchnorm_stats(&x.data, &mut mean.data, &mut var.data, x.cols);
@@ -452,11 +398,11 @@ impl Backend for ReferenceBackend {
 
     fn batchnorm_forward(
         &mut self,
-        x: &ReferenceTensor,
-        [mean, var]: [&ReferenceTensor; 2],
-        [gamma, beta]: [&ReferenceTensor; 2],
+        x: &HostTensor,
+        [mean, var]: [&HostTensor; 2],
+        [gamma, beta]: [&HostTensor; 2],
         eps: f32,
-        y: &mut ReferenceTensor,
+        y: &mut HostTensor,
     ) -> Result<()> {
         check::per_column("batchnorm_forward", x, &[mean, var, gamma, beta], &[y])?;
         check::epsilon("batchnorm_forward", eps)?;
@@ -475,13 +421,13 @@ impl Backend for ReferenceBackend {
 
     fn batchnorm_backward(
         &mut self,
-        x: &ReferenceTensor,
-        [mean, var]: [&ReferenceTensor; 2],
-        gamma: &ReferenceTensor,
-        dy: &ReferenceTensor,
+        x: &HostTensor,
+        [mean, var]: [&HostTensor; 2],
+        gamma: &HostTensor,
+        dy: &HostTensor,
         eps: f32,
-        dx: &mut ReferenceTensor,
-        [dgamma, dbeta]: [&mut ReferenceTensor; 2],
+        dx: &mut HostTensor,
+        [dgamma, dbeta]: [&mut HostTensor; 2],
     ) -> Result<()> {
         check::per_column(
             "batchnorm_backward",
@@ -509,9 +455,9 @@ impl Backend for ReferenceBackend {
         &mut self,
         momentum: f32,
         t: u64,
-        moving: &mut [ReferenceTensor],
-        batch: &[ReferenceTensor],
-        guard: Option<Guard<'_, ReferenceTensor>>,
+        moving: &mut [HostTensor],
+        batch: &[HostTensor],
+        guard: Option<Guard<'_, HostTensor>>,
     ) -> Result<()> {
         check::moving_average(momentum, moving, batch, guard.as_ref())?;
         let Some(g) = guard else {
@@ -535,9 +481,9 @@ impl Backend for ReferenceBackend {
 
     fn prelu_forward(
         &mut self,
-        x: &ReferenceTensor,
-        alpha: &ReferenceTensor,
-        y: &mut ReferenceTensor,
+        x: &HostTensor,
+        alpha: &HostTensor,
+        y: &mut HostTensor,
     ) -> Result<()> {
         check::per_column("prelu_forward", x, &[alpha], &[y])?;
         prelu_forward(&x.data, &alpha.data, &mut y.data, x.cols);
@@ -546,11 +492,11 @@ impl Backend for ReferenceBackend {
 
     fn prelu_backward(
         &mut self,
-        x: &ReferenceTensor,
-        alpha: &ReferenceTensor,
-        dy: &ReferenceTensor,
-        dx: &mut ReferenceTensor,
-        dalpha: &mut ReferenceTensor,
+        x: &HostTensor,
+        alpha: &HostTensor,
+        dy: &HostTensor,
+        dx: &mut HostTensor,
+        dalpha: &mut HostTensor,
     ) -> Result<()> {
         check::per_column("prelu_backward", x, &[alpha, dalpha], &[dy, dx])?;
         prelu_backward(
@@ -564,12 +510,7 @@ impl Backend for ReferenceBackend {
         Ok(())
     }
 
-    fn maxout_forward(
-        &mut self,
-        z: &ReferenceTensor,
-        pieces: usize,
-        y: &mut ReferenceTensor,
-    ) -> Result<()> {
+    fn maxout_forward(&mut self, z: &HostTensor, pieces: usize, y: &mut HostTensor) -> Result<()> {
         check::maxout("maxout_forward", z, pieces, y)?;
         maxout_forward(&z.data, &mut y.data, y.cols, pieces);
         Ok(())
@@ -577,10 +518,10 @@ impl Backend for ReferenceBackend {
 
     fn maxout_backward(
         &mut self,
-        z: &ReferenceTensor,
+        z: &HostTensor,
         pieces: usize,
-        dy: &ReferenceTensor,
-        dz: &mut ReferenceTensor,
+        dy: &HostTensor,
+        dz: &mut HostTensor,
     ) -> Result<()> {
         check::maxout("maxout_backward", z, pieces, dy)?;
         check::same("maxout_backward", &[("z", z), ("dz", &*dz)])?;
@@ -590,11 +531,11 @@ impl Backend for ReferenceBackend {
 
     fn penalty_into(
         &mut self,
-        w: &ReferenceTensor,
+        w: &HostTensor,
         l1: f32,
         l2: f32,
         scale: f32,
-        acc: &mut ReferenceTensor,
+        acc: &mut HostTensor,
         slot: usize,
     ) -> Result<()> {
         check::penalty(l1, l2)?;
@@ -606,10 +547,10 @@ impl Backend for ReferenceBackend {
 
     fn penalty_backward(
         &mut self,
-        w: &ReferenceTensor,
+        w: &HostTensor,
         l1: f32,
         l2: f32,
-        grad: &mut ReferenceTensor,
+        grad: &mut HostTensor,
     ) -> Result<()> {
         check::penalty(l1, l2)?;
         check::same("penalty_backward", &[("w", w), ("grad", &*grad)])?;

@@ -11,7 +11,8 @@ mod data;
 mod layers;
 mod reduce;
 
-pub use backend::{ReferenceBackend, ReferenceTensor};
+pub use super::tensor::HostTensor;
+pub use backend::ReferenceBackend;
 pub use data::*;
 pub use layers::*;
 pub use reduce::*;
