@@ -9,7 +9,7 @@ use wgtrain::nn::{Dense, LossFn, Sequential};
 use wgtrain::train::{Compile, EarlyStopping, FitConfig, Metric};
 
 fn main() -> wgtrain::Result<()> {
-    on_default_backend(Digits)
+    on_default_backend(Digits)?
 }
 
 /// The example, on whichever backend [`on_default_backend`] picks.

@@ -12,7 +12,7 @@ use wgtrain::nn::{Dense, LossFn, Sequential};
 use wgtrain::train::{Compile, FitConfig, Metric};
 
 fn main() -> wgtrain::Result<()> {
-    on_default_backend(Multilabel)
+    on_default_backend(Multilabel)?
 }
 
 /// The example, on whichever backend [`on_default_backend`] picks.

@@ -15,7 +15,7 @@ fn truth(x: f32) -> f32 {
 }
 
 fn main() -> wgtrain::Result<()> {
-    on_default_backend(Regression)
+    on_default_backend(Regression)?
 }
 
 /// The example, on whichever backend [`on_default_backend`] picks.

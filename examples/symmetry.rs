@@ -13,7 +13,7 @@ use wgtrain::train::{Compile, FitConfig, Metric};
 const HIDDEN: usize = 4;
 
 fn main() -> wgtrain::Result<()> {
-    on_default_backend(Symmetry)
+    on_default_backend(Symmetry)?
 }
 
 /// The example, on whichever backend [`on_default_backend`] picks.

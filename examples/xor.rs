@@ -9,7 +9,7 @@ use wgtrain::nn::{Dense, LossFn, Sequential};
 use wgtrain::train::{Compile, FitConfig, Metric};
 
 fn main() -> wgtrain::Result<()> {
-    on_default_backend(Xor)
+    on_default_backend(Xor)?
 }
 
 /// The example, on whichever backend [`on_default_backend`] picks.

@@ -427,3 +427,47 @@ fn the_autotune_cache_file_carries_tunings_across_processes() {
     assert!(rewritten.contains("128 128 128 0 0"), "{rewritten}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `--backend auto` with the adapters narrowed by `WGTRAIN_ADAPTER`: the choice and its reason
+/// in `--json` and on stderr.
+fn auto_with_adapter(filter: &str) -> (serde_json::Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_wgtrain"))
+        .args(["train", "--json", "--verbose", "0", "--epochs", "2"])
+        .env("WGTRAIN_ADAPTER", filter)
+        .output()
+        .expect("the binary runs");
+    (json(&out), stderr(&out))
+}
+
+#[test]
+fn auto_picks_the_cpu_backend_where_no_adapter_matches() {
+    let (report, err) = auto_with_adapter("no adapter is called this");
+    assert_eq!(report["backend"], "cpu", "{report}");
+    let why = report["backend_reason"].as_str().unwrap();
+    assert!(why.contains("no GPU adapter"), "{why}");
+    assert!(
+        report["adapter"].as_str().unwrap().starts_with("cpu ("),
+        "{report}"
+    );
+    assert!(err.contains("backend: cpu (--backend auto)"), "{err}");
+}
+
+#[test]
+fn auto_prefers_the_cpu_backend_to_a_software_adapter() {
+    // lavapipe is the adapter of this suite's GPU tests where there is no GPU; where there
+    // is a real one, narrowing to lavapipe finds nothing unless Mesa is installed too.
+    let Some(g) = common::gpu() else { return };
+    let software = g.context().adapter().device_type == "Cpu";
+    let name = g.context().adapter().name.clone();
+    if !software {
+        return;
+    }
+    let (report, err) = auto_with_adapter(&name);
+    assert_eq!(report["backend"], "cpu", "{report}");
+    let why = report["backend_reason"].as_str().unwrap();
+    assert!(why.contains("software") && why.contains(&name), "{why}");
+    assert!(
+        err.contains("backend: cpu (--backend auto): the only GPU adapter is a software one"),
+        "{err}"
+    );
+}

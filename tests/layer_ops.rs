@@ -448,7 +448,7 @@ fn check_penalty<B: Backend>(b: &mut B) {
 backend_test!(penalty, check_penalty);
 
 #[test]
-fn bad_arguments_are_errors_on_both_backends() {
+fn bad_arguments_are_errors_on_every_backend() {
     fn check<B: Backend>(b: &mut B) {
         let x = b.zeros(2, 3).unwrap();
         let mut y = b.zeros(2, 3).unwrap();
@@ -479,6 +479,7 @@ fn bad_arguments_are_errors_on_both_backends() {
         );
     }
     check(&mut reference::ReferenceBackend::new());
+    check(&mut common::cpu());
     if let Some(mut g) = common::gpu() {
         check(&mut g);
     }

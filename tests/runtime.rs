@@ -33,8 +33,14 @@ fn digits_model<B: Backend>(b: B, seed: u64) -> Model<B> {
 }
 
 #[test]
-fn both_backends_follow_the_same_trajectory() {
-    let Some(g) = common::gpu() else { return };
+fn every_backend_follows_the_reference_trajectory() {
+    every_backend_follows(digits_model(common::cpu(), 3));
+    if let Some(g) = common::gpu() {
+        every_backend_follows(digits_model(g, 3));
+    }
+}
+
+fn every_backend_follows<B: Backend>(mut on_gpu: Model<B>) {
     let (x, y) = digits_subset(300);
     let config = || {
         FitConfig::epochs(4)
@@ -42,7 +48,6 @@ fn both_backends_follow_the_same_trajectory() {
             .validation_split(0.2)
             .verbose(0)
     };
-    let mut on_gpu = digits_model(g, 3);
     let mut on_cpu = digits_model(reference::ReferenceBackend::new(), 3);
     let hg = on_gpu.fit(&x, &y, config()).unwrap();
     let hc = on_cpu.fit(&x, &y, config()).unwrap();

@@ -9,6 +9,7 @@
 //! Shapes are `[rows, cols]`, row-major; a bias or a per-column vector is `[1, cols]`.
 
 pub mod check;
+pub mod cpu;
 pub mod gpu;
 mod guard;
 pub mod ops;
@@ -545,23 +546,58 @@ pub trait BackendJob {
     fn run<B: Backend>(self, new_backend: &dyn Fn() -> Result<B>) -> Self::Output;
 }
 
-/// Runs `job` as `wgtrain train --backend auto` would: on the GPU when wgpu finds an adapter,
-/// else on the CPU reference, saying so on stderr (the examples use this, so that they run on
-/// a machine without a GPU).
-pub fn on_default_backend<J: BackendJob>(job: J) -> J::Output {
+/// What [`choose_auto`] picked.
+#[derive(Debug)]
+pub enum AutoChoice {
+    /// A real GPU (discrete, integrated or virtual).
+    Gpu(Box<gpu::GpuBackend>),
+    /// The fast CPU backend: no GPU adapter, or only a software one.
+    Cpu(cpu::CpuBackend),
+}
+
+/// The choice of `--backend auto`, and why: a real GPU (discrete, integrated or virtual)
+/// when wgpu finds one, else the fast CPU backend, which is much faster than a software
+/// adapter such as lavapipe (`--backend gpu` still runs on one). `WGTRAIN_ADAPTER` narrows
+/// the adapters looked at, as for `--backend gpu`. An error only for a bad
+/// `WGTRAIN_THREADS`.
+pub fn choose_auto() -> Result<(AutoChoice, String)> {
+    let cpu_because = |why: String| -> Result<(AutoChoice, String)> {
+        Ok((AutoChoice::Cpu(cpu::CpuBackend::new()?), why))
+    };
     match gpu::GpuBackend::new() {
-        Ok(first) => {
-            let first = std::cell::RefCell::new(Some(first));
-            job.run(&|| match first.borrow_mut().take() {
+        Ok(g) => {
+            let a = g.context().adapter().clone();
+            if a.device_type == "Cpu" {
+                cpu_because(format!(
+                    "the only GPU adapter is a software one ({a}), slower than the CPU backend; --backend gpu runs on it"
+                ))
+            } else {
+                let why = format!("a real GPU adapter, {a}");
+                Ok((AutoChoice::Gpu(Box::new(g)), why))
+            }
+        }
+        Err(e) => cpu_because(format!("no GPU adapter ({e})")),
+    }
+}
+
+/// Runs `job` as `wgtrain train --backend auto` would ([`choose_auto`]): on a real GPU, else
+/// on the fast CPU backend, saying which and why on stderr (the examples use this, so that
+/// they run well on a machine without a GPU).
+pub fn on_default_backend<J: BackendJob>(job: J) -> Result<J::Output> {
+    let (choice, why) = choose_auto()?;
+    match choice {
+        AutoChoice::Gpu(first) => {
+            crate::stderr_line!("backend: gpu: {why}");
+            let first = std::cell::RefCell::new(Some(*first));
+            Ok(job.run(&|| match first.borrow_mut().take() {
                 Some(b) => Ok(b),
                 None => gpu::GpuBackend::new(),
-            })
+            }))
         }
-        Err(e) => {
-            crate::stderr_line!(
-                "no GPU adapter ({e}): running on the CPU reference backend, which is much slower"
-            );
-            job.run(&|| Ok(reference::ReferenceBackend::new()))
+        AutoChoice::Cpu(first) => {
+            crate::stderr_line!("backend: cpu: {why}");
+            let threads = first.threads();
+            Ok(job.run(&|| Ok(cpu::CpuBackend::with_threads(threads))))
         }
     }
 }

@@ -37,12 +37,15 @@ pub(crate) struct BenchArgs {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum BackendChoice {
-    /// The best GPU adapter, or the CPU reference (with a warning) if there is none.
+    /// A real GPU (discrete, integrated or virtual) if there is one, else the fast CPU
+    /// backend (a software adapter such as lavapipe is slower than it); says which and why.
     Auto,
-    /// The best GPU adapter; an error if there is none.
+    /// The best GPU adapter, software ones included; an error if there is none.
     Gpu,
-    /// The CPU reference.
+    /// The fast CPU backend, on every core (or `WGTRAIN_THREADS`).
     Cpu,
+    /// The CPU reference: the specification, written to be read, not to be fast.
+    Reference,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

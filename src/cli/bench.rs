@@ -3,8 +3,10 @@
 use std::time::Instant;
 
 use serde_json::json;
+use wgtrain::backend::cpu::CpuBackend;
 use wgtrain::backend::gpu::GpuBackend;
 use wgtrain::backend::reference::ReferenceBackend;
+use wgtrain::backend::{choose_auto, AutoChoice};
 use wgtrain::Result;
 
 use super::args::{BackendChoice, BenchArgs};
@@ -33,20 +35,29 @@ pub(crate) fn bench(args: &BenchArgs, process_start: Instant) -> Result<()> {
             })
             .collect()
     };
-    let gpu = match args.common.backend {
-        BackendChoice::Cpu => None,
-        BackendChoice::Gpu => Some(GpuBackend::new()?),
-        BackendChoice::Auto => GpuBackend::new()
-            .map_err(|e| {
-                wgtrain::stderr_line!("warning: no GPU ({e}); benchmarking the CPU reference only")
-            })
-            .ok(),
+    // The backend the workloads run on; the reference's rows come after each as before.
+    let (gpu, cpu) = match args.common.backend {
+        BackendChoice::Cpu => (None, Some(CpuBackend::new()?.threads())),
+        BackendChoice::Reference => (None, None),
+        BackendChoice::Gpu => (Some(GpuBackend::new()?), None),
+        BackendChoice::Auto => {
+            let (choice, why) = choose_auto()?;
+            wgtrain::stderr_line!("backend (--backend auto): {why}");
+            match choice {
+                AutoChoice::Gpu(g) => (Some(*g), None),
+                AutoChoice::Cpu(c) => (None, Some(c.threads())),
+            }
+        }
     };
     let adapter = gpu.as_ref().map(|g| g.context().adapter().clone());
     let software = adapter.as_ref().is_some_and(|a| a.device_type == "Cpu");
     if let Some(a) = &adapter {
         wgtrain::stderr_line!("adapter: {a}");
     }
+    let sgemm = cpu.map(|threads| {
+        wgtrain::stderr_line!("measuring the machine's SGEMM rate (1024³, {threads} threads)...");
+        (threads, sgemm_gflops(threads))
+    });
     let mut results = Vec::new();
     // Start-up of the first workload counts from process start; later ones from their own
     // start, with the device already open.
@@ -65,7 +76,14 @@ pub(crate) fn bench(args: &BenchArgs, process_start: Instant) -> Result<()> {
             results.push(r);
             inputs.started = Instant::now();
         }
-        let reference_row = gpu.is_none() || (!args.no_reference && w.fits_the_reference());
+        if let Some(threads) = cpu {
+            wgtrain::stderr_line!("running {} on the CPU backend...", w.name());
+            let b = CpuBackend::with_threads(threads);
+            results.push(run(b, w, args.repeats as usize, &inputs)?);
+            inputs.started = Instant::now();
+        }
+        let accelerated = gpu.is_some() || cpu.is_some();
+        let reference_row = !accelerated || (!args.no_reference && w.fits_the_reference());
         if reference_row && (w.fits_the_reference() || explicit) {
             wgtrain::stderr_line!("running {} on the CPU reference...", w.name());
             results.push(run(
@@ -81,8 +99,17 @@ pub(crate) fn bench(args: &BenchArgs, process_start: Instant) -> Result<()> {
         let adapter = adapter.map(|a| {
             json!({ "name": a.name, "backend": a.backend, "device_type": a.device_type, "driver": a.driver, "driver_info": a.driver_info })
         });
-        outln!("{}", json!({ "adapter": adapter, "results": results }));
+        let sgemm = sgemm.map(|(threads, g)| json!({ "gflops": g, "threads": threads, "n": SGEMM_N, "by": "faer, its own rayon split" }));
+        outln!(
+            "{}",
+            json!({ "adapter": adapter, "sgemm": sgemm, "results": results })
+        );
     } else {
+        if let Some((threads, g)) = sgemm {
+            outln!(
+                "machine SGEMM: {g:.1} GFLOP/s ({SGEMM_N}³, faer on its own rayon split, {threads} threads; the CPU rows' GFLOP/s are theirs)\n"
+            );
+        }
         outln!(
             "{:<9} {:>9} {:>10} {:>10} {:>9} {:>8} {:>9}  backend",
             "workload",
@@ -137,4 +164,29 @@ pub(crate) fn bench(args: &BenchArgs, process_start: Instant) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The side of the SGEMM measured beside the CPU backend's workloads.
+const SGEMM_N: usize = 1024;
+
+/// The machine's SGEMM rate: `[n, n] · [n, n]` by faer on its own split over `threads`
+/// threads (not the backend's pool), the best of five after two warm-ups.
+fn sgemm_gflops(threads: usize) -> f64 {
+    let n = SGEMM_N;
+    let a: Vec<f32> = (0..n * n)
+        .map(|i| ((i * 7 % 13) as f32 - 6.0) / 8.0)
+        .collect();
+    let b: Vec<f32> = (0..n * n)
+        .map(|i| ((i * 5 % 11) as f32 - 5.0) / 8.0)
+        .collect();
+    let mut c = vec![0.0f32; n * n];
+    let mut best = f64::INFINITY;
+    for i in 0..7 {
+        let t = Instant::now();
+        wgtrain::backend::cpu::library_sgemm(&a, &b, &mut c, n, threads);
+        if i >= 2 {
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+    }
+    2.0 * (n * n * n) as f64 / best / 1e9
 }

@@ -44,7 +44,7 @@ pub(crate) fn check_width<B: Backend>(
 }
 
 impl Job for Evaluate<'_> {
-    fn run<B: Backend>(self, backend: B, kind: &str) -> Result<()> {
+    fn run<B: Backend>(self, backend: B, chosen: &super::Chosen) -> Result<()> {
         let input = &self.0.input;
         let adapter = backend.describe();
         let mut model = load_model(input, backend)?;
@@ -63,7 +63,8 @@ impl Job for Evaluate<'_> {
         let y = targets_for(model.loss(), y, outputs);
         let eval = model.evaluate(&x, &y, input.batch_size)?;
         if self.0.common.json {
-            let mut report = json!({ "backend": kind, "adapter": adapter, "data": source, "samples": x.rows(), "loss": eval.loss });
+            let mut report = json!({ "backend": chosen.kind,
+            "backend_reason": chosen.why, "adapter": adapter, "data": source, "samples": x.rows(), "loss": eval.loss });
             for (name, value) in &eval.metrics {
                 report[name] = json!(value);
             }

@@ -17,30 +17,47 @@ pub(crate) mod summary;
 pub(crate) mod train;
 pub(crate) mod train_run;
 
+use wgtrain::backend::cpu::CpuBackend;
 use wgtrain::backend::gpu::GpuBackend;
 use wgtrain::backend::reference::ReferenceBackend;
-use wgtrain::backend::Backend;
+use wgtrain::backend::{choose_auto, AutoChoice, Backend};
 use wgtrain::Result;
 
 use args::BackendChoice;
 
+/// The backend a subcommand runs on: its name in `--json`'s `backend`, and, for
+/// `--backend auto`, why it was chosen (`backend_reason`).
+pub(crate) struct Chosen {
+    pub(crate) kind: &'static str,
+    pub(crate) why: Option<String>,
+}
+
 /// A subcommand that runs on whichever backend `--backend` picks.
 pub(crate) trait Job {
-    fn run<B: Backend>(self, backend: B, kind: &str) -> Result<()>;
+    fn run<B: Backend>(self, backend: B, chosen: &Chosen) -> Result<()>;
 }
 
 pub(crate) fn dispatch(choice: BackendChoice, job: impl Job) -> Result<()> {
+    let named = |kind| Chosen { kind, why: None };
     match choice {
-        BackendChoice::Cpu => job.run(ReferenceBackend::new(), "cpu"),
-        BackendChoice::Gpu => job.run(GpuBackend::new()?, "gpu"),
-        BackendChoice::Auto => match GpuBackend::new() {
-            Ok(g) => job.run(g, "gpu"),
-            Err(e) => {
-                wgtrain::stderr_line!(
-                    "warning: no GPU ({e}); running on the CPU reference, which is slow"
-                );
-                job.run(ReferenceBackend::new(), "cpu")
+        BackendChoice::Cpu => job.run(CpuBackend::new()?, &named("cpu")),
+        BackendChoice::Reference => job.run(ReferenceBackend::new(), &named("reference")),
+        BackendChoice::Gpu => job.run(GpuBackend::new()?, &named("gpu")),
+        BackendChoice::Auto => {
+            let (choice, why) = choose_auto()?;
+            let kind = match choice {
+                AutoChoice::Gpu(_) => "gpu",
+                AutoChoice::Cpu(_) => "cpu",
+            };
+            wgtrain::stderr_line!("backend: {kind} (--backend auto): {why}");
+            let chosen = Chosen {
+                kind,
+                why: Some(why),
+            };
+            match choice {
+                AutoChoice::Gpu(g) => job.run(*g, &chosen),
+                AutoChoice::Cpu(c) => job.run(c, &chosen),
             }
-        },
+        }
     }
 }

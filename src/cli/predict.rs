@@ -116,7 +116,7 @@ fn keep_columns(x: &Matrix, keep: &[usize]) -> Result<Matrix> {
 }
 
 impl Job for Predict<'_> {
-    fn run<B: Backend>(self, backend: B, kind: &str) -> Result<()> {
+    fn run<B: Backend>(self, backend: B, chosen: &super::Chosen) -> Result<()> {
         let args = self.0;
         let input = &args.input;
         let adapter = backend.describe();
@@ -188,7 +188,8 @@ impl Job for Predict<'_> {
             None => {}
         }
         if args.common.json {
-            let mut report = json!({ "backend": kind, "adapter": adapter, "data": source, "rows": p.rows(), "outputs": p.cols() });
+            let mut report = json!({ "backend": chosen.kind,
+            "backend_reason": chosen.why, "adapter": adapter, "data": source, "rows": p.rows(), "outputs": p.cols() });
             match &args.out {
                 Some(path) => report["out"] = json!(path.display().to_string()),
                 None => {

@@ -16,7 +16,7 @@ use super::train::Train;
 use super::Job;
 
 impl Job for Train<'_> {
-    fn run<B: Backend>(self, backend: B, kind: &str) -> Result<()> {
+    fn run<B: Backend>(self, backend: B, chosen: &super::Chosen) -> Result<()> {
         let args = self.args;
         let adapter = backend.describe();
         let mut model = self.model.compile(backend, self.compile)?;
@@ -154,7 +154,8 @@ impl Job for Train<'_> {
         let trained = (self.x_train.rows() as f64 * (1.0 - args.validation_split() as f64)).round()
             * epochs as f64;
         let mut report = json!({
-            "backend": kind,
+            "backend": chosen.kind,
+            "backend_reason": chosen.why,
             "adapter": adapter,
             "data": self.source,
             "loss_function": model.loss().name(),

@@ -44,8 +44,8 @@ pub fn gpu() -> Option<GpuBackend> {
     }
 }
 
-/// One test body, every backend: `backend_test!(name, body)` makes `name::reference` and `name::gpu`,
-/// each calling `body(&mut backend)`.
+/// One test body, every backend: `backend_test!(name, body)` makes `name::reference`,
+/// `name::cpu` (the fast CPU backend) and `name::gpu`, each calling `body(&mut backend)`.
 #[macro_export]
 macro_rules! backend_test {
     ($name:ident, $body:ident) => {
@@ -53,6 +53,10 @@ macro_rules! backend_test {
             #[test]
             fn reference() {
                 super::$body(&mut wgtrain::backend::reference::ReferenceBackend::new());
+            }
+            #[test]
+            fn cpu() {
+                super::$body(&mut $crate::common::cpu());
             }
             #[test]
             fn gpu() {
@@ -65,7 +69,7 @@ macro_rules! backend_test {
 }
 
 /// `backend_test!` for ops with two GPU forms (see `GpuBackend::set_parallel_reductions`):
-/// `name::reference`, `name::gpu_parallel` and `name::gpu_serial`, so that both forms run on every
+/// `name::reference`, `name::cpu`, `name::gpu_parallel` and `name::gpu_serial`, so that both forms run on every
 /// adapter, whichever is its default.
 #[macro_export]
 macro_rules! reduction_test {
@@ -74,6 +78,10 @@ macro_rules! reduction_test {
             #[test]
             fn reference() {
                 super::$body(&mut wgtrain::backend::reference::ReferenceBackend::new());
+            }
+            #[test]
+            fn cpu() {
+                super::$body(&mut $crate::common::cpu());
             }
             #[test]
             fn gpu_parallel() {
@@ -93,8 +101,8 @@ macro_rules! reduction_test {
     };
 }
 
-/// For bodies that build their own models: `model_test!(name, body)` makes `name::reference` and
-/// `name::gpu`, each calling `body(make_backend)`.
+/// For bodies that build their own models: `model_test!(name, body)` makes `name::reference`,
+/// `name::cpu` and `name::gpu`, each calling `body(make_backend)`.
 #[macro_export]
 macro_rules! model_test {
     ($name:ident, $body:ident) => {
@@ -102,6 +110,10 @@ macro_rules! model_test {
             #[test]
             fn reference() {
                 super::$body(wgtrain::backend::reference::ReferenceBackend::new);
+            }
+            #[test]
+            fn cpu() {
+                super::$body($crate::common::cpu);
             }
             #[test]
             fn gpu() {
@@ -113,6 +125,11 @@ macro_rules! model_test {
             }
         }
     };
+}
+
+/// The fast CPU backend on the machine's threads (or `WGTRAIN_THREADS`).
+pub fn cpu() -> wgtrain::backend::cpu::CpuBackend {
+    wgtrain::backend::cpu::CpuBackend::new().expect("the fast CPU backend")
 }
 
 /// A seeded generator, so every failure reproduces.
@@ -189,6 +206,24 @@ pub const MATMUL_SHAPES: &[(usize, usize, usize, &str)] = &[
         260,
         12,
         "multiples of 4 one vec4 past v6's blocks: its edges, 2 K tiles with a partial second",
+    ),
+    (
+        257,
+        33,
+        130,
+        "over the fast CPU backend's parallel threshold, M ≥ N: split by rows, an uneven last block",
+    ),
+    (
+        40,
+        301,
+        100,
+        "over the CPU threshold, N > M: split by columns, a last block of 13",
+    ),
+    (
+        20,
+        24,
+        600,
+        "K = 600: faer's K blocks of 512 plus a remainder, on one CPU thread",
     ),
 ];
 

@@ -562,7 +562,7 @@ impl Backend for ReferenceBackend {
 /// Whether a guarded update may write (see [`Backend::optimizer_step`]): not when the loss so
 /// far is not finite or the previous step raised its flag, and then this step's flag is raised.
 /// The flags and the step are u32 bit patterns.
-fn guard_allows(acc: &mut [f32], s: crate::backend::GuardSlots, t: u64) -> bool {
+pub(crate) fn guard_allows(acc: &mut [f32], s: crate::backend::GuardSlots, t: u64) -> bool {
     let this_flag = s.flags + (t % 2) as usize;
     let previous_flag = s.flags + ((t + 1) % 2) as usize;
     if !acc[s.loss].is_finite() || acc[previous_flag].to_bits() != 0 {
@@ -574,7 +574,7 @@ fn guard_allows(acc: &mut [f32], s: crate::backend::GuardSlots, t: u64) -> bool 
 
 /// The books of a guarded update that wrote: its flag raised if what it wrote is not finite,
 /// and its step recorded.
-fn guard_done(acc: &mut [f32], s: crate::backend::GuardSlots, t: u64, finite: bool) {
+pub(crate) fn guard_done(acc: &mut [f32], s: crate::backend::GuardSlots, t: u64, finite: bool) {
     if !finite {
         acc[s.flags + (t % 2) as usize] = f32::from_bits(1);
     }

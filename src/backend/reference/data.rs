@@ -12,17 +12,16 @@ pub fn order_index(bits: f32) -> usize {
 /// An order tensor's values for row indices: each index's u32 bits as an f32 (see
 /// [`order_index`]). An error for an index of 2³² or more.
 pub fn order_values(indices: &[usize]) -> Result<Vec<f32>> {
-    indices
-        .iter()
-        .map(|&i| {
-            u32::try_from(i)
-                .map(f32::from_bits)
-                .map_err(|_| Error::Invalid {
-                    op: "gather_rows",
-                    detail: format!("row index {i} does not fit the order's 32 bits"),
-                })
-        })
-        .collect()
+    // Sized once: collecting into a `Result` would grow it step by step.
+    let mut values = Vec::with_capacity(indices.len());
+    for &i in indices {
+        let bits = u32::try_from(i).map_err(|_| Error::Invalid {
+            op: "gather_rows",
+            detail: format!("row index {i} does not fit the order's 32 bits"),
+        })?;
+        values.push(f32::from_bits(bits));
+    }
+    Ok(values)
 }
 
 /// `dst[i, :] = src[order[offset + i], :]` for each of `dst`'s rows; `src` is `[R, C]`,

@@ -13,6 +13,7 @@ mod reduce;
 
 pub use super::tensor::HostTensor;
 pub use backend::ReferenceBackend;
+pub(crate) use backend::{guard_allows, guard_done};
 pub use data::*;
 pub use layers::*;
 pub use reduce::*;

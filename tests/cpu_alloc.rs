@@ -1,0 +1,86 @@
+//! A training step on the fast CPU backend allocates nothing once it has run: every
+//! allocation in this binary is counted, on every thread, so it holds one test only (the
+//! harness would run others beside it).
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use wgtrain::backend::cpu::CpuBackend;
+use wgtrain::backend::{Activation, Optimizer};
+use wgtrain::data::{self, Matrix};
+use wgtrain::nn::{Dense, LossFn, Sequential};
+use wgtrain::train::{Compile, FitConfig, Metric, Model};
+
+/// Counts every allocation in this test binary, on every thread.
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn digits_model(backend: CpuBackend) -> (Model<CpuBackend>, Matrix, Matrix) {
+    let (x, y) = data::digits();
+    let model = Sequential::new()
+        .add(Dense::new(64, Activation::Relu))
+        .add(Dense::new(10, Activation::Linear))
+        .compile(
+            backend,
+            Compile::new(
+                LossFn::SparseCategoricalCrossentropy { from_logits: true },
+                Optimizer::adam(2e-3),
+            )
+            .metrics(&[Metric::Accuracy])
+            .seed(5),
+        )
+        .unwrap();
+    (model, x, y)
+}
+
+#[test]
+fn a_training_step_allocates_nothing_once_it_has_run() {
+    // Two fresh models, one epoch each, of 4 and of 16 steps: the same warm-up and the same
+    // books per epoch, so any difference is 12 steps' allocations.
+    let (x, y) = data::digits();
+    let rows = |n: usize| {
+        let cols = x.cols();
+        let xs = Matrix::new(n, cols, x.data()[..n * cols].to_vec()).unwrap();
+        let ys = Matrix::new(n, 1, y.data()[..n].to_vec()).unwrap();
+        (xs, ys)
+    };
+    let count = |steps: usize| {
+        let (xs, ys) = rows(steps * 32);
+        let (mut model, _, _) = digits_model(CpuBackend::with_threads(2));
+        let config = FitConfig::epochs(1)
+            .batch_size(32)
+            .verbose(0)
+            .shuffle(false);
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        model.fit(&xs, &ys, config).unwrap();
+        ALLOCATIONS.load(Ordering::Relaxed) - before
+    };
+    count(2);
+    let (four, sixteen) = (count(4), count(16));
+    assert_eq!(
+        sixteen,
+        four,
+        "an epoch of 16 steps allocated {sixteen} times, one of 4 steps {four}: {} per step",
+        (sixteen as f64 - four as f64) / 12.0
+    );
+}
