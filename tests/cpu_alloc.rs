@@ -8,10 +8,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use wgtrain::backend::cpu::CpuBackend;
-use wgtrain::backend::{Activation, Optimizer};
 use wgtrain::data::{self, Matrix};
-use wgtrain::nn::{Dense, LossFn, Sequential};
-use wgtrain::train::{Compile, FitConfig, Metric, Model};
+use wgtrain::train::FitConfig;
 
 /// Counts every allocation in this test binary, on every thread.
 struct Counting;
@@ -35,24 +33,6 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn digits_model(backend: CpuBackend) -> (Model<CpuBackend>, Matrix, Matrix) {
-    let (x, y) = data::digits();
-    let model = Sequential::new()
-        .add(Dense::new(64, Activation::Relu))
-        .add(Dense::new(10, Activation::Linear))
-        .compile(
-            backend,
-            Compile::new(
-                LossFn::SparseCategoricalCrossentropy { from_logits: true },
-                Optimizer::adam(2e-3),
-            )
-            .metrics(&[Metric::Accuracy])
-            .seed(5),
-        )
-        .unwrap();
-    (model, x, y)
-}
-
 #[test]
 fn a_training_step_allocates_nothing_once_it_has_run() {
     // Two fresh models, one epoch each, of 4 and of 16 steps: the same warm-up and the same
@@ -66,7 +46,7 @@ fn a_training_step_allocates_nothing_once_it_has_run() {
     };
     let count = |steps: usize| {
         let (xs, ys) = rows(steps * 32);
-        let (mut model, _, _) = digits_model(CpuBackend::with_threads(2));
+        let (mut model, _, _) = common::digits_cpu_model(CpuBackend::with_threads(2));
         let config = FitConfig::epochs(1)
             .batch_size(32)
             .verbose(0)

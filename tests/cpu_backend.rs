@@ -5,10 +5,8 @@
 mod common;
 
 use wgtrain::backend::cpu::CpuBackend;
-use wgtrain::backend::{Activation, Backend, Optimizer};
-use wgtrain::data::{self, Matrix};
-use wgtrain::nn::{Dense, LossFn, Sequential};
-use wgtrain::train::{Compile, FitConfig, Metric, Model};
+use wgtrain::backend::{Activation, Backend};
+use wgtrain::train::FitConfig;
 
 /// `op(a) · op(b)` and a fused dense forward on `threads` threads.
 fn products(threads: usize, m: usize, n: usize, k: usize) -> Vec<Vec<f32>> {
@@ -60,26 +58,8 @@ fn products_give_the_same_bits_on_any_thread_count() {
     }
 }
 
-fn digits_model(backend: CpuBackend) -> (Model<CpuBackend>, Matrix, Matrix) {
-    let (x, y) = data::digits();
-    let model = Sequential::new()
-        .add(Dense::new(64, Activation::Relu))
-        .add(Dense::new(10, Activation::Linear))
-        .compile(
-            backend,
-            Compile::new(
-                LossFn::SparseCategoricalCrossentropy { from_logits: true },
-                Optimizer::adam(2e-3),
-            )
-            .metrics(&[Metric::Accuracy])
-            .seed(5),
-        )
-        .unwrap();
-    (model, x, y)
-}
-
 fn trained_weights(threads: usize) -> Vec<Vec<f32>> {
-    let (mut model, x, y) = digits_model(CpuBackend::with_threads(threads));
+    let (mut model, x, y) = common::digits_cpu_model(CpuBackend::with_threads(threads));
     model
         .fit(&x, &y, FitConfig::epochs(2).batch_size(128).verbose(0))
         .unwrap();

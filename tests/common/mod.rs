@@ -132,6 +132,35 @@ pub fn cpu() -> wgtrain::backend::cpu::CpuBackend {
     wgtrain::backend::cpu::CpuBackend::new().expect("the fast CPU backend")
 }
 
+/// The digits, and a 64 → 64 (ReLU) → 10 classifier of them on `backend` (seed 5, Adam
+/// 2e-3, accuracy): the CPU backend's determinism and allocation tests train it.
+pub fn digits_cpu_model(
+    backend: wgtrain::backend::cpu::CpuBackend,
+) -> (
+    wgtrain::train::Model<wgtrain::backend::cpu::CpuBackend>,
+    wgtrain::data::Matrix,
+    wgtrain::data::Matrix,
+) {
+    use wgtrain::backend::{Activation, Optimizer};
+    use wgtrain::nn::{Dense, LossFn, Sequential};
+    use wgtrain::train::{Compile, Metric};
+    let (x, y) = wgtrain::data::digits();
+    let model = Sequential::new()
+        .add(Dense::new(64, Activation::Relu))
+        .add(Dense::new(10, Activation::Linear))
+        .compile(
+            backend,
+            Compile::new(
+                LossFn::SparseCategoricalCrossentropy { from_logits: true },
+                Optimizer::adam(2e-3),
+            )
+            .metrics(&[Metric::Accuracy])
+            .seed(5),
+        )
+        .unwrap();
+    (model, x, y)
+}
+
 /// A seeded generator, so every failure reproduces.
 pub fn rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed)
