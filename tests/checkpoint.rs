@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use wgtrain::backend::{reference::ReferenceBackend, Activation, Backend, Optimizer};
-use wgtrain::checkpoint::Checkpoint;
+use wgtrain::checkpoint::{Checkpoint, DataRecord};
 use wgtrain::data::{self, Matrix, Standardizer};
 use wgtrain::nn::{Dense, LossFn, Sequential};
 use wgtrain::tolerance::Tolerance;
@@ -77,8 +77,8 @@ model_test!(round_trip, check_round_trip);
 
 /// Training 2 epochs, saving, loading and training 2 more gives the weights of 4 epochs in one
 /// go, bit for bit on both backends (the GPU runs the same kernels in the same order).
-fn check_resume<B: Backend>(backend: impl Fn() -> B, tol: Tolerance) {
-    let dir = temp_dir("resume");
+fn check_resume<B: Backend>(name: &str, backend: impl Fn() -> B, tol: Tolerance) {
+    let dir = temp_dir(&format!("resume-{name}"));
     let path = dir.join("epoch2.safetensors");
     let (x, y) = data();
     for opt in [
@@ -116,14 +116,39 @@ fn check_resume<B: Backend>(backend: impl Fn() -> B, tol: Tolerance) {
 
 #[test]
 fn resume_is_bit_exact_on_the_reference() {
-    check_resume(ReferenceBackend::new, Tolerance::EXACT);
+    check_resume("reference", ReferenceBackend::new, Tolerance::EXACT);
+}
+
+/// The fast CPU backend too: its products and updates give the same bits on every call.
+#[test]
+fn resume_is_bit_exact_on_the_cpu_backend() {
+    check_resume("cpu", common::cpu, Tolerance::EXACT);
 }
 
 #[test]
 fn resume_is_bit_exact_on_the_gpu() {
     if common::gpu().is_some() {
-        check_resume(|| common::gpu().unwrap(), Tolerance::EXACT);
+        check_resume("gpu", || common::gpu().unwrap(), Tolerance::EXACT);
     }
+}
+
+/// A run's data record hashes the little-endian bytes of every feature, then every target, as
+/// one CRC-32 (checkpoints written before it was computed a block at a time must still match):
+/// over 1,024 values, so that the blocks' edges are crossed.
+#[test]
+fn the_data_record_is_the_crc_of_the_values_bytes() {
+    let values = |n: usize, k: f32| (0..n).map(|i| (i as f32 * k).sin()).collect::<Vec<_>>();
+    let x = Matrix::new(3, 1001, values(3003, 0.37)).unwrap();
+    let y = Matrix::new(3, 2, values(6, 1.1)).unwrap();
+    let bytes: Vec<u8> = x
+        .data()
+        .iter()
+        .chain(y.data())
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let record = DataRecord::of(&x, &y, "test");
+    assert_eq!(record.crc32, crc32fast::hash(&bytes));
+    assert_eq!((record.rows, record.features), (3, 1001));
 }
 
 #[test]
