@@ -10,8 +10,10 @@ use wgtrain::backend::{reference::ReferenceBackend, Activation, Backend, Optimiz
 use wgtrain::data::{self, Matrix};
 use wgtrain::nn::{Dense, LossFn, Sequential};
 use wgtrain::train::{
-    Compile, EarlyStopping, FitConfig, LambdaCallback, Metric, Model, ReduceLrOnPlateau,
+    Callback, Compile, EarlyStopping, FitConfig, LambdaCallback, Logs, Metric, Model, ModelControl,
+    ReduceLrOnPlateau,
 };
+use wgtrain::Result;
 
 fn small_digits() -> (Matrix, Matrix) {
     let (x, y) = data::digits();
@@ -111,6 +113,43 @@ fn a_closure_runs_after_every_epoch_with_the_logs() {
         )
         .unwrap();
     assert_eq!(*seen.borrow(), vec![(1, true), (2, true), (3, true)]);
+}
+
+/// Records every call it gets, in order: ("begin", epoch) and ("end", epoch).
+struct Calls(Rc<RefCell<Vec<(&'static str, usize)>>>);
+
+impl Callback for Calls {
+    fn on_epoch_begin(&mut self, epoch: usize, _model: &mut dyn ModelControl) -> Result<()> {
+        self.0.borrow_mut().push(("begin", epoch));
+        Ok(())
+    }
+    fn on_epoch_end(
+        &mut self,
+        epoch: usize,
+        _logs: &Logs,
+        _model: &mut dyn ModelControl,
+    ) -> Result<()> {
+        self.0.borrow_mut().push(("end", epoch));
+        Ok(())
+    }
+}
+
+/// Each epoch begins before it ends and after the one before it ended, numbered on from the
+/// fit's initial epoch.
+#[test]
+fn every_epoch_begins_then_ends_in_order() {
+    let (x, y) = small_digits();
+    let calls = Rc::new(RefCell::new(Vec::new()));
+    let mut model = classifier(ReferenceBackend::new());
+    let config = FitConfig::epochs(4)
+        .initial_epoch(1)
+        .verbose(0)
+        .callback(Calls(calls.clone()));
+    model.fit(&x, &y, config).unwrap();
+    let want = [2, 3, 4]
+        .into_iter()
+        .flat_map(|e| [("begin", e), ("end", e)]);
+    assert_eq!(*calls.borrow(), want.collect::<Vec<_>>());
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! Callbacks run at the end of every epoch: early stopping, learning-rate reduction on a
-//! plateau, and user closures. (Stopping on a NaN loss is built into `fit`, on by default.)
+//! Callbacks run at the start and end of every epoch: early stopping, learning-rate reduction
+//! on a plateau, checkpoints, and user closures. (Stopping on a NaN loss is built into `fit`, on by default.)
 
 use std::path::PathBuf;
 
@@ -29,8 +29,12 @@ pub trait ModelControl {
     fn save_checkpoint(&mut self, path: &std::path::Path) -> Result<()>;
 }
 
-/// Runs at the end of each epoch (and at the end of training) with that epoch's logs.
+/// Runs at the start of each epoch, at its end with its logs, and at the end of training.
 pub trait Callback {
+    /// Before epoch `epoch` (from 1) does anything: its shuffle, its steps.
+    fn on_epoch_begin(&mut self, _epoch: usize, _model: &mut dyn ModelControl) -> Result<()> {
+        Ok(())
+    }
     /// After epoch `epoch` (from 1), with its logs.
     fn on_epoch_end(
         &mut self,

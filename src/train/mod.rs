@@ -309,6 +309,9 @@ impl<B: Backend> Model<B> {
         // The rows are prepared already (fit standardized them).
         let resident = self.make_resident(kind, x_train, Some(y_train), false)?;
         for epoch in config.initial_epoch + 1..=config.epochs {
+            for c in &mut config.callbacks {
+                c.on_epoch_begin(epoch, self)?;
+            }
             // Shuffled by the model's own epoch count, which a checkpoint carries: a resumed
             // run sees the batches an uninterrupted one would.
             if config.shuffle {
