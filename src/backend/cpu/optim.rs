@@ -27,14 +27,15 @@ enum Rule {
         mu: f32,
         nesterov: bool,
     },
+    /// `step` is lr / (1 - β1^t) and `root` 1 / sqrt(1 - β2^t), each rounded once from f64:
+    /// one square root and one division per element, as PyTorch's Adam has them.
     Adam {
-        lr: f32,
+        step: f32,
+        root: f32,
         b1: f32,
         b2: f32,
         eps: f32,
         decay: f32,
-        bc1: f32,
-        bc2: f32,
     },
 }
 
@@ -60,13 +61,12 @@ impl Rule {
             } => {
                 let (bc1, bc2) = Optimizer::adam_bias_corrections(beta1, beta2, t);
                 Rule::Adam {
-                    lr,
+                    step: (lr as f64 / bc1 as f64) as f32,
+                    root: (1.0 / (bc2 as f64).sqrt()) as f32,
                     b1: beta1,
                     b2: beta2,
                     eps,
                     decay: 1.0 - lr * weight_decay,
-                    bc1,
-                    bc2,
                 }
             }
         }
@@ -212,21 +212,17 @@ unsafe fn update_range_any(rule: Rule, states: usize, seg: &Segment, r: Range<us
             r,
         ),
         Rule::Adam {
-            lr,
+            step,
+            root,
             b1,
             b2,
             eps,
             decay,
-            bc1,
-            bc2,
         } => update_with(
             |p, g, s: [f32; 2]| {
                 let m = b1 * s[0] + (1.0 - b1) * g;
                 let v = b2 * s[1] + (1.0 - b2) * g * g;
-                (
-                    p * decay - lr * (m / bc1) / ((v / bc2).sqrt() + eps),
-                    [m, v],
-                )
+                (p * decay - step * m / (v.sqrt() * root + eps), [m, v])
             },
             states,
             seg,
@@ -235,7 +231,15 @@ unsafe fn update_range_any(rule: Rule, states: usize, seg: &Segment, r: Range<us
     }
 }
 
-/// [`update_range_any`] with the rule `rule`.
+/// 1 where `x` is infinite or NaN, else 0: summed without branches, so that the check runs in
+/// the update's own vectorised loop.
+#[inline(always)]
+fn non_finite(x: f32) -> u32 {
+    ((x.to_bits() & 0x7fff_ffff) >= 0x7f80_0000) as u32
+}
+
+/// [`update_range_any`] with the rule `rule`. An update out of place also counts the
+/// non-finite values it writes, in the same pass.
 #[inline(always)]
 unsafe fn update_with(
     rule: impl Fn(f32, f32, [f32; 2]) -> (f32, [f32; 2]),
@@ -248,39 +252,41 @@ unsafe fn update_with(
     let inp = |p: *const f32| std::slice::from_raw_parts(p.add(r.start), n);
     let g = inp(seg.g);
     let p = out(seg.p_out);
-    let in_place = seg.p_in.is_null();
-    match states {
-        0 if in_place => {
+    let mut bad = 0u32;
+    match (states, seg.p_in.is_null()) {
+        (0, true) => {
             for (p, &g) in p.iter_mut().zip(g) {
                 *p = rule(*p, g, [0.0; 2]).0;
             }
         }
-        0 => {
+        (0, false) => {
             for ((p, &pi), &g) in p.iter_mut().zip(inp(seg.p_in)).zip(g) {
                 *p = rule(pi, g, [0.0; 2]).0;
+                bad |= non_finite(*p);
             }
         }
-        1 if in_place => {
+        (1, true) => {
             for ((p, &g), s) in p.iter_mut().zip(g).zip(out(seg.s_out[0])) {
                 let (np, ns) = rule(*p, g, [*s, 0.0]);
                 (*p, *s) = (np, ns[0]);
             }
         }
-        1 => {
+        (1, false) => {
             let ins = inp(seg.p_in).iter().zip(inp(seg.s_in[0]));
             for (((p, &g), s), (&pi, &si)) in p.iter_mut().zip(g).zip(out(seg.s_out[0])).zip(ins) {
                 let (np, ns) = rule(pi, g, [si, 0.0]);
                 (*p, *s) = (np, ns[0]);
+                bad |= non_finite(np) | non_finite(ns[0]);
             }
         }
-        _ if in_place => {
+        (_, true) => {
             let s = out(seg.s_out[0]).iter_mut().zip(out(seg.s_out[1]));
             for ((p, &g), (m, v)) in p.iter_mut().zip(g).zip(s) {
                 let (np, ns) = rule(*p, g, [*m, *v]);
                 (*p, *m, *v) = (np, ns[0], ns[1]);
             }
         }
-        _ => {
+        (_, false) => {
             let s = out(seg.s_out[0]).iter_mut().zip(out(seg.s_out[1]));
             let ins = inp(seg.p_in)
                 .iter()
@@ -289,13 +295,10 @@ unsafe fn update_with(
             for (((p, &g), (m, v)), ((&pi, &mi), &vi)) in p.iter_mut().zip(g).zip(s).zip(ins) {
                 let (np, ns) = rule(pi, g, [mi, vi]);
                 (*p, *m, *v) = (np, ns[0], ns[1]);
+                bad |= non_finite(np) | non_finite(ns[0]) | non_finite(ns[1]);
             }
         }
     }
-    if in_place {
-        // Nothing reads the flag of an unguarded update.
-        return true;
-    }
-    let finite = |s: &[f32]| s.iter().all(|v| v.is_finite());
-    finite(out(seg.p_out)) && seg.s_out[..states].iter().all(|&s| finite(out(s)))
+    // An update in place counts nothing: nothing reads the flag of an unguarded update.
+    bad == 0
 }
