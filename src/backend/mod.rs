@@ -564,18 +564,19 @@ pub fn choose_auto() -> Result<(AutoChoice, String)> {
     let cpu_because = |why: String| -> Result<(AutoChoice, String)> {
         Ok((AutoChoice::Cpu(cpu::CpuBackend::new()?), why))
     };
-    match gpu::GpuBackend::new() {
-        Ok(g) => {
-            let a = g.context().adapter().clone();
-            if a.device_type == "Cpu" {
-                cpu_because(format!(
-                    "the only GPU adapter is a software one ({a}), slower than the CPU backend; --backend gpu runs on it"
-                ))
-            } else {
-                let why = format!("a real GPU adapter, {a}");
+    // The adapter is looked at before a device is opened on it: opening lavapipe only to
+    // reject it would cost the start-up a CPU run does not need.
+    match gpu::GpuContext::best_adapter() {
+        Ok(a) if a.device_type == "Cpu" => cpu_because(format!(
+            "the only GPU adapter is a software one ({a}), slower than the CPU backend; --backend gpu runs on it"
+        )),
+        Ok(_) => match gpu::GpuBackend::new() {
+            Ok(g) => {
+                let why = format!("a real GPU adapter, {}", g.context().adapter());
                 Ok((AutoChoice::Gpu(Box::new(g)), why))
             }
-        }
+            Err(e) => cpu_because(format!("the GPU adapter could not be opened ({e})")),
+        },
         Err(e) => cpu_because(format!("no GPU adapter ({e})")),
     }
 }

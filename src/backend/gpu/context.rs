@@ -117,8 +117,19 @@ impl GpuContext {
         Self::with_adapter(filter.as_deref())
     }
 
-    /// A new context on the best adapter whose name contains `filter` (case-insensitive).
-    pub fn with_adapter(filter: Option<&str>) -> Result<GpuContext> {
+    /// The adapter [`GpuContext::new`] would open, described, without opening it (no device
+    /// is created): what `--backend auto` looks at before choosing.
+    pub fn best_adapter() -> Result<AdapterDescription> {
+        let filter = std::env::var("WGTRAIN_ADAPTER")
+            .ok()
+            .filter(|s| !s.is_empty());
+        let adapter = Self::pick(filter.as_deref())?;
+        Ok(AdapterDescription::from_info(&adapter.get_info()))
+    }
+
+    /// The best adapter whose name contains `filter` (case-insensitive): discrete >
+    /// integrated > virtual > software.
+    fn pick(filter: Option<&str>) -> Result<wgpu::Adapter> {
         let instance =
             wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
@@ -139,14 +150,20 @@ impl GpuContext {
             })
             .collect();
         candidates.sort_by_key(|a| rank(&a.get_info()));
-        let Some(adapter) = candidates.into_iter().next() else {
-            return Err(Error::NoAdapter {
+        candidates
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::NoAdapter {
                 wanted: filter
                     .map(|f| format!(" matching WGTRAIN_ADAPTER={f}"))
                     .unwrap_or_default(),
                 found,
-            });
-        };
+            })
+    }
+
+    /// A new context on the best adapter whose name contains `filter` (case-insensitive).
+    pub fn with_adapter(filter: Option<&str>) -> Result<GpuContext> {
+        let adapter = Self::pick(filter)?;
         let mut info = AdapterDescription::from_info(&adapter.get_info());
 
         // Ask for what the adapter has, not the WebGPU defaults: larger bindings and workgroups.
