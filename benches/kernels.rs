@@ -1,5 +1,6 @@
 //! The element-wise kernels in GB/s and the training step in steps/s, on the GPU backend
-//! (whatever adapter `GpuContext` picks; `WGTRAIN_ADAPTER` overrides) and on the CPU reference.
+//! (whatever adapter `GpuContext` picks; `WGTRAIN_ADAPTER` overrides), on the fast CPU backend
+//! and on the CPU reference.
 //!
 //! Element-wise kernels are memory bound, so criterion's throughput is set to the bytes each
 //! must move at least once (reads plus writes, f32): its "B/s" column is the bandwidth to hold
@@ -12,6 +13,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::time::Duration;
+use wgtrain::backend::cpu::CpuBackend;
 use wgtrain::backend::gpu::GpuBackend;
 use wgtrain::backend::reference::ReferenceBackend;
 use wgtrain::backend::{Activation, Backend, Guard, GuardSlots};
@@ -189,6 +191,10 @@ fn bench(c: &mut Criterion) {
         elementwise(c, &mut g, "gpu");
         step(c, || GpuBackend::new().unwrap(), "gpu");
     }
+    let mut fast = CpuBackend::new().expect("the fast CPU backend");
+    eprintln!("CPU: {}", fast.describe());
+    elementwise(c, &mut fast, "cpu");
+    step(c, || CpuBackend::new().unwrap(), "cpu");
     let mut cpu = ReferenceBackend::new();
     elementwise(c, &mut cpu, "cpu-reference");
     step(c, ReferenceBackend::new, "cpu-reference");

@@ -1,6 +1,8 @@
 //! Matmul throughput for the MM-S, MM-M and MM-MLP workloads of BENCHMARKS.md, on the GPU
-//! backend (whatever adapter `GpuContext` picks; `WGTRAIN_ADAPTER` overrides) and on the CPU
-//! reference for the small shapes. Criterion's throughput is set to the FLOPs of one product
+//! backend (whatever adapter `GpuContext` picks; `WGTRAIN_ADAPTER` overrides), on the fast
+//! CPU backend (`cpu`, its pool of `WGTRAIN_THREADS` or the machine's threads) with faer's own
+//! parallel SGEMM beside it (`cpu-faer-alone`, the machine's rate), and on the CPU reference
+//! for the small shapes. Criterion's throughput is set to the FLOPs of one product
 //! (2·M·N·K), so its "elem/s" column reads as FLOP/s.
 //!
 //! Each GPU iteration records one product, submits it and waits for the queue to drain, so
@@ -12,6 +14,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::time::Duration;
+use wgtrain::backend::cpu::{library_sgemm, CpuBackend};
 use wgtrain::backend::gpu::{GpuBackend, MatmulTiles};
 use wgtrain::backend::reference::ReferenceBackend;
 use wgtrain::backend::Backend;
@@ -173,6 +176,22 @@ fn bench(c: &mut Criterion) {
                         s.run(g, &mut o);
                         g.finish().unwrap();
                     })
+                });
+            }
+        }
+        {
+            let mut fast = CpuBackend::new().expect("the fast CPU backend");
+            let mut o = s.operands(&mut fast);
+            s.run(&mut fast, &mut o);
+            s.validate(&fast.read(&o.c_t).unwrap(), &o);
+            group.bench_function(BenchmarkId::new("cpu", s.name), |bench| {
+                bench.iter(|| s.run(&mut fast, &mut o))
+            });
+            if !s.trans_a && !s.trans_b {
+                let threads = fast.threads();
+                let mut c_out = vec![0.0; s.m * s.n];
+                group.bench_function(BenchmarkId::new("cpu-faer-alone", s.name), |bench| {
+                    bench.iter(|| library_sgemm(&o.a, &o.b, &mut c_out, (s.m, s.n, s.k), threads))
                 });
             }
         }

@@ -386,6 +386,35 @@ fn bench_reports_the_adapter_and_each_workload() {
     );
 }
 
+/// `wgtrain bench --backend cpu` on a training workload: the machine's SGEMM rate beside the
+/// rows, and the timed epochs (two, of one `fit`) with a loss that fell.
+#[test]
+fn bench_on_the_cpu_backend_trains_and_rates_the_machine() {
+    let out = json(&wgtrain(&[
+        "bench",
+        "--backend",
+        "cpu",
+        "--workload",
+        "MLP-B",
+        "--repeats",
+        "2",
+        "--no-reference",
+        "--json",
+    ]));
+    assert!(out["sgemm"]["gflops"].as_f64().unwrap() > 0.0, "{out}");
+    let results = out["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1, "{out}");
+    let r = &results[0];
+    assert_eq!(r["workload"], "MLP-B");
+    assert!(r["backend"].as_str().unwrap().starts_with("cpu"), "{r}");
+    let (first, last) = (
+        r["first_loss"].as_f64().unwrap(),
+        r["final_loss"].as_f64().unwrap(),
+    );
+    assert!(last < first && last < 10f64.ln(), "{r}");
+    assert!(r["samples_per_sec"].as_f64().unwrap() > 0.0, "{r}");
+}
+
 /// With `WGTRAIN_TUNE_CACHE` set, the matmul tilings autotuned in one process are written to
 /// that file (one line per shape class, for this adapter) and read by the next, which then
 /// tunes nothing and leaves the file as it was; lines that do not parse are retuned, not

@@ -151,11 +151,17 @@ unsafe fn gemm_block(
 
 /// `c = a · b`, `[n, n]` row-major, by faer on its own parallel split (see
 /// [`super::library_sgemm`]).
-pub(crate) fn library_sgemm(a: &[f32], b: &[f32], c: &mut [f32], n: usize, threads: usize) {
-    assert!(a.len() == n * n && b.len() == n * n && c.len() == n * n);
-    let lhs = MatRef::from_row_major_slice(a, n, n);
-    let rhs = MatRef::from_row_major_slice(b, n, n);
-    let dst = MatMut::from_row_major_slice_mut(c, n, n);
+pub(crate) fn library_sgemm(
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    (m, n, k): (usize, usize, usize),
+    threads: usize,
+) {
+    assert!(a.len() == m * k && b.len() == k * n && c.len() == m * n);
+    let lhs = MatRef::from_row_major_slice(a, m, k);
+    let rhs = MatRef::from_row_major_slice(b, k, n);
+    let dst = MatMut::from_row_major_slice_mut(c, m, n);
     let par = std::num::NonZeroUsize::new(threads).map_or(Par::Seq, Par::Rayon);
     matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, par);
 }

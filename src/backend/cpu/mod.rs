@@ -89,9 +89,15 @@ pub fn default_threads() -> Result<usize> {
 }
 
 /// The machine's SGEMM rate as `wgtrain bench` measures it beside the backend: `c = a · b`
-/// for row-major `[n, n]` matrices by faer alone, on its own split over `threads` rayon
-/// threads (not this backend's pool, blocks and checks). Panics if the slices are not
-/// `n · n` long.
-pub fn library_sgemm(a: &[f32], b: &[f32], c: &mut [f32], n: usize, threads: usize) {
-    gemm::library_sgemm(a, b, c, n, threads);
+/// for row-major `a [m, k]`, `b [k, n]` and `c [m, n]` by faer alone, on its own split over
+/// `threads` rayon threads (not this backend's pool, blocks and checks). Panics if the slices
+/// are not of those lengths.
+pub fn library_sgemm(
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    (m, n, k): (usize, usize, usize),
+    threads: usize,
+) {
+    gemm::library_sgemm(a, b, c, (m, n, k), threads);
 }
