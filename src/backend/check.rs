@@ -1,6 +1,6 @@
 //! Shape checks, shared by every backend so that both reject the same calls the same way.
 
-use super::{Guard, Loss, Optimizer, Tensor};
+use super::{Guard, Loss, Optimizer, Tensor, Window};
 use crate::error::{Error, Result};
 
 fn shape_err(op: &'static str, detail: String) -> Error {
@@ -322,6 +322,124 @@ pub fn maxout<T: Tensor>(op: &'static str, z: &T, pieces: usize, y: &T) -> Resul
         ));
     }
     Ok(())
+}
+
+/// A window that fits its images (see [`Window::validate`]).
+fn window(op: &'static str, w: &Window) -> Result<()> {
+    w.validate().map_err(|detail| Error::Invalid { op, detail })
+}
+
+/// `images` `[N, H·W·C]` of `w`'s input and `out` `[N, positions · width]` of its output, the
+/// same `N`.
+fn images<T: Tensor>(
+    op: &'static str,
+    w: &Window,
+    images: &T,
+    out: &T,
+    width: usize,
+) -> Result<()> {
+    window(op, w)?;
+    let [h, wd, c] = w.input;
+    let [oh, ow] = w.output();
+    if images.cols() != w.input_len() {
+        return Err(shape_err(
+            op,
+            format!(
+                "images of {h}×{wd}×{c} are [N, {}], got {}",
+                w.input_len(),
+                fmt(images.shape())
+            ),
+        ));
+    }
+    if out.rows() != images.rows() || out.cols() != w.positions() * width {
+        return Err(shape_err(
+            op,
+            format!(
+                "{} images of {h}×{wd}×{c} give a [{}, {}] output ({oh}×{ow}×{width}), got {}",
+                images.rows(),
+                images.rows(),
+                w.positions() * width,
+                fmt(out.shape())
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A convolution's operands fit `w`: `x` `[N, H·W·C]`, `kernel` `[kh·kw·C, F]`, `bias`
+/// `[1, F]`, `out` `[N, Ho·Wo·F]`.
+pub fn conv2d<T: Tensor>(
+    op: &'static str,
+    x: &T,
+    kernel: &T,
+    bias: Option<&T>,
+    w: &Window,
+    out: &T,
+) -> Result<()> {
+    window(op, w)?;
+    let [kh, kw] = w.kernel;
+    let taps = kh * kw * w.input[2];
+    if kernel.rows() != taps {
+        return Err(shape_err(
+            op,
+            format!(
+                "a {kh}×{kw} kernel over {} channels is [{taps}, filters], got {}",
+                w.input[2],
+                fmt(kernel.shape())
+            ),
+        ));
+    }
+    if let Some(b) = bias {
+        if b.shape() != [1, kernel.cols()] {
+            return Err(shape_err(
+                op,
+                format!(
+                    "the bias of {} filters is [1, {}], got {}",
+                    kernel.cols(),
+                    kernel.cols(),
+                    fmt(b.shape())
+                ),
+            ));
+        }
+    }
+    images(op, w, x, out, kernel.cols())
+}
+
+/// An activation that applies to a feature map element by element: not softmax, whose rows
+/// would be whole feature maps.
+pub fn feature_map_activation(op: &'static str, act: super::Activation) -> Result<()> {
+    if act == super::Activation::Softmax {
+        return Err(Error::Invalid {
+            op,
+            detail: "softmax over a convolution's feature map would normalise across positions and filters together; use it on a Dense layer after Flatten".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Max pooling's winners on the host are positions inside one image (whole numbers below
+/// `H·W·C`): anything else did not come from [`crate::backend::Backend::max_pool_forward`].
+pub fn winners(op: &'static str, winners: &[f32], w: &Window) -> Result<()> {
+    let len = w.input_len() as f32;
+    if let Some((i, v)) = winners
+        .iter()
+        .enumerate()
+        .find(|(_, &v)| !(v >= 0.0 && v < len && v.fract() == 0.0))
+    {
+        return Err(Error::Invalid {
+            op,
+            detail: format!(
+                "winners[{i}] = {v} is not a position in an image of {} values: pass the winners max_pool_forward wrote",
+                w.input_len()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// A pooling op's operands fit `w`: `x` `[N, H·W·C]` and `y` `[N, Ho·Wo·C]`.
+pub fn pool<T: Tensor>(op: &'static str, x: &T, w: &Window, y: &T) -> Result<()> {
+    images(op, w, x, y, w.input[2])
 }
 
 /// Penalty factors are finite and ≥ 0.

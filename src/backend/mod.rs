@@ -17,6 +17,7 @@ pub mod ops;
 pub mod reference;
 mod step;
 mod tensor;
+pub mod window;
 
 pub use ops::{
     Activation, DropoutMask, Loss, Optimizer, PointError, RandomSlopes, AUC_THRESHOLDS,
@@ -27,6 +28,7 @@ pub use auto::{choose_auto, on_default_backend, AutoChoice, BackendJob};
 pub use guard::{Guard, GuardSlots};
 pub use step::{DeviceTime, StepValues};
 pub use tensor::HostTensor;
+pub use window::{Padding, Window};
 
 use crate::error::Result;
 
@@ -437,6 +439,97 @@ pub trait Backend {
         dy: &Self::Tensor,
         dx: &mut Self::Tensor,
         dalpha: &mut Self::Tensor,
+    ) -> Result<()>;
+
+    /// A 2-D convolution of channels-last images (see [`Window`] and
+    /// [`reference::conv2d_forward`]): `z = conv(x, kernel) + bias`, with `x` `[N, H·W·C]`,
+    /// `kernel` `[kh·kw·C, F]` (Keras' `[kh, kw, C, F]`), `bias` `[1, F]` or none, `z`
+    /// `[N, Ho·Wo·F]`.
+    fn conv2d(
+        &mut self,
+        x: &Self::Tensor,
+        kernel: &Self::Tensor,
+        bias: Option<&Self::Tensor>,
+        window: &Window,
+        z: &mut Self::Tensor,
+    ) -> Result<()>;
+
+    /// A Conv2D layer's forward: [`Backend::conv2d`] then `a = act(z)` (the default; a backend
+    /// may fuse the activation). Softmax, which would run over a whole feature map, is refused.
+    #[allow(clippy::too_many_arguments)]
+    fn conv2d_forward(
+        &mut self,
+        x: &Self::Tensor,
+        kernel: &Self::Tensor,
+        bias: Option<&Self::Tensor>,
+        window: &Window,
+        act: Activation,
+        z: &mut Self::Tensor,
+        a: &mut Self::Tensor,
+    ) -> Result<()> {
+        check::feature_map_activation("conv2d_forward", act)?;
+        self.conv2d(x, kernel, bias, window, z)?;
+        self.activation(act, z, a)
+    }
+
+    /// The gradient of [`Backend::conv2d`] with respect to its input: `dx` `[N, H·W·C]` from
+    /// `dz` `[N, Ho·Wo·F]` (see [`reference::conv2d_backward_input`]).
+    fn conv2d_backward_input(
+        &mut self,
+        dz: &Self::Tensor,
+        kernel: &Self::Tensor,
+        window: &Window,
+        dx: &mut Self::Tensor,
+    ) -> Result<()>;
+
+    /// The gradients of [`Backend::conv2d`] with respect to the kernel (`[kh·kw·C, F]`) and
+    /// the bias (`[1, F]`, when there is one), summed over the batch (see
+    /// [`reference::conv2d_backward_kernel`]).
+    fn conv2d_backward_kernel(
+        &mut self,
+        x: &Self::Tensor,
+        dz: &Self::Tensor,
+        window: &Window,
+        dkernel: &mut Self::Tensor,
+        dbias: Option<&mut Self::Tensor>,
+    ) -> Result<()>;
+
+    /// Max pooling: `y` `[N, Ho·Wo·C]` the largest of each window in each channel, `winners`
+    /// (shaped like `y`) the position within the image each came from, as an exact f32 (see
+    /// [`reference::max_pool_forward`]).
+    fn max_pool_forward(
+        &mut self,
+        x: &Self::Tensor,
+        window: &Window,
+        y: &mut Self::Tensor,
+        winners: &mut Self::Tensor,
+    ) -> Result<()>;
+
+    /// The backward of [`Backend::max_pool_forward`]: each output's gradient to the input its
+    /// window chose (summed where several chose one), 0 elsewhere; `dx` `[N, H·W·C]`.
+    fn max_pool_backward(
+        &mut self,
+        dy: &Self::Tensor,
+        winners: &Self::Tensor,
+        window: &Window,
+        dx: &mut Self::Tensor,
+    ) -> Result<()>;
+
+    /// Average pooling: `y` `[N, Ho·Wo·C]` the mean of each window's inputs inside the image
+    /// (padding is not counted; see [`reference::avg_pool_forward`]).
+    fn avg_pool_forward(
+        &mut self,
+        x: &Self::Tensor,
+        window: &Window,
+        y: &mut Self::Tensor,
+    ) -> Result<()>;
+
+    /// The backward of [`Backend::avg_pool_forward`]: `dx` `[N, H·W·C]`.
+    fn avg_pool_backward(
+        &mut self,
+        dy: &Self::Tensor,
+        window: &Window,
+        dx: &mut Self::Tensor,
     ) -> Result<()>;
 
     /// Maxout: `y[r, u] = max_k z[r, u · pieces + k]`; `z` `[N, units · pieces]`, `y`

@@ -403,6 +403,9 @@ impl Backend for CpuBackend {
         ReferenceBackend.prelu_backward(x, alpha, dy, dx, dalpha)
     }
 
+    // The reference's, until this backend has its own (issue 14).
+    crate::window_ops!(HostTensor, crate::backend::reference::conv::checked);
+
     fn maxout_forward(&mut self, z: &HostTensor, pieces: usize, y: &mut HostTensor) -> Result<()> {
         ReferenceBackend.maxout_forward(z, pieces, y)
     }

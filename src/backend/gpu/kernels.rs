@@ -38,6 +38,8 @@ pub enum Module {
     Layers,
     /// `shaders/data.wgsl`
     Data,
+    /// `shaders/conv.wgsl`
+    Conv,
 }
 
 /// `shaders/common.wgsl` followed by the named files, in order.
@@ -72,6 +74,7 @@ impl Module {
             Module::Optim => shader!("optim.wgsl"),
             Module::Layers => shader!("layers.wgsl"),
             Module::Data => shader!("data.wgsl"),
+            Module::Conv => shader!("conv.wgsl"),
         }
     }
 
@@ -98,6 +101,7 @@ impl Module {
             Module::Optim => "optim.wgsl",
             Module::Layers => "layers.wgsl",
             Module::Data => "data.wgsl",
+            Module::Conv => "conv.wgsl",
         }
     }
 }
@@ -290,8 +294,25 @@ pub const PENALTY_SUM: Kernel = k(Module::Layers, "penalty_sum", &[RW, R]);
 /// grad, w
 pub const PENALTY_BACKWARD: Kernel = k(Module::Layers, "penalty_backward", &[RW, R]);
 
+/// z, x, kernel, bias (v1, direct)
+pub const CONV2D_FORWARD: Kernel = k(Module::Conv, "conv2d_forward", &[RW, R, R, R]);
+/// dx, dz, kernel
+pub const CONV2D_BACKWARD_INPUT: Kernel = k(Module::Conv, "conv2d_backward_input", &[RW, R, R]);
+/// dkernel, x, dz
+pub const CONV2D_BACKWARD_KERNEL: Kernel = k(Module::Conv, "conv2d_backward_kernel", &[RW, R, R]);
+/// dbias, dz
+pub const CONV2D_BACKWARD_BIAS: Kernel = k(Module::Conv, "conv2d_backward_bias", &[RW, R]);
+/// y, winners, x
+pub const MAX_POOL_FORWARD: Kernel = k(Module::Conv, "max_pool_forward", &[RW, RW, R]);
+/// dx, dy, winners
+pub const MAX_POOL_BACKWARD: Kernel = k(Module::Conv, "max_pool_backward", &[RW, R, R]);
+/// y, x
+pub const AVG_POOL_FORWARD: Kernel = k(Module::Conv, "avg_pool_forward", &[RW, R]);
+/// dx, dy
+pub const AVG_POOL_BACKWARD: Kernel = k(Module::Conv, "avg_pool_backward", &[RW, R]);
+
 /// Every kernel, for tests that build every pipeline.
-pub const ALL: [Kernel; 56] = [
+pub const ALL: [Kernel; 64] = [
     MATMUL,
     MATMUL_DIRECT,
     MATMUL_VEC4,
@@ -348,6 +369,14 @@ pub const ALL: [Kernel; 56] = [
     MAXOUT_BACKWARD,
     PENALTY_SUM,
     PENALTY_BACKWARD,
+    CONV2D_FORWARD,
+    CONV2D_BACKWARD_INPUT,
+    CONV2D_BACKWARD_KERNEL,
+    CONV2D_BACKWARD_BIAS,
+    MAX_POOL_FORWARD,
+    MAX_POOL_BACKWARD,
+    AVG_POOL_FORWARD,
+    AVG_POOL_BACKWARD,
 ];
 
 /// The most storage bindings any kernel has.
@@ -501,6 +530,28 @@ pub struct GatherParams {
     pub y_cols: u32,
     pub y_len: u32,
     pub _pad: [u32; 2],
+}
+
+/// `conv.wgsl`
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Default)]
+pub struct ConvParams {
+    pub rows: u32,
+    pub in_h: u32,
+    pub in_w: u32,
+    pub in_c: u32,
+    pub k_h: u32,
+    pub k_w: u32,
+    pub s_h: u32,
+    pub s_w: u32,
+    pub pad_t: u32,
+    pub pad_l: u32,
+    pub out_h: u32,
+    pub out_w: u32,
+    pub filters: u32,
+    pub has_bias: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
 }
 
 /// `layers.wgsl`

@@ -18,6 +18,7 @@
 //! tests can prove it (the staging belt's chunks are wgpu's and not counted).
 
 mod context;
+mod conv;
 pub(crate) mod kernels;
 mod layers;
 mod ops;

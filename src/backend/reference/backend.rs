@@ -510,6 +510,8 @@ impl Backend for ReferenceBackend {
         Ok(())
     }
 
+    crate::window_ops!(HostTensor, super::conv::checked);
+
     fn maxout_forward(&mut self, z: &HostTensor, pieces: usize, y: &mut HostTensor) -> Result<()> {
         check::maxout("maxout_forward", z, pieces, y)?;
         maxout_forward(&z.data, &mut y.data, y.cols, pieces);

@@ -7,6 +7,7 @@
 //! the gradient checks in `tests/gradcheck.rs` can hold every backward to finite differences.
 
 mod backend;
+pub(crate) mod conv;
 mod data;
 mod layers;
 mod reduce;
@@ -14,6 +15,7 @@ mod reduce;
 pub use super::tensor::HostTensor;
 pub use backend::ReferenceBackend;
 pub(crate) use backend::{guard_allows, guard_done};
+pub use conv::*;
 pub use data::*;
 pub use layers::*;
 pub use reduce::*;
