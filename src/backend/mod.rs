@@ -27,43 +27,10 @@ pub use ops::{
 pub use auto::{choose_auto, on_default_backend, AutoChoice, BackendJob};
 pub use guard::{Guard, GuardSlots};
 pub use step::{DeviceTime, StepValues};
-pub use tensor::HostTensor;
+pub use tensor::{HostTensor, MemoryLimits, Tensor};
 pub use window::{Padding, Window};
 
 use crate::error::Result;
-
-/// A 2-D f32 tensor living on some backend.
-pub trait Tensor {
-    /// Number of rows.
-    fn rows(&self) -> usize;
-    /// Number of columns.
-    fn cols(&self) -> usize;
-    /// `[rows, cols]`.
-    fn shape(&self) -> [usize; 2] {
-        [self.rows(), self.cols()]
-    }
-    /// Number of elements.
-    fn len(&self) -> usize {
-        self.rows() * self.cols()
-    }
-    /// True if the tensor has no elements (never, for tensors a backend made).
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// What a backend can hold, for estimating before allocating: see
-/// [`Backend::memory_limits`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MemoryLimits {
-    /// The largest tensor, in bytes, if there is a limit (a GPU's buffer and binding limits).
-    pub max_tensor_bytes: Option<u64>,
-    /// The name of that limit, for messages.
-    pub max_tensor_limit: &'static str,
-    /// Whether the backend's tensors live in host memory (the CPU backends, and software
-    /// GPU adapters such as lavapipe), so that they count against what the host has left.
-    pub in_host_memory: bool,
-}
 
 /// The ops of one training step, on one device.
 ///
