@@ -11,6 +11,8 @@
 //! | `batchnorm_{k}.moving_mean`, `.moving_variance` | `[units]` | its moving statistics (not trained) |
 //! | `prelu_{k}.alpha` | `[units]` | the k-th PReLU's slopes |
 //! | `maxout_{k}.weight`, `.bias` | `[fan_in, units · pieces]`, `[units · pieces]` | the k-th Maxout's maps |
+//! | `conv2d_{k}.kernel` | `[kh, kw, in_channels, filters]` | the k-th Conv2D's kernel, Keras' layout |
+//! | `conv2d_{k}.bias` | `[filters]` | its bias (absent with `use_bias: false`) |
 //! | `optimizer.<tensor>.{m,v}` / `.velocity` | like the tensor | Adam's moments / momentum's velocity, for each trainable tensor |
 //! | `standardize.mean`, `standardize.std` | `[features]` | input standardization, if used |
 //!
@@ -25,7 +27,8 @@
 //! resume must not change).
 //!
 //! The layers are listed in the config each with its kind (`{"kind": "dense", "units": 64,
-//! "activation": "relu"}`). Format 1 (`wgtrain-checkpoint-1`, before the layer stack) listed
+//! "activation": "relu"}`); convolution and pooling layers with the image shape they were
+//! built for (`"input": [28, 28, 1]`). Format 1 (`wgtrain-checkpoint-1`, before the layer stack) listed
 //! Dense layers only, without a kind: it still loads, its layers read as Dense.
 //!
 //! A PyTorch `nn.Linear` stores its weight `[out, in]`: `dense_{i}.weight` is its transpose

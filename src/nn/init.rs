@@ -58,7 +58,19 @@ impl Initializer {
         fan_out: usize,
         rng: &mut StdRng,
     ) -> Result<Vec<f32>, String> {
-        let n = fan_in * fan_out;
+        self.sample_fans([fan_in, fan_out], [fan_in, fan_out], rng)
+    }
+
+    /// `rows × cols` values for a tensor of `shape` whose fans are `fans`: for a convolution
+    /// kernel `[kh·kw·C, F]`, Keras' `[kh·kw·C, kh·kw·F]` (the receptive field counts on both
+    /// sides).
+    pub fn sample_fans(
+        &self,
+        [rows, cols]: [usize; 2],
+        [fan_in, fan_out]: [usize; 2],
+        rng: &mut StdRng,
+    ) -> Result<Vec<f32>, String> {
+        let n = rows * cols;
         let (fi, fo) = (fan_in as f64, fan_out as f64);
         let uniform = |limit: f64, rng: &mut StdRng| -> Vec<f32> {
             (0..n)
@@ -98,7 +110,7 @@ impl Initializer {
             Initializer::Values(v) if v.len() == n => v.clone(),
             Initializer::Values(v) => {
                 return Err(format!(
-                    "{} initial values given for a [{fan_in}, {fan_out}] tensor ({n} values)",
+                    "{} initial values given for a [{rows}, {cols}] tensor ({n} values)",
                     v.len()
                 ))
             }

@@ -15,8 +15,8 @@ mod summary;
 
 pub use init::Initializer;
 pub use layers::{
-    ActivationLayer, BatchNormalization, Dense, Dropout, Layer, Maxout, Mode, PRelu, RRelu,
-    Regularizer,
+    ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
+    GlobalAveragePooling2D, Layer, MaxPooling2D, Maxout, Mode, PRelu, RRelu, Regularizer, Shape,
 };
 pub use loss::{Head, LossFn, Task};
 pub use network::{Activations, LossSite, Network};
@@ -30,12 +30,27 @@ use crate::error::{Error, Result};
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Sequential {
     pub(crate) layers: Vec<Layer>,
+    /// The images the model takes, `[height, width, channels]`, where it takes images.
+    pub(crate) input_shape: Option<[usize; 3]>,
 }
 
 impl Sequential {
     /// An empty stack.
     pub fn new() -> Sequential {
         Sequential::default()
+    }
+
+    /// The same stack taking images of `[height, width, channels]` (Keras'
+    /// `Input(shape=(H, W, C))`), row-major and channels last in each row of the data: what
+    /// convolution and pooling layers need to know.
+    pub fn input_shape(mut self, shape: [usize; 3]) -> Sequential {
+        self.input_shape = Some(shape);
+        self
+    }
+
+    /// The images the model takes, if it was given their shape.
+    pub fn image_shape(&self) -> Option<[usize; 3]> {
+        self.input_shape
     }
 
     /// The stack with `layer` on top.
@@ -80,6 +95,7 @@ impl Sequential {
             l.validate()
                 .map_err(|e| Error::Config(format!("layer {i} ({}): {e}", l.kind())))?;
         }
+        self.clone().bind()?;
         if let Some(i) = self.layers[..self.layers.len() - 1]
             .iter()
             .position(|l| l.output_activation().is_some_and(Activation::is_row_wise))
@@ -87,6 +103,29 @@ impl Sequential {
             return Err(Error::Config(format!(
                 "layer {i} is a hidden softmax layer; softmax belongs on the output layer only"
             )));
+        }
+        Ok(())
+    }
+}
+
+impl Sequential {
+    /// Gives each layer the shape of its input, from the model's input shape up (see
+    /// [`Layer::bind`]): convolutions and pooling keep their images'. An error names the
+    /// layer and both shapes where one cannot take what the layer below gives, and says
+    /// where the input shape comes from when a layer needs images and none was given.
+    pub(crate) fn bind(&mut self) -> Result<()> {
+        let mut shape = self.input_shape.map_or(Shape::Flat, Shape::Image);
+        let mut counts = std::collections::HashMap::new();
+        for (i, l) in self.layers.iter_mut().enumerate() {
+            let n = counts.entry(l.kind()).or_insert(0usize);
+            let name = format!("{}_{n}", l.kind());
+            *n += 1;
+            shape = l.bind(shape).map_err(|e| {
+                Error::Config(format!(
+                    "layer {i} ({name}) cannot take {}: {e}",
+                    shape.describe()
+                ))
+            })?;
         }
         Ok(())
     }

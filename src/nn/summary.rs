@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{Layer, Sequential};
+use super::{Layer, Sequential, Shape};
 
 /// One row of a [`Summary`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -14,6 +14,10 @@ pub struct SummaryRow {
     pub layer_type: &'static str,
     /// Its output width (the shape is `(None, width)`).
     pub output_width: usize,
+    /// Its output images' `[height, width, channels]`, where it gives images (the shape is
+    /// then `(None, H, W, C)`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_image: Option<[usize; 3]>,
     /// All its values, trainable or not (Keras' `Param #`).
     pub params: usize,
     /// Its trainable values.
@@ -46,6 +50,11 @@ fn keras_type(l: &Layer) -> &'static str {
         Layer::PRelu(_) => "PReLU",
         Layer::Maxout(_) => "Maxout",
         Layer::RRelu(_) => "RReLU",
+        Layer::Conv2D(_) => "Conv2D",
+        Layer::MaxPooling2D(_) => "MaxPooling2D",
+        Layer::AveragePooling2D(_) => "AveragePooling2D",
+        Layer::GlobalAveragePooling2D(_) => "GlobalAveragePooling2D",
+        Layer::Flatten(_) => "Flatten",
     }
 }
 
@@ -54,6 +63,11 @@ impl Summary {
     pub fn of(spec: &Sequential, input_width: usize) -> Summary {
         let mut counts = std::collections::HashMap::<&str, usize>::new();
         let mut fan_in = input_width;
+        // Each layer bound to its input's shape, as compile binds them (a stack that cannot
+        // be bound fails to compile; its summary counts what it can).
+        let mut spec = spec.clone();
+        spec.bind().ok();
+        let mut shape = spec.image_shape().map_or(Shape::Flat, Shape::Image);
         let layers: Vec<SummaryRow> = spec
             .layers()
             .iter()
@@ -64,10 +78,16 @@ impl Summary {
                 let trainable = l.parameter_count(fan_in);
                 let params = trainable.saturating_add(l.state_count(fan_in));
                 fan_in = l.width(fan_in);
+                shape = l.clone().bind(shape).unwrap_or(Shape::Flat);
+                let output_image = match shape {
+                    Shape::Image(s) => Some(s),
+                    Shape::Flat => None,
+                };
                 SummaryRow {
                     name,
                     layer_type: keras_type(l),
                     output_width: fan_in,
+                    output_image,
                     params,
                     trainable,
                     config: l.describe(),
@@ -123,7 +143,10 @@ impl std::fmt::Display for Summary {
             .map(|r| {
                 [
                     format!("{} ({})", r.name, r.layer_type),
-                    format!("(None, {})", r.output_width),
+                    match r.output_image {
+                        Some([h, w, c]) => format!("(None, {h}, {w}, {c})"),
+                        None => format!("(None, {})", r.output_width),
+                    },
                     thousands(r.params),
                 ]
             })

@@ -73,8 +73,9 @@ impl Sequential {
     /// Fails with a message saying what to do when the loss cannot train the last layer (a
     /// softmax output fed to a loss that applies softmax again, one output with categorical
     /// cross-entropy, ...) or a metric does not fit the loss.
-    pub fn compile<B: Backend>(self, backend: B, config: Compile) -> Result<Model<B>> {
+    pub fn compile<B: Backend>(mut self, backend: B, config: Compile) -> Result<Model<B>> {
         self.validate()?;
+        self.bind()?;
         config.optimizer.validate(1)?;
         let units = self
             .output_units()
@@ -557,6 +558,8 @@ fn input_width_of(spec: &Sequential, weights: &[LayerWeights]) -> Option<usize> 
         .iter()
         .zip(weights)
         .find_map(|(l, w)| match (l, w.params.first()) {
+            // Convolutions and pooling know their images.
+            _ if l.input_image().is_some() => l.input_image().map(|s| s.iter().product()),
             (crate::nn::Layer::Dense(_) | crate::nn::Layer::Maxout(_), Some(t)) => Some(t.shape[0]),
             (_, Some(t)) => Some(t.shape[1]),
             _ => None,

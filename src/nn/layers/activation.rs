@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Backward, Forward, Kind};
+use super::{Backward, Forward, Kind, Shape};
 use crate::backend::{Activation, Backend};
 use crate::error::Result;
 
@@ -27,6 +27,11 @@ impl Kind for ActivationLayer {
 
     fn validate(&self) -> std::result::Result<(), String> {
         Ok(())
+    }
+
+    /// Element by element: images stay images.
+    fn bind(&mut self, input: Shape) -> std::result::Result<Shape, String> {
+        Ok(input)
     }
 
     fn width(&self, fan_in: usize) -> usize {

@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{row, Backward, Forward, Kind, Mode, ParamSpec, StateSpec};
+use super::{row, Backward, Forward, Kind, Mode, ParamSpec, Shape, StateSpec};
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::nn::Initializer;
@@ -54,6 +54,18 @@ impl Kind for BatchNormalization {
         Ok(())
     }
 
+    /// Feature vectors only: Keras normalises a feature map per channel, which this layer
+    /// (per feature) does not do.
+    fn bind(&mut self, input: Shape) -> std::result::Result<Shape, String> {
+        match input {
+            Shape::Flat => Ok(Shape::Flat),
+            Shape::Image(_) => Err(format!(
+                "batch normalization of {} would normalise each position of each channel on its own, not each channel as Keras does; put it after Flatten (or a global pooling)",
+                input.describe()
+            )),
+        }
+    }
+
     fn width(&self, fan_in: usize) -> usize {
         fan_in
     }
@@ -64,6 +76,7 @@ impl Kind for BatchNormalization {
             shape: row(fan_in),
             init: Initializer::Constant(value),
             regularizer: None,
+            conv_kernel: None,
         };
         vec![p("gamma", 1.0), p("beta", 0.0)]
     }

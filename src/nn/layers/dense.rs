@@ -109,12 +109,14 @@ impl Kind for Dense {
                 shape: [fan_in, self.units],
                 init: self.kernel_initializer.clone(),
                 regularizer: self.kernel_regularizer,
+                conv_kernel: None,
             },
             ParamSpec {
                 name: "bias",
                 shape: row(self.units),
                 init: self.bias_initializer.clone(),
                 regularizer: self.bias_regularizer,
+                conv_kernel: None,
             },
         ]
     }

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Backward, Forward, Kind};
+use super::{Backward, Forward, Kind, Shape};
 use crate::backend::Backend;
 use crate::error::Result;
 
@@ -37,6 +37,11 @@ impl Kind for Dropout {
                 self.rate
             ))
         }
+    }
+
+    /// Element by element: images stay images.
+    fn bind(&mut self, input: Shape) -> std::result::Result<Shape, String> {
+        Ok(input)
     }
 
     fn width(&self, fan_in: usize) -> usize {

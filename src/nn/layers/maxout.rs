@@ -85,12 +85,14 @@ impl Kind for Maxout {
                 shape: [fan_in, self.maps()],
                 init: self.kernel_initializer.clone(),
                 regularizer: self.kernel_regularizer,
+                conv_kernel: None,
             },
             ParamSpec {
                 name: "bias",
                 shape: row(self.maps()),
                 init: self.bias_initializer.clone(),
                 regularizer: self.bias_regularizer,
+                conv_kernel: None,
             },
         ]
     }

@@ -12,18 +12,22 @@
 
 mod activation;
 mod batchnorm;
+mod conv;
 mod dense;
 mod dropout;
 mod maxout;
+mod pool;
 mod prelu;
 mod rrelu;
 pub mod spec;
 
 pub use activation::ActivationLayer;
 pub use batchnorm::BatchNormalization;
+pub use conv::Conv2D;
 pub use dense::Dense;
 pub use dropout::Dropout;
 pub use maxout::Maxout;
+pub use pool::{AveragePooling2D, Flatten, GlobalAveragePooling2D, MaxPooling2D};
 pub use prelu::PRelu;
 pub use rrelu::RRelu;
 
@@ -32,6 +36,28 @@ use serde::{Deserialize, Serialize};
 use super::Initializer;
 use crate::backend::{Activation, Backend, DropoutMask};
 use crate::error::Result;
+
+/// What a layer takes and gives, for the layers that need to know: flat feature vectors, or
+/// channels-last images `[height, width, channels]` (in the backend a batch of either is a
+/// `[N, features]` tensor). Set when the model is built from its input shape
+/// ([`crate::nn::Sequential::input_shape`]): see [`Layer::bind`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// Feature vectors, of whatever width the data has.
+    Flat,
+    /// Images of `[height, width, channels]`.
+    Image([usize; 3]),
+}
+
+impl Shape {
+    /// `H×W×C`, or `flat`, for messages.
+    pub fn describe(self) -> String {
+        match self {
+            Shape::Flat => "flat features".into(),
+            Shape::Image([h, w, c]) => format!("{h}×{w}×{c} images"),
+        }
+    }
+}
 
 /// Keras' weight penalty `l1 · Σ |w| + l2 · Σ w²` on a layer's kernel or bias; it is added to
 /// the loss (and reported with it) and its gradient to the parameter's, on the device.
@@ -83,13 +109,29 @@ pub struct ParamSpec {
     pub init: Initializer,
     /// Its penalty, if any.
     pub regularizer: Option<Regularizer>,
+    /// `[kh, kw, C, F]` for a convolution kernel (`shape` is then `[kh·kw·C, F]`): its shape
+    /// in checkpoints, and the fans its initializer draws with (Keras' receptive field on
+    /// both sides, see [`Initializer::sample_fans`]).
+    pub conv_kernel: Option<[usize; 4]>,
 }
 
 impl ParamSpec {
-    /// Its shape in checkpoints: `[cols]` for a per-unit vector (`[1, cols]`, a bias), else
-    /// `[rows, cols]`.
+    /// Its shape in checkpoints: `[kh, kw, C, F]` for a convolution kernel, `[cols]` for a
+    /// per-unit vector (`[1, cols]`, a bias), else `[rows, cols]`.
     pub fn file_shape(&self) -> Vec<usize> {
-        file_shape(self.name, self.shape)
+        match self.conv_kernel {
+            Some(k) => k.to_vec(),
+            None => file_shape(self.name, self.shape),
+        }
+    }
+
+    /// The fans its initializer draws with: `[kh·kw·C, kh·kw·F]` for a convolution kernel,
+    /// else its shape.
+    pub fn fans(&self) -> [usize; 2] {
+        match self.conv_kernel {
+            Some([kh, kw, c, f]) => [kh * kw * c, kh * kw * f],
+            None => self.shape,
+        }
     }
 }
 
@@ -230,6 +272,20 @@ pub enum Layer {
     /// A leaky ReLU with random slopes in training.
     #[serde(rename = "rrelu")]
     RRelu(RRelu),
+    /// A 2-D convolution of channels-last images.
+    #[serde(rename = "conv2d")]
+    Conv2D(Conv2D),
+    /// The largest value of each window.
+    #[serde(rename = "max_pooling2d")]
+    MaxPooling2D(MaxPooling2D),
+    /// The mean of each window.
+    #[serde(rename = "average_pooling2d")]
+    AveragePooling2D(AveragePooling2D),
+    /// The mean of each channel over the whole image.
+    #[serde(rename = "global_average_pooling2d")]
+    GlobalAveragePooling2D(GlobalAveragePooling2D),
+    /// Images as flat feature vectors.
+    Flatten(Flatten),
 }
 
 macro_rules! each {
@@ -242,6 +298,11 @@ macro_rules! each {
             Layer::PRelu($l) => $e,
             Layer::Maxout($l) => $e,
             Layer::RRelu($l) => $e,
+            Layer::Conv2D($l) => $e,
+            Layer::MaxPooling2D($l) => $e,
+            Layer::AveragePooling2D($l) => $e,
+            Layer::GlobalAveragePooling2D($l) => $e,
+            Layer::Flatten($l) => $e,
         }
     };
 }
@@ -252,6 +313,12 @@ pub(crate) trait Kind {
     const NAME: &'static str;
     /// Whether the config can be built (rates, sizes, factors), as a sentence.
     fn validate(&self) -> std::result::Result<(), String>;
+    /// The shape of the output for inputs of `input`, keeping what the layer needs of it
+    /// (a convolution its image shape); or why the layer cannot take such inputs. Layers
+    /// that read any width and give feature vectors (Dense, Maxout) take the default.
+    fn bind(&mut self, _input: Shape) -> std::result::Result<Shape, String> {
+        Ok(Shape::Flat)
+    }
     /// The output width for inputs of `fan_in`.
     fn width(&self, fan_in: usize) -> usize;
     /// The trainable tensors for inputs of `fan_in`.
@@ -297,6 +364,36 @@ impl Layer {
     /// Checks the config.
     pub fn validate(&self) -> std::result::Result<(), String> {
         each!(self, l => l.validate())
+    }
+
+    /// The output's shape for inputs of `input` (see [`Shape`]), the layer keeping what it
+    /// needs of it; or why it cannot take them, as a sentence.
+    pub fn bind(&mut self, input: Shape) -> std::result::Result<Shape, String> {
+        each!(self, l => l.bind(input))
+    }
+
+    /// Whether the layer works on images (a convolution or a pooling layer): a stack with one
+    /// needs its input shape.
+    pub fn reads_images(&self) -> bool {
+        matches!(
+            self,
+            Layer::Conv2D(_)
+                | Layer::MaxPooling2D(_)
+                | Layer::AveragePooling2D(_)
+                | Layer::GlobalAveragePooling2D(_)
+        )
+    }
+
+    /// The images a bound convolution or pooling layer takes (see [`Layer::bind`]): its
+    /// input must be exactly their `H·W·C` values.
+    pub fn input_image(&self) -> Option<[usize; 3]> {
+        match self {
+            Layer::Conv2D(l) => l.input,
+            Layer::MaxPooling2D(l) => l.pool.input,
+            Layer::AveragePooling2D(l) => l.pool.input,
+            Layer::GlobalAveragePooling2D(l) => l.input,
+            _ => None,
+        }
     }
 
     /// The output width for inputs of `fan_in`.
@@ -401,6 +498,31 @@ impl From<RRelu> for Layer {
 impl From<Maxout> for Layer {
     fn from(l: Maxout) -> Layer {
         Layer::Maxout(l)
+    }
+}
+impl From<Conv2D> for Layer {
+    fn from(l: Conv2D) -> Layer {
+        Layer::Conv2D(l)
+    }
+}
+impl From<MaxPooling2D> for Layer {
+    fn from(l: MaxPooling2D) -> Layer {
+        Layer::MaxPooling2D(l)
+    }
+}
+impl From<AveragePooling2D> for Layer {
+    fn from(l: AveragePooling2D) -> Layer {
+        Layer::AveragePooling2D(l)
+    }
+}
+impl From<GlobalAveragePooling2D> for Layer {
+    fn from(l: GlobalAveragePooling2D) -> Layer {
+        Layer::GlobalAveragePooling2D(l)
+    }
+}
+impl From<Flatten> for Layer {
+    fn from(l: Flatten) -> Layer {
+        Layer::Flatten(l)
     }
 }
 

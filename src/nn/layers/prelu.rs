@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{row, zeros, Backward, Forward, Kind, ParamSpec};
+use super::{row, zeros, Backward, Forward, Kind, ParamSpec, Shape};
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::nn::Initializer;
@@ -38,6 +38,11 @@ impl Kind for PRelu {
         self.alpha_initializer.validate()
     }
 
+    /// Element by element: images stay images.
+    fn bind(&mut self, input: Shape) -> std::result::Result<Shape, String> {
+        Ok(input)
+    }
+
     fn width(&self, fan_in: usize) -> usize {
         fan_in
     }
@@ -48,6 +53,7 @@ impl Kind for PRelu {
             shape: row(fan_in),
             init: self.alpha_initializer.clone(),
             regularizer: None,
+            conv_kernel: None,
         }]
     }
 

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Backward, Forward, Kind, Mode};
+use super::{Backward, Forward, Kind, Mode, Shape};
 use crate::backend::{Activation, Backend, RandomSlopes};
 use crate::error::Result;
 
@@ -60,6 +60,11 @@ impl Kind for RRelu {
                 self.lower, self.upper
             ))
         }
+    }
+
+    /// Element by element: images stay images.
+    fn bind(&mut self, input: Shape) -> std::result::Result<Shape, String> {
+        Ok(input)
     }
 
     fn width(&self, fan_in: usize) -> usize {

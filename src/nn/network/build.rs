@@ -25,11 +25,26 @@ impl<T: Tensor> Network<T> {
         let (mut fan_ins, mut param_at, mut state_at) = (Vec::new(), Vec::new(), Vec::new());
         let mut fan_in = input_dim;
         for (i, l) in spec.layers.iter().enumerate() {
+            if let Some([h, w, c]) = l
+                .input_image()
+                .filter(|s| s.iter().product::<usize>() != fan_in)
+            {
+                let what = if i == 0 {
+                    "the data has"
+                } else {
+                    "the layer below gives"
+                };
+                return Err(Error::Config(format!(
+                    "layer {i} ({}) takes {h}×{w}×{c} images ({} values a row), but {what} {fan_in}; give the model the input shape of the data",
+                    l.kind(),
+                    h * w * c
+                )));
+            }
             fan_ins.push(fan_in);
             let start = shapes.len();
             for p in l.params(fan_in) {
-                let [rows, cols] = p.shape;
-                let values = p.init.sample(rows, cols, rng).map_err(|e| {
+                let values = p.init.sample_fans(p.shape, p.fans(), rng);
+                let values = values.map_err(|e| {
                     Error::Config(format!("layer {i} ({}), {}: {e}", l.kind(), p.name))
                 })?;
                 if let Some(r) = p.regularizer {
