@@ -88,10 +88,17 @@ pub(crate) struct TrainArgs {
     pub(crate) standardize: bool,
     /// The hidden layers, comma separated: N (Dense, the --activation), N:ACT, N:prelu
     /// (Dense then PReLU), N:rrelu, dropout:RATE, batchnorm, maxout:N:PIECES, activation:ACT,
-    /// prelu, rrelu.
+    /// prelu, rrelu; for images conv:FILTERS:K[:sS][:same|valid][:ACT] (K or KHxKW; the
+    /// --activation unless ACT), maxpool:P[:sS][:same|valid], avgpool:P[...], globalavgpool,
+    /// flatten (e.g. conv:32:3:relu,maxpool:2,flatten,128).
     /// The output layer is added after them.
     #[arg(long, default_value = "128,64", value_delimiter = ',')]
     pub(crate) layers: Vec<String>,
+    /// The shape of each row as an image, HEIGHT,WIDTH,CHANNELS (channels last), for
+    /// convolution and pooling layers. IDX files (MNIST: 28,28,1) and the built-in digits
+    /// (8,8,1) carry theirs; a CSV needs it.
+    #[arg(long, value_name = "H,W,C")]
+    pub(crate) input_shape: Option<String>,
     /// An L1 penalty `F · Σ |w|` on the kernel of every Dense and Maxout layer.
     #[arg(long, value_name = "F")]
     pub(crate) l1: Option<f32>,

@@ -23,6 +23,9 @@ pub(crate) struct Labelled {
     pub(crate) source: String,
     /// The label column's name, for messages (empty for IDX labels).
     pub(crate) label_name: String,
+    /// The images' `[height, width, channels]`, where the source says (IDX files, the
+    /// built-in digits); `--input-shape` gives or overrides it.
+    pub(crate) image: Option<[usize; 3]>,
 }
 
 /// The files `path` stands for, as inputs an output must not replace: an MNIST folder's
@@ -51,6 +54,7 @@ pub(crate) fn builtin_digits() -> Labelled {
         test: None,
         source,
         label_name: "label".into(),
+        image: Some([8, 8, 1]),
     }
 }
 
@@ -68,7 +72,7 @@ pub(crate) fn load_labelled(flag: &str, path: &Path, label: &Option<String>) -> 
                 ),
             ));
         }
-        let (x, y, xt, yt) = idx::load_mnist_dir(path)?;
+        let ((x, y, xt, yt), image) = idx::load_mnist_images(path)?;
         let labels = |split: &str| {
             let stem = format!("{split}-labels-idx1-ubyte");
             let file = idx::mnist_files(path)
@@ -87,6 +91,7 @@ pub(crate) fn load_labelled(flag: &str, path: &Path, label: &Option<String>) -> 
             test: Some((xt, yt, labels("t10k"))),
             source: format!("{} (IDX, pixels scaled to [0, 1])", path.display()),
             label_name: String::new(),
+            image,
         });
     }
     let label = label
@@ -100,6 +105,7 @@ pub(crate) fn load_labelled(flag: &str, path: &Path, label: &Option<String>) -> 
         test: None,
         source: path.display().to_string(),
         label_name: d.label_name,
+        image: None,
     })
 }
 

@@ -192,6 +192,7 @@ pub(crate) fn prepare_training(args: &TrainArgs, started: Instant) -> Result<Tra
     let mut warnings = Vec::new();
     let classifier = matches!(loss.task(), Task::SparseCategorical | Task::Categorical);
 
+    let image = input_shape(args, &data)?;
     let Labelled {
         x,
         y,
@@ -281,9 +282,17 @@ pub(crate) fn prepare_training(args: &TrainArgs, started: Instant) -> Result<Tra
     check_monitor(args, &metrics)?;
     let mut output = Dense::new(outputs, output_act).kernel_initializer(init);
     output.kernel_regularizer = regularizer;
+    // The input is images only for a stack that reads them (a Dense-only model on MNIST
+    // stays a model of 784 features).
+    let start = match image {
+        Some(shape) if hidden_layers.iter().any(|l| l.reads_images()) => {
+            Sequential::new().input_shape(shape)
+        }
+        _ => Sequential::new(),
+    };
     let model = hidden_layers
         .into_iter()
-        .fold(Sequential::new(), Sequential::add)
+        .fold(start, Sequential::add)
         .add(output);
     model
         .validate()
@@ -478,4 +487,37 @@ fn check_resume(
          or train from the start without --resume",
         list.join("; ")
     )))
+}
+
+/// The images each row is: `--input-shape H,W,C`, else what the source says (IDX files, the
+/// built-in digits), else none; it must account for every feature column.
+fn input_shape(args: &TrainArgs, data: &Labelled) -> Result<Option<[usize; 3]>> {
+    let Some(text) = &args.input_shape else {
+        return Ok(data.image);
+    };
+    let dims: Vec<usize> = text
+        .split(',')
+        .map(|d| d.trim().parse::<usize>().ok().filter(|&v| v > 0))
+        .collect::<Option<_>>()
+        .filter(|d: &Vec<usize>| d.len() == 3)
+        .ok_or_else(|| {
+            flag_error(
+                "--input-shape",
+                text,
+                "is HEIGHT,WIDTH,CHANNELS: three whole numbers of at least 1 (e.g. 28,28,1)",
+            )
+        })?;
+    let shape = [dims[0], dims[1], dims[2]];
+    if shape.iter().product::<usize>() != data.x.cols() {
+        return Err(flag_error(
+            "--input-shape",
+            text,
+            &format!(
+                "is {} values a row, but the data has {} feature columns",
+                shape.iter().product::<usize>(),
+                data.x.cols()
+            ),
+        ));
+    }
+    Ok(Some(shape))
 }

@@ -215,10 +215,28 @@ pub fn mnist_files(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The images' `[height, width, channels]` of an IDX file of `[n, h, w]` (one channel) or
+/// `[n, h, w, c]` images: what a convolution over them needs.
+pub fn image_shape(images: &Idx) -> Option<[usize; 3]> {
+    match images.dims[..] {
+        [_, h, w] => Some([h, w, 1]),
+        [_, h, w, c] => Some([h, w, c]),
+        _ => None,
+    }
+}
+
 /// A folder of MNIST-style files: `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`,
 /// `t10k-images-idx3-ubyte`, `t10k-labels-idx1-ubyte`, each raw or with `.gz`.
 /// Returns `(x_train, y_train, x_test, y_test)`, pixels scaled to `[0, 1]`.
 pub fn load_mnist_dir(dir: &Path) -> Result<(Matrix, Matrix, Matrix, Matrix)> {
+    load_mnist_images(dir).map(|(data, _)| data)
+}
+
+/// [`load_mnist_dir`], with the training images' shape ([`image_shape`]).
+#[allow(clippy::type_complexity)]
+pub fn load_mnist_images(
+    dir: &Path,
+) -> Result<((Matrix, Matrix, Matrix, Matrix), Option<[usize; 3]>)> {
     let find = |stem: &str| -> Result<PathBuf> {
         let candidates = [dir.join(stem), dir.join(format!("{stem}.gz"))];
         candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| Error::Data {
@@ -226,17 +244,19 @@ pub fn load_mnist_dir(dir: &Path) -> Result<(Matrix, Matrix, Matrix, Matrix)> {
             detail: format!("no `{stem}` or `{stem}.gz` here; an MNIST folder holds train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (each optionally .gz)"),
         })
     };
-    let pair = |split: &str| -> Result<(Matrix, Matrix)> {
+    let pair = |split: &str| -> Result<(Matrix, Matrix, Option<[usize; 3]>)> {
         let images = find(&format!("{split}-images-idx3-ubyte"))?;
         let labels = find(&format!("{split}-labels-idx1-ubyte"))?;
-        images_and_labels(
-            &load(&images)?,
+        let idx = load(&images)?;
+        let (x, y) = images_and_labels(
+            &idx,
             &load(&labels)?,
             &format!("{} + {}", images.display(), labels.display()),
-        )
+        )?;
+        Ok((x, y, image_shape(&idx)))
     };
-    let (x_train, y_train) = pair("train")?;
-    let (x_test, y_test) = pair("t10k")?;
+    let (x_train, y_train, shape) = pair("train")?;
+    let (x_test, y_test, _) = pair("t10k")?;
     if x_train.cols() != x_test.cols() {
         return Err(Error::Data {
             source_name: dir.display().to_string(),
@@ -247,5 +267,5 @@ pub fn load_mnist_dir(dir: &Path) -> Result<(Matrix, Matrix, Matrix, Matrix)> {
             ),
         });
     }
-    Ok((x_train, y_train, x_test, y_test))
+    Ok(((x_train, y_train, x_test, y_test), shape))
 }

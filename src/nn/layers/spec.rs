@@ -2,16 +2,18 @@
 //! of items, each one of [`FORMS`].
 
 use super::{
-    ActivationLayer, BatchNormalization, Dense, Dropout, Layer, Maxout, PRelu, RRelu, Regularizer,
+    ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
+    GlobalAveragePooling2D, Layer, MaxPooling2D, Maxout, PRelu, RRelu, Regularizer,
 };
-use crate::backend::Activation;
+use crate::backend::{Activation, Padding};
 use crate::nn::Initializer;
 
 /// The forms of a layer item, for messages.
 pub const FORMS: &str =
     "N (a Dense layer of N units with the hidden activation), N:ACT (with activation ACT), \
 N:prelu (Dense then PReLU), N:rrelu (Dense then RReLU), dropout:RATE, batchnorm, maxout:N:PIECES, activation:ACT, \
-prelu, rrelu";
+prelu, rrelu, conv:FILTERS:K[:sS][:same|valid][:ACT] (a K×K or KHxKW convolution with the hidden activation, or ACT), \
+maxpool:P[:sS][:same|valid], avgpool:P[:sS][:same|valid], globalavgpool, flatten";
 
 /// What every Dense and Maxout layer an item makes gets: the hidden activation of a bare `N`,
 /// the kernel initializer, and the kernel penalty.
@@ -87,6 +89,49 @@ pub fn parse_item(item: &str, d: &LayerDefaults) -> Result<Vec<Layer>, String> {
             l.kernel_regularizer = d.kernel_regularizer;
             Ok(vec![check(Layer::Maxout(l))?])
         }
+        ["conv", filters, kernel, options @ ..] => {
+            let mut l = Conv2D::new(count(filters, "filters")?, 1, d.activation);
+            l.kernel_size = window_size(kernel, "kernel size")?;
+            l.kernel_initializer = d.kernel_initializer.clone();
+            l.kernel_regularizer = d.kernel_regularizer;
+            for o in options {
+                match window_option(o)? {
+                    WindowOption::Stride(s) => l.strides = [s, s],
+                    WindowOption::Padding(p) => l.padding = p,
+                    WindowOption::Other(name) => l.activation = activation(name)?,
+                }
+            }
+            Ok(vec![check(Layer::Conv2D(l))?])
+        }
+        [pool @ ("maxpool" | "avgpool"), size, options @ ..] => {
+            let [ph, pw] = window_size(size, "pool size")?;
+            let (mut strides, mut padding) = ([ph, pw], Padding::Valid);
+            for o in options {
+                match window_option(o)? {
+                    WindowOption::Stride(s) => strides = [s, s],
+                    WindowOption::Padding(p) => padding = p,
+                    WindowOption::Other(name) => {
+                        return Err(format!(
+                            "a pooling layer takes sS, same or valid, got `{name}`"
+                        ))
+                    }
+                }
+            }
+            let layer = if *pool == "maxpool" {
+                let mut l = MaxPooling2D::new(1);
+                (l.pool.pool_size, l.pool.strides, l.pool.padding) = ([ph, pw], strides, padding);
+                Layer::MaxPooling2D(l)
+            } else {
+                let mut l = AveragePooling2D::new(1);
+                (l.pool.pool_size, l.pool.strides, l.pool.padding) = ([ph, pw], strides, padding);
+                Layer::AveragePooling2D(l)
+            };
+            Ok(vec![check(layer)?])
+        }
+        ["globalavgpool"] => Ok(vec![Layer::GlobalAveragePooling2D(
+            GlobalAveragePooling2D::new(),
+        )]),
+        ["flatten"] => Ok(vec![Layer::Flatten(Flatten::new())]),
         [kind, ..] => {
             let known = [
                 "dropout",
@@ -95,6 +140,11 @@ pub fn parse_item(item: &str, d: &LayerDefaults) -> Result<Vec<Layer>, String> {
                 "activation",
                 "prelu",
                 "rrelu",
+                "conv",
+                "maxpool",
+                "avgpool",
+                "globalavgpool",
+                "flatten",
             ];
             if known.contains(kind) {
                 Err(format!("`{kind}` takes another form"))
@@ -103,6 +153,42 @@ pub fn parse_item(item: &str, d: &LayerDefaults) -> Result<Vec<Layer>, String> {
             }
         }
         [] => Err("an empty item".into()),
+    }
+}
+
+/// `K` (a square window) or `KHxKW`, each at least 1.
+fn window_size(s: &str, what: &str) -> Result<[usize; 2], String> {
+    let side = |v: &str| match v.parse::<usize>() {
+        Ok(0) | Err(_) => Err(format!(
+            "a {what} is K or KHxKW with whole numbers of at least 1, got `{s}`"
+        )),
+        Ok(n) => Ok(n),
+    };
+    match s.split_once('x') {
+        Some((h, w)) => Ok([side(h)?, side(w)?]),
+        None => side(s).map(|k| [k, k]),
+    }
+}
+
+/// One of a window's optional parts: `sS` (the stride), `same` or `valid`, or anything else
+/// (a convolution's activation).
+enum WindowOption<'a> {
+    Stride(usize),
+    Padding(Padding),
+    Other(&'a str),
+}
+
+fn window_option(o: &str) -> Result<WindowOption<'_>, String> {
+    match o {
+        "same" => Ok(WindowOption::Padding(Padding::Same)),
+        "valid" => Ok(WindowOption::Padding(Padding::Valid)),
+        _ if o.starts_with('s') && o[1..].chars().all(|c| c.is_ascii_digit()) && o.len() > 1 => {
+            match o[1..].parse::<usize>() {
+                Ok(n) if n >= 1 => Ok(WindowOption::Stride(n)),
+                _ => Err(format!("a stride is sS with S at least 1, got `{o}`")),
+            }
+        }
+        _ => Ok(WindowOption::Other(o)),
     }
 }
 
