@@ -1,4 +1,5 @@
-//! A training step on the fast CPU backend allocates nothing once it has run: every
+//! A training step on the fast CPU backend allocates nothing once it has run (an MLP's and a
+//! CNN's): every
 //! allocation in this binary is counted, on every thread, so it holds one test only (the
 //! harness would run others beside it).
 
@@ -61,6 +62,28 @@ fn a_training_step_allocates_nothing_once_it_has_run() {
         sixteen,
         four,
         "an epoch of 16 steps allocated {sixteen} times, one of 4 steps {four}: {} per step",
+        (sixteen as f64 - four as f64) / 12.0
+    );
+
+    // A CNN (convolutions with and without bias, both poolings): its windows' buffers grow on
+    // the first step and are reused after.
+    let count_cnn = |steps: usize| {
+        let (xs, ys) = rows(steps * 32);
+        let mut model = common::digits_cpu_cnn(CpuBackend::with_threads(2));
+        let config = FitConfig::epochs(1)
+            .batch_size(32)
+            .verbose(0)
+            .shuffle(false);
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        model.fit(&xs, &ys, config).unwrap();
+        ALLOCATIONS.load(Ordering::Relaxed) - before
+    };
+    count_cnn(2);
+    let (four, sixteen) = (count_cnn(4), count_cnn(16));
+    assert_eq!(
+        sixteen,
+        four,
+        "a CNN's epoch of 16 steps allocated {sixteen} times, one of 4 steps {four}: {} per step",
         (sixteen as f64 - four as f64) / 12.0
     );
 }

@@ -312,3 +312,32 @@ pub const SUM_SHAPES: &[(usize, usize, &str)] = &[
         "4.2 million: the partials capped at 1024, each chunk longer than 4096",
     ),
 ];
+
+/// [`digits_cpu_model`]'s data and training, with a CNN: the digits as 8×8×1 images, conv
+/// 3×3 'same' (8 filters, relu), 2×2 max pooling, conv 2×2 (4, tanh, no bias), 2×2 average
+/// pooling, flatten, 10 logits.
+pub fn digits_cpu_cnn(
+    backend: wgtrain::backend::cpu::CpuBackend,
+) -> wgtrain::train::Model<wgtrain::backend::cpu::CpuBackend> {
+    use wgtrain::backend::{Activation, Optimizer, Padding};
+    use wgtrain::nn::{AveragePooling2D, Conv2D, Dense, Flatten, LossFn, MaxPooling2D, Sequential};
+    use wgtrain::train::{Compile, Metric};
+    Sequential::new()
+        .input_shape([8, 8, 1])
+        .add(Conv2D::new(8, 3, Activation::Relu).padding(Padding::Same))
+        .add(MaxPooling2D::new(2))
+        .add(Conv2D::new(4, 2, Activation::Tanh).use_bias(false))
+        .add(AveragePooling2D::new(2).padding(Padding::Same))
+        .add(Flatten::new())
+        .add(Dense::new(10, Activation::Linear))
+        .compile(
+            backend,
+            Compile::new(
+                LossFn::SparseCategoricalCrossentropy { from_logits: true },
+                Optimizer::adam(2e-3),
+            )
+            .metrics(&[Metric::Accuracy])
+            .seed(5),
+        )
+        .unwrap()
+}

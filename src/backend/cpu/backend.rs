@@ -11,7 +11,7 @@ use super::{CpuBackend, HostTensor};
 use crate::backend::reference::{self, ReferenceBackend};
 use crate::backend::{
     check, Activation, Backend, DropoutMask, Guard, Loss, Optimizer, PointError, RandomSlopes,
-    StepValues,
+    StepValues, Window,
 };
 use crate::error::Result;
 
@@ -403,8 +403,20 @@ impl Backend for CpuBackend {
         ReferenceBackend.prelu_backward(x, alpha, dy, dx, dalpha)
     }
 
-    // The reference's, until this backend has its own (issue 14).
-    crate::window_ops!(HostTensor, crate::backend::reference::conv::checked);
+    crate::window_ops!(HostTensor, super::conv);
+
+    fn conv2d_forward(
+        &mut self,
+        x: &HostTensor,
+        kernel: &HostTensor,
+        bias: Option<&HostTensor>,
+        window: &Window,
+        act: Activation,
+        z: &mut HostTensor,
+        a: &mut HostTensor,
+    ) -> Result<()> {
+        super::conv::conv2d_forward(self, x, kernel, bias, window, act, z, a)
+    }
 
     fn maxout_forward(&mut self, z: &HostTensor, pieces: usize, y: &mut HostTensor) -> Result<()> {
         ReferenceBackend.maxout_forward(z, pieces, y)

@@ -6,7 +6,8 @@
 //! layer's bias and activation applied to each block of the product as it is finished;
 //! the optimizer updates over every parameter as one flat range (`optim.rs`). Ops whose cost
 //! does not show in a step (the metrics' counts, batch normalization, the layer-stack's
-//! rarer ops) run the reference's functions, which are the specification.
+//! rarer ops) run the reference's functions, which are the specification. Convolutions are
+//! one GEMM over the batch's windows (`conv.rs`).
 //!
 //! Results are the same run to run for a given thread count. Which bits change with the
 //! thread count: none of the element-wise ops, the reductions or the optimizer (their work is
@@ -20,6 +21,7 @@
 //! builds is kept between steps.
 
 mod backend;
+mod conv;
 mod elementwise;
 mod gemm;
 mod loss;
@@ -37,6 +39,11 @@ pub struct CpuBackend {
     pool: Arc<pool::Pool>,
     /// The optimizer's list of tensors, kept so that a step allocates nothing.
     segments: Vec<optim::Segment>,
+    /// A convolution's windows as rows (im2col), or their gradient: grown to the largest
+    /// layer's on first use.
+    cols: Vec<f32>,
+    /// Zeros for the epilogue of a convolution without a bias.
+    zero_bias: Vec<f32>,
 }
 
 impl std::fmt::Debug for CpuBackend {
@@ -63,6 +70,8 @@ impl CpuBackend {
         CpuBackend {
             pool: pool::Pool::shared(threads),
             segments: Vec::new(),
+            cols: Vec::new(),
+            zero_bias: Vec::new(),
         }
     }
 
