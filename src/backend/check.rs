@@ -424,7 +424,7 @@ pub fn winners(op: &'static str, winners: &[f32], w: &Window) -> Result<()> {
     if let Some((i, v)) = winners
         .iter()
         .enumerate()
-        .find(|(_, &v)| !(v >= 0.0 && v < len && v.fract() == 0.0))
+        .find(|(_, &v)| !(v >= 0.0 && v < len && (v as u32) as f32 == v))
     {
         return Err(Error::Invalid {
             op,

@@ -16,6 +16,46 @@ use crate::error::Result;
 /// Rows of work below this many values run on one thread.
 const PARALLEL_VALUES: usize = 1 << 14;
 
+/// A window's numbers worked out once per op (what [`Window::tap`] computes per call).
+#[derive(Clone, Copy)]
+struct Taps {
+    in_h: usize,
+    in_w: usize,
+    out_w: usize,
+    k_h: usize,
+    k_w: usize,
+    strides: [usize; 2],
+    pad: [usize; 2],
+}
+
+impl Taps {
+    fn of(w: &Window) -> Taps {
+        Taps {
+            in_h: w.input[0],
+            in_w: w.input[1],
+            out_w: w.output()[1],
+            k_h: w.kernel[0],
+            k_w: w.kernel[1],
+            strides: w.strides,
+            pad: w.pad_before(),
+        }
+    }
+
+    /// The input position (`y·W + x`) tap `t` of output position `o` reads, or `None` in the
+    /// padding: [`Window::tap`].
+    #[inline]
+    fn at(&self, o: usize, t: usize) -> Option<usize> {
+        let (oy, ox, i, j) = (o / self.out_w, o % self.out_w, t / self.k_w, t % self.k_w);
+        let y = (oy * self.strides[0] + i).checked_sub(self.pad[0])?;
+        let x = (ox * self.strides[1] + j).checked_sub(self.pad[1])?;
+        (y < self.in_h && x < self.in_w).then_some(y * self.in_w + x)
+    }
+
+    fn count(&self) -> usize {
+        self.k_h * self.k_w
+    }
+}
+
 /// `buf` at least `len` long (growing it only the first time a shape needs more).
 fn at_least(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
     if buf.len() < len {
@@ -27,18 +67,16 @@ fn at_least(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
 /// The windows of `x` as rows: row `n·P + o`, column `t·C + c` is input channel `c` under
 /// tap `t` of output position `o` of image `n` (0 in the padding).
 fn im2col(b: &CpuBackend, x: &[f32], w: &Window, cols: &mut [f32]) {
-    let (c, len, positions) = (w.input[2], w.input_len(), w.positions());
-    let [kh, kw] = w.kernel;
-    let [_, ow] = w.output();
-    let taps = kh * kw * c;
+    let (c, len, positions, g) = (w.input[2], w.input_len(), w.positions(), Taps::of(w));
+    let taps = g.count() * c;
     b.pool.rows(cols, taps, PARALLEL_VALUES, &|rows, out| {
         for (r, row) in rows.zip(out.chunks_exact_mut(taps)) {
             let (n, o) = (r / positions, r % positions);
             let image = &x[n * len..][..len];
-            for t in 0..kh * kw {
+            for t in 0..g.count() {
                 let dst = &mut row[t * c..][..c];
-                match w.tap([o / ow, o % ow], [t / kw, t % kw]) {
-                    Some([y, xx]) => dst.copy_from_slice(&image[(y * w.input[1] + xx) * c..][..c]),
+                match g.at(o, t) {
+                    Some(p) => dst.copy_from_slice(&image[p * c..][..c]),
                     None => dst.fill(0.0),
                 }
             }
@@ -49,18 +87,16 @@ fn im2col(b: &CpuBackend, x: &[f32], w: &Window, cols: &mut [f32]) {
 /// The backward of [`im2col`]: `dx[n, p·C + c]` is the sum of the rows' entries that read it,
 /// in row order within each image.
 fn col2im(b: &CpuBackend, dcols: &[f32], w: &Window, dx: &mut [f32]) {
-    let (c, len, positions) = (w.input[2], w.input_len(), w.positions());
-    let [kh, kw] = w.kernel;
-    let [_, ow] = w.output();
-    let taps = kh * kw * c;
+    let (c, len, positions, g) = (w.input[2], w.input_len(), w.positions(), Taps::of(w));
+    let taps = g.count() * c;
     b.pool.rows(dx, len, PARALLEL_VALUES, &|images, out| {
         for (n, image) in images.zip(out.chunks_exact_mut(len)) {
             image.fill(0.0);
             for o in 0..positions {
                 let row = &dcols[(n * positions + o) * taps..][..taps];
-                for t in 0..kh * kw {
-                    if let Some([y, xx]) = w.tap([o / ow, o % ow], [t / kw, t % kw]) {
-                        let dst = &mut image[(y * w.input[1] + xx) * c..][..c];
+                for t in 0..g.count() {
+                    if let Some(p) = g.at(o, t) {
+                        let dst = &mut image[p * c..][..c];
                         for (d, &v) in dst.iter_mut().zip(&row[t * c..][..c]) {
                             *d += v;
                         }
@@ -215,24 +251,6 @@ pub(super) fn conv2d_backward_kernel(
     Ok(())
 }
 
-/// Image `n`'s output `o`, channel `ch`: the first largest input of its window (as the
-/// reference scans it) and where it is in the image.
-fn max_of(image: &[f32], w: &Window, o: usize, ch: usize) -> (f32, usize) {
-    let [_, ow] = w.output();
-    let [kh, kw] = w.kernel;
-    let c = w.input[2];
-    let mut best: Option<(f32, usize)> = None;
-    for t in 0..kh * kw {
-        if let Some([y, x]) = w.tap([o / ow, o % ow], [t / kw, t % kw]) {
-            let i = (y * w.input[1] + x) * c + ch;
-            if best.is_none_or(|(v, _)| image[i] > v) {
-                best = Some((image[i], i));
-            }
-        }
-    }
-    best.expect("a pooling window inside the image")
-}
-
 pub(super) fn max_pool_forward(
     b: &mut CpuBackend,
     x: &HostTensor,
@@ -242,17 +260,38 @@ pub(super) fn max_pool_forward(
 ) -> Result<()> {
     check::pool("max_pool_forward", x, w, y)?;
     check::same("max_pool_forward", &[("y", &*y), ("winners", &*winners)])?;
-    let (c, len, out) = (w.input[2], w.input_len(), w.positions() * w.input[2]);
+    let (c, len, out, g) = (
+        w.input[2],
+        w.input_len(),
+        w.positions() * w.input[2],
+        Taps::of(w),
+    );
     let win = SyncSlice(winners.data.as_mut_ptr());
     b.pool
         .rows(&mut y.data, out, PARALLEL_VALUES, &|images, ys| {
             for (n, yn) in images.zip(ys.chunks_exact_mut(out)) {
                 let image = &x.data[n * len..][..len];
-                for (i, yv) in yn.iter_mut().enumerate() {
-                    let (v, at) = max_of(image, w, i / c, i % c);
-                    *yv = v;
-                    // SAFETY: each part writes the winners of its own images only.
-                    unsafe { *win.at(n * out + i) = at as f32 };
+                // SAFETY: each part writes the winners of its own images only.
+                let wn = unsafe { std::slice::from_raw_parts_mut(win.at(n * out), out) };
+                for (o, (yo, wo)) in yn
+                    .chunks_exact_mut(c)
+                    .zip(wn.chunks_exact_mut(c))
+                    .enumerate()
+                {
+                    // Taps in the reference's order, each channel keeping its first largest.
+                    let mut first = true;
+                    for t in 0..g.count() {
+                        let Some(p) = g.at(o, t) else { continue };
+                        let src = &image[p * c..][..c];
+                        for (ch, ((yv, wv), &v)) in
+                            yo.iter_mut().zip(wo.iter_mut()).zip(src).enumerate()
+                        {
+                            if first || v > *yv {
+                                (*yv, *wv) = (v, (p * c + ch) as f32);
+                            }
+                        }
+                        first = false;
+                    }
                 }
             }
         });
@@ -297,12 +336,8 @@ pub(super) fn max_pool_backward(
 }
 
 /// How many of output `o`'s taps lie inside the image.
-fn inside(w: &Window, o: usize) -> f32 {
-    let [_, ow] = w.output();
-    let [kh, kw] = w.kernel;
-    (0..kh * kw)
-        .filter(|t| w.tap([o / ow, o % ow], [t / kw, t % kw]).is_some())
-        .count() as f32
+fn inside(g: &Taps, o: usize) -> f32 {
+    (0..g.count()).filter(|&t| g.at(o, t).is_some()).count() as f32
 }
 
 pub(super) fn avg_pool_forward(
@@ -312,9 +347,7 @@ pub(super) fn avg_pool_forward(
     y: &mut HostTensor,
 ) -> Result<()> {
     check::pool("avg_pool_forward", x, w, y)?;
-    let (c, len, positions) = (w.input[2], w.input_len(), w.positions());
-    let [_, ow] = w.output();
-    let [kh, kw] = w.kernel;
+    let (c, len, positions, g) = (w.input[2], w.input_len(), w.positions(), Taps::of(w));
     b.pool.rows(
         &mut y.data,
         positions * c,
@@ -324,15 +357,12 @@ pub(super) fn avg_pool_forward(
                 let image = &x.data[n * len..][..len];
                 for (o, yo) in yn.chunks_exact_mut(c).enumerate() {
                     yo.fill(0.0);
-                    for t in 0..kh * kw {
-                        if let Some([yy, xx]) = w.tap([o / ow, o % ow], [t / kw, t % kw]) {
-                            let src = &image[(yy * w.input[1] + xx) * c..][..c];
-                            for (d, &v) in yo.iter_mut().zip(src) {
-                                *d += v;
-                            }
+                    for p in (0..g.count()).filter_map(|t| g.at(o, t)) {
+                        for (d, &v) in yo.iter_mut().zip(&image[p * c..][..c]) {
+                            *d += v;
                         }
                     }
-                    let count = inside(w, o);
+                    let count = inside(&g, o);
                     for d in yo.iter_mut() {
                         *d /= count;
                     }
@@ -350,22 +380,17 @@ pub(super) fn avg_pool_backward(
     dx: &mut HostTensor,
 ) -> Result<()> {
     check::pool("avg_pool_backward", dx, w, dy)?;
-    let (c, len, positions) = (w.input[2], w.input_len(), w.positions());
-    let [_, ow] = w.output();
-    let [kh, kw] = w.kernel;
+    let (c, len, positions, g) = (w.input[2], w.input_len(), w.positions(), Taps::of(w));
     b.pool
         .rows(&mut dx.data, len, PARALLEL_VALUES, &|images, dxs| {
             for (n, dxn) in images.zip(dxs.chunks_exact_mut(len)) {
                 dxn.fill(0.0);
                 for o in 0..positions {
-                    let g = &dy.data[(n * positions + o) * c..][..c];
-                    let count = inside(w, o);
-                    for t in 0..kh * kw {
-                        if let Some([yy, xx]) = w.tap([o / ow, o % ow], [t / kw, t % kw]) {
-                            let dst = &mut dxn[(yy * w.input[1] + xx) * c..][..c];
-                            for (d, &v) in dst.iter_mut().zip(g) {
-                                *d += v / count;
-                            }
+                    let grad = &dy.data[(n * positions + o) * c..][..c];
+                    let count = inside(&g, o);
+                    for p in (0..g.count()).filter_map(|t| g.at(o, t)) {
+                        for (d, &v) in dxn[p * c..][..c].iter_mut().zip(grad) {
+                            *d += v / count;
                         }
                     }
                 }
