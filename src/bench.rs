@@ -36,11 +36,14 @@ pub enum Workload {
     /// MLP-A's network on MNIST until 98% test accuracy (at most 10 epochs): the time to it
     /// from process start.
     MnistE2e,
+    /// The synthetic rows as 28×28×1 images through conv 32 → pool → conv 64 → pool → 128 →
+    /// 10, batch 128, Adam: the convolution throughput figure.
+    CnnA,
 }
 
 impl Workload {
     /// Every workload, in `BENCHMARKS.md`'s order.
-    pub const ALL: [Workload; 8] = [
+    pub const ALL: [Workload; 9] = [
         Workload::MmS,
         Workload::MmM,
         Workload::MmL,
@@ -49,6 +52,7 @@ impl Workload {
         Workload::MlpABnDrop,
         Workload::MlpB,
         Workload::MnistE2e,
+        Workload::CnnA,
     ];
 
     /// Its name in `BENCHMARKS.md`.
@@ -62,6 +66,7 @@ impl Workload {
             Workload::MlpABnDrop => "MLP-A-BN-DROP",
             Workload::MlpB => "MLP-B",
             Workload::MnistE2e => "MNIST-E2E",
+            Workload::CnnA => "CNN-A",
         }
     }
 
@@ -83,9 +88,10 @@ impl Workload {
         matches!(self, Workload::MmS | Workload::MmMlp)
     }
 
-    /// Meant for real GPUs only (minutes on a software adapter).
+    /// Meant for real GPUs only (minutes on a software adapter): run there only when named.
+    /// CNN-A's direct convolution kernels take minutes an epoch on lavapipe.
     pub fn real_gpu_only(self) -> bool {
-        matches!(self, Workload::MmL)
+        matches!(self, Workload::MmL | Workload::CnnA)
     }
 }
 
@@ -170,7 +176,11 @@ fn products(w: Workload) -> Vec<(&'static str, usize, usize, usize, bool, bool)>
             ("dY·Wᵀ", 128, 784, 512, false, true),
             ("Xᵀ·dY", 784, 512, 128, true, false),
         ],
-        Workload::MlpA | Workload::MlpABnDrop | Workload::MlpB | Workload::MnistE2e => vec![],
+        Workload::MlpA
+        | Workload::MlpABnDrop
+        | Workload::MlpB
+        | Workload::MnistE2e
+        | Workload::CnnA => vec![],
     }
 }
 
@@ -197,7 +207,7 @@ pub fn run<B: Backend>(
         ));
     }
     match w {
-        Workload::MlpA | Workload::MlpABnDrop | Workload::MlpB => {
+        Workload::MlpA | Workload::MlpABnDrop | Workload::MlpB | Workload::CnnA => {
             run_mlp(b, w, repeats, inputs.started)
         }
         Workload::MnistE2e => run_mnist(b, inputs),
@@ -359,11 +369,12 @@ pub const ADAM: Optimizer = Optimizer::Adam {
     weight_decay: 0.0,
 };
 
-/// An MLP workload's hidden widths and batch size.
+/// A training workload's hidden Dense widths and batch size.
 fn mlp_shape(w: Workload) -> Result<(&'static [usize], usize)> {
     match w {
         Workload::MlpA | Workload::MlpABnDrop | Workload::MnistE2e => Ok((&[512, 512], 128)),
         Workload::MlpB => Ok((&[128], 64)),
+        Workload::CnnA => Ok((&[128], 128)),
         _ => Err(Error::Config(format!(
             "{} is not a training workload",
             w.name()
@@ -371,10 +382,10 @@ fn mlp_shape(w: Workload) -> Result<(&'static [usize], usize)> {
     }
 }
 
-/// An MLP workload's model as BENCHMARKS.md defines it (ReLU hidden layers, with batch
-/// normalization and dropout after each for MLP-A-BN-DROP, 10 logits, sparse
-/// softmax cross-entropy from logits, Adam 1e-3 / 0.9 / 0.999 / 1e-8) on `b`, with `metrics`,
-/// and its batch size. MNIST-E2E uses MLP-A's.
+/// A training workload's model as BENCHMARKS.md defines it (ReLU hidden layers, with batch
+/// normalization and dropout after each for MLP-A-BN-DROP, CNN-A's convolutions and pooling
+/// below its Dense layers, 10 logits, sparse softmax cross-entropy from logits, Adam 1e-3 /
+/// 0.9 / 0.999 / 1e-8) on `b`, with `metrics`, and its batch size. MNIST-E2E uses MLP-A's.
 pub fn mlp_model<B: Backend>(
     b: B,
     w: Workload,
@@ -382,6 +393,16 @@ pub fn mlp_model<B: Backend>(
 ) -> Result<(Model<B>, usize)> {
     let (hidden, batch) = mlp_shape(w)?;
     let mut spec = Sequential::new();
+    if w == Workload::CnnA {
+        use crate::nn::{Conv2D, Flatten, MaxPooling2D};
+        spec = spec
+            .input_shape([28, 28, 1])
+            .add(Conv2D::new(32, 3, Activation::Relu))
+            .add(MaxPooling2D::new(2))
+            .add(Conv2D::new(64, 3, Activation::Relu))
+            .add(MaxPooling2D::new(2))
+            .add(Flatten::new());
+    }
     for &h in hidden {
         spec = spec.add(Dense::new(h, Activation::Relu));
         if w == Workload::MlpABnDrop {
@@ -394,6 +415,32 @@ pub fn mlp_model<B: Backend>(
     let loss = LossFn::SparseCategoricalCrossentropy { from_logits: true };
     let model = spec.compile(b, Compile::new(loss, ADAM).metrics(metrics))?;
     Ok((model, batch))
+}
+
+/// The FLOPs of one training step of `layers` on `batch` rows of `input` features, as
+/// BENCHMARKS.md counts them: 2 per multiply-add of every product, forward (Dense `x·W`, a
+/// convolution's windows times its kernel), the weight gradient of each, and the input
+/// gradient of each above the first; element-wise work not counted.
+pub fn step_flops(layers: &[crate::nn::Layer], input: usize, batch: usize) -> f64 {
+    let mut fan_in = input;
+    let mut flops = 0.0;
+    let mut first = true;
+    for l in layers {
+        let per_sample = match l {
+            crate::nn::Layer::Dense(d) => Some(fan_in * d.units),
+            crate::nn::Layer::Conv2D(c) => c
+                .window()
+                .map(|w| w.positions() * w.kernel[0] * w.kernel[1] * w.input[2] * c.filters),
+            _ => None,
+        };
+        if let Some(macs) = per_sample {
+            let products = if first { 2.0 } else { 3.0 };
+            flops += products * 2.0 * (batch * macs) as f64;
+            first = false;
+        }
+        fan_in = l.width(fan_in);
+    }
+    flops
 }
 
 /// Times each epoch of a `fit`, from its start to its end.
@@ -423,7 +470,6 @@ struct MlpRun<B: Backend> {
     x: Matrix,
     y: Matrix,
     batch: usize,
-    hidden: &'static [usize],
 }
 
 impl<B: Backend> MlpRun<B> {
@@ -441,7 +487,6 @@ impl<B: Backend> MlpRun<B> {
         y: Matrix,
         metrics: &[crate::train::Metric],
     ) -> Result<MlpRun<B>> {
-        let (hidden, _) = mlp_shape(w)?;
         let (model, batch) = mlp_model(b, w, metrics)?;
         Ok(MlpRun {
             workload: w,
@@ -449,7 +494,6 @@ impl<B: Backend> MlpRun<B> {
             x,
             y,
             batch,
-            hidden,
         })
     }
 
@@ -551,16 +595,9 @@ fn run_mlp<B: Backend>(b: B, w: Workload, repeats: usize, started: Instant) -> R
             w.name()
         )));
     }
-    let (steps, batch, hidden) = (run.steps(), run.batch, run.hidden);
+    let (steps, batch) = (run.steps(), run.batch);
     let t = median(times);
-    let mut fan_in = synthetic::FEATURES;
-    let mut flops = 0.0;
-    for (i, &units) in hidden.iter().chain(&[synthetic::CLASSES]).enumerate() {
-        // forward, weight gradient, and (above the first layer) the input gradient
-        let products = if i == 0 { 2.0 } else { 3.0 };
-        flops += products * 2.0 * (batch * fan_in * units) as f64;
-        fan_in = units;
-    }
+    let flops = step_flops(run.model.layers(), synthetic::FEATURES, batch);
     Ok(BenchResult {
         gflops: Some(flops * steps as f64 / t / 1e9),
         samples_per_sec: Some(synthetic::SAMPLES as f64 / t),

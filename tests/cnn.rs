@@ -298,3 +298,15 @@ fn a_cnn_backward_is_the_gradient_of_its_training_loss() {
         }
     }
 }
+
+/// CNN-A's FLOPs as BENCHMARKS.md counts them: 15,396,864 a sample, 1,970,798,592 a step of
+/// 128; MLP-A's 410,779,648 a step by the same rule (products only).
+#[test]
+fn cnn_a_counts_the_flops_benchmarks_md_gives() {
+    use wgtrain::bench::{mlp_model, step_flops, Workload};
+    let (m, batch) = mlp_model(ReferenceBackend::new(), Workload::CnnA, &[]).unwrap();
+    assert_eq!(batch, 128);
+    assert_eq!(step_flops(m.layers(), 784, batch), 1_970_798_592.0);
+    let (m, batch) = mlp_model(ReferenceBackend::new(), Workload::MlpA, &[]).unwrap();
+    assert_eq!(step_flops(m.layers(), 784, batch), 410_779_648.0);
+}

@@ -29,7 +29,9 @@ import torch
 PROCESS_START = time.perf_counter()
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from workloads import CLASSES, FEATURES, MATMULS, MLPS, SAMPLES, benchmark_data, mlp_row, mnist  # noqa: E402
+from workloads import (  # noqa: E402
+    CLASSES, CNN_A_BATCH, CNN_A_FLOPS, FEATURES, MATMULS, MLPS, SAMPLES, benchmark_data, mlp_row, mnist,
+)
 
 
 def sync(device):
@@ -46,13 +48,24 @@ def mlp(hidden, device):
     return torch.nn.Sequential(*layers).to(device)
 
 
+def cnn_a(device):
+    """BENCHMARKS.md's CNN-A, channels first as PyTorch has it: the same work per step."""
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 32, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(32, 64, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(), torch.nn.Linear(1600, 128), torch.nn.ReLU(), torch.nn.Linear(128, CLASSES),
+    ).to(device)
+
+
 def run_mlp(name, hidden, batch, device, x, y, repeats=3):
     started = time.perf_counter()
     torch.manual_seed(0)
-    model = mlp(hidden, device)
+    model = cnn_a(device) if name == "CNN-A" else mlp(hidden, device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
     loss_fn = torch.nn.CrossEntropyLoss()
     xs = torch.from_numpy(x).to(device)
+    if name == "CNN-A":
+        xs = xs.reshape(-1, 1, 28, 28)  # each row a 28×28 image, one channel
     ys = torch.from_numpy(y).to(device)
     steps = SAMPLES // batch
 
@@ -75,7 +88,7 @@ def run_mlp(name, hidden, batch, device, x, y, repeats=3):
         sync(device)
         times.append(time.perf_counter() - t)
         last = float(torch.stack(losses).mean())
-    return mlp_row(name, hidden, batch, times, warm, last, startup)
+    return mlp_row(name, hidden, batch, times, warm, last, startup, CNN_A_FLOPS if name == "CNN-A" else None)
 
 
 def run_matmul(name, shapes, device, repeats=3):
@@ -156,18 +169,20 @@ def main():
     torch.backends.cuda.matmul.allow_tf32 = args.tf32
     torch.backends.cudnn.allow_tf32 = args.tf32
     gpu = device.type == "cuda"
-    wanted = args.workload or ["MM-S", "MM-M", "MM-MLP", "MLP-A", "MLP-B", "MNIST-E2E"] + (["MM-L"] if gpu else [])
+    wanted = args.workload or ["MM-S", "MM-M", "MM-MLP", "MLP-A", "MLP-B", "MNIST-E2E", "CNN-A"] + (["MM-L"] if gpu else [])
     results = []
     x = y = None
     for w in wanted:
         print(f"running {w} on torch {args.device}...", file=sys.stderr)
-        if w in ("MLP-A", "MLP-B") and x is None:
+        if w in ("MLP-A", "MLP-B", "CNN-A") and x is None:
             x, y = benchmark_data()
         if w in MATMULS:
             results.append(run_matmul(w, MATMULS[w], device))
         elif w in MLPS:
             hidden, batch = MLPS[w]
             results.append(run_mlp(w, hidden, batch, device, x, y))
+        elif w == "CNN-A":
+            results.append(run_mlp(w, None, CNN_A_BATCH, device, x, y))
         elif w == "MNIST-E2E":
             if os.path.isdir(args.mnist):
                 results.append(run_mnist(args.mnist, device))

@@ -14,6 +14,10 @@ MASK = (1 << 64) - 1
 # name -> (hidden layers, batch), as BENCHMARKS.md defines them
 MLPS = {"MLP-A": ([512, 512], 128), "MLP-B": ([128], 64)}
 
+# CNN-A's FLOPs a step of 128 as BENCHMARKS.md counts them (convolutions and products only)
+CNN_A_FLOPS = 1_970_798_592.0
+CNN_A_BATCH = 128
+
 # name -> [(M, N, K, A transposed, B transposed)]
 MATMULS = {
     "MM-S": [(128, 128, 128, False, False)],
@@ -55,14 +59,15 @@ def flops_per_step(hidden, batch):
     return flops
 
 
-def mlp_row(name, hidden, batch, times, warm_losses, last_loss, startup):
-    """The JSON row of one MLP workload from its timed epochs; exits if the loss did not fall
-    (a number without a falling loss is not a training number)."""
+def mlp_row(name, hidden, batch, times, warm_losses, last_loss, startup, flops=None):
+    """The JSON row of one training workload from its timed epochs (`flops` a step where
+    it is not an MLP's); exits if the loss did not fall (a number without a falling loss is
+    not a training number)."""
     t = statistics.median(times)
     first_loss = sum(warm_losses) / len(warm_losses)
     if not (last_loss < first_loss and last_loss < np.log(10)):
         raise SystemExit(f"{name}: the loss did not fall ({first_loss} -> {last_loss})")
-    flops = flops_per_step(hidden, batch)
+    flops = flops if flops is not None else flops_per_step(hidden, batch)
     steps = SAMPLES // batch
     return {
         "workload": name,
