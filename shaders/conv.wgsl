@@ -4,8 +4,10 @@
 // matches its reference function in src/backend/reference/conv.rs.
 //
 // v1, direct: one invocation per output element, each a loop over what it sums, every
-// gradient written as a gather (no atomics, so the sums run in a fixed order). The structure
-// that runs every shape; the implicit-GEMM variants are to replace it where they win.
+// gradient written as a gather (no atomics, so the sums run in a fixed order): the structure
+// that runs every shape. v2 lays the windows out as rows (im2col, and col2im for the input
+// gradient) for the tuned matmul kernels: the default. Implicit GEMM (the gather folded into
+// the matmul's loads) is to replace it where it wins.
 //
 // Each entry point binds its outputs first, then its inputs, as the kernel table lists them.
 
@@ -345,4 +347,62 @@ fn avg_pool_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
         }
     }
     pl_out[idx] = sum;
+}
+
+// ---- v2, im2col: the windows as rows, for the tuned matmul kernels to multiply. Bindings:
+// cols, x. cols[n·P + o, t·C + c] = x[n, tap t of o, c] (0 in the padding), P = Ho·Wo.
+@compute @workgroup_size(WG_1D)
+fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let idx = flat_index(gid, nwg);
+    let taps = p.k_h * p.k_w * p.in_c;
+    let positions = p.out_h * p.out_w;
+    if (idx >= p.rows * positions * taps) {
+        return;
+    }
+    let r = idx / taps;
+    let col = idx % taps;
+    let c = col % p.in_c;
+    let t = col / p.in_c;
+    let n = r / positions;
+    let o = r % positions;
+    let y = tap(o / p.out_w, t / p.k_w, p.s_h, p.pad_t, p.in_h);
+    let x = tap(o % p.out_w, t % p.k_w, p.s_w, p.pad_l, p.in_w);
+    var v = 0.0;
+    if (y >= 0 && x >= 0) {
+        v = cv_a[n * in_len() + (u32(y) * p.in_w + u32(x)) * p.in_c + c];
+    }
+    cv_out[idx] = v;
+}
+
+// Its backward, col2im. Bindings: dx, dcols. dx[n, y, x, c] = the sum of the entries of dcols
+// that read it: over the taps (i, j) of the outputs (oy, ox) reading (y, x).
+@compute @workgroup_size(WG_1D)
+fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let idx = flat_index(gid, nwg);
+    if (idx >= p.rows * in_len()) {
+        return;
+    }
+    let taps = p.k_h * p.k_w * p.in_c;
+    let n = idx / in_len();
+    let r = idx % in_len();
+    let c = r % p.in_c;
+    let pos = r / p.in_c;
+    let y = pos / p.in_w;
+    let x = pos % p.in_w;
+    var sum = 0.0;
+    for (var i = 0u; i < p.k_h; i++) {
+        let oy = reader(y, i, p.s_h, p.pad_t, p.out_h);
+        if (oy < 0) {
+            continue;
+        }
+        for (var j = 0u; j < p.k_w; j++) {
+            let ox = reader(x, j, p.s_w, p.pad_l, p.out_w);
+            if (ox < 0) {
+                continue;
+            }
+            let row = n * p.out_h * p.out_w + u32(oy) * p.out_w + u32(ox);
+            sum += cv_a[row * taps + (i * p.k_w + j) * p.in_c + c];
+        }
+    }
+    cv_out[idx] = sum;
 }

@@ -492,3 +492,13 @@ fn pooling_backwards_are_the_gradients_of_their_forwards() {
         }
     }
 }
+
+/// The GPU's v1 convolution kernels (direct, one invocation per output) against the
+/// reference too: the default is v2 (im2col and the matmul kernels).
+#[test]
+fn conv2d_direct_on_the_gpu() {
+    if let Some(mut b) = common::gpu() {
+        b.set_conv_direct(true);
+        check_conv2d(&mut b);
+    }
+}

@@ -1,12 +1,62 @@
 //! The convolution and pooling ops on [`GpuBackend`]: each checked as every backend checks
-//! it, then recorded as dispatches of `shaders/conv.wgsl` (v1, direct: one invocation per
-//! output element). The [`Backend`](crate::backend::Backend) impl in `ops.rs` calls these
-//! through [`window_ops!`](crate::window_ops).
+//! it, then recorded as dispatches of `shaders/conv.wgsl`. Convolutions have two variants:
+//! v2 (the default) lays the windows out as rows (im2col) and multiplies them with the tuned
+//! matmul kernels, the input gradient folded back by col2im; v1 is direct, one invocation
+//! per output element ([`GpuBackend::set_conv_direct`]). The
+//! [`Backend`](crate::backend::Backend) impl in `ops.rs` calls these through
+//! [`window_ops!`](crate::window_ops).
 
 use super::kernels::{self, Constants, ConvParams};
 use super::{u32_dim, GpuBackend, GpuTensor};
-use crate::backend::{check, Tensor, Window};
+use crate::backend::{check, Backend, Tensor, Window};
 use crate::error::Result;
+
+impl GpuBackend {
+    /// Runs convolutions as v1, direct (`true`), or v2, im2col and the matmul kernels
+    /// (`false`, the default): both are held to the reference by the parity suite.
+    pub fn set_conv_direct(&mut self, direct: bool) {
+        self.conv_direct = direct;
+    }
+}
+
+impl GpuTensor {
+    /// The same values read as `[rows, cols]` (as many elements): a batch of feature maps
+    /// `[N, P·F]` as the product's `[N·P, F]`. Same id and size, so the same bind groups.
+    fn reshaped(&self, rows: usize, cols: usize) -> GpuTensor {
+        debug_assert_eq!(rows * cols, self.len());
+        GpuTensor {
+            rows,
+            cols,
+            ..self.handle()
+        }
+    }
+}
+
+/// The windows' buffer of this shape, made on its first use.
+fn scratch(b: &mut GpuBackend, rows: usize, cols: usize) -> Result<GpuTensor> {
+    if !b.conv_cols.contains_key(&(rows, cols)) {
+        let t = b.zeros(rows, cols)?;
+        b.conv_cols.insert((rows, cols), t);
+    }
+    Ok(b.conv_cols[&(rows, cols)].handle())
+}
+
+/// `x`'s windows as the rows of a `[N·P, kh·kw·C]` buffer (v2).
+fn im2col(b: &mut GpuBackend, op: &'static str, x: &GpuTensor, w: &Window) -> Result<GpuTensor> {
+    let taps = w.kernel[0] * w.kernel[1] * w.input[2];
+    let cols = scratch(b, x.rows() * w.positions(), taps)?;
+    let p = params(op, w, x.rows(), 1)?;
+    u32_dim(op, cols.len())?;
+    let groups = b.grid_1d(cols.len())?;
+    b.record(
+        kernels::IM2COL,
+        Constants::default(),
+        p,
+        &[&cols, x],
+        groups,
+    )?;
+    Ok(cols)
+}
 
 /// The uniform of `w` over `rows` images with `filters` output channels.
 fn params(op: &'static str, w: &Window, rows: usize, filters: usize) -> Result<ConvParams> {
@@ -45,6 +95,15 @@ pub(super) fn conv2d(
     z: &mut GpuTensor,
 ) -> Result<()> {
     check::conv2d("conv2d", x, kernel, bias, w, z)?;
+    if !b.conv_direct {
+        let cols = im2col(b, "conv2d", x, w)?;
+        let mut out = z.reshaped(cols.rows(), kernel.cols());
+        b.matmul(&cols, false, kernel, false, &mut out)?;
+        if let Some(bias) = bias {
+            b.bias_add(&mut out, bias)?;
+        }
+        return Ok(());
+    }
     let p = ConvParams {
         has_bias: bias.is_some() as u32,
         ..params("conv2d", w, x.rows(), kernel.cols())?
@@ -70,6 +129,21 @@ pub(super) fn conv2d_backward_input(
 ) -> Result<()> {
     let op = "conv2d_backward_input";
     check::conv2d(op, dx, kernel, None, w, dz)?;
+    if !b.conv_direct {
+        // dcols [N·P, T] = dz [N·P, F] · Kᵀ, folded back onto the images.
+        let mut dcols = scratch(b, dx.rows() * w.positions(), kernel.rows())?;
+        let grad = dz.reshaped(dcols.rows(), kernel.cols());
+        b.matmul(&grad, false, kernel, true, &mut dcols)?;
+        let p = params(op, w, dx.rows(), 1)?;
+        let groups = b.grid_1d(dx.len())?;
+        return b.record(
+            kernels::COL2IM,
+            Constants::default(),
+            p,
+            &[dx, &dcols],
+            groups,
+        );
+    }
     let p = params(op, w, dx.rows(), kernel.cols())?;
     let groups = b.grid_1d(dx.len())?;
     b.record(
@@ -91,6 +165,16 @@ pub(super) fn conv2d_backward_kernel(
 ) -> Result<()> {
     let op = "conv2d_backward_kernel";
     check::conv2d(op, x, dkernel, dbias.as_deref(), w, dz)?;
+    if !b.conv_direct {
+        // dK [T, F] = colsᵀ · dz [N·P, F]; db the column sums of dz [N·P, F].
+        let cols = im2col(b, op, x, w)?;
+        let grad = dz.reshaped(cols.rows(), dkernel.cols());
+        b.matmul(&cols, true, &grad, false, dkernel)?;
+        if let Some(db) = dbias {
+            b.bias_grad(&grad, db)?;
+        }
+        return Ok(());
+    }
     let p = params(op, w, x.rows(), dkernel.cols())?;
     let groups = b.grid_1d(dkernel.len())?;
     b.record(

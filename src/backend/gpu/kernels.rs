@@ -311,8 +311,13 @@ pub const AVG_POOL_FORWARD: Kernel = k(Module::Conv, "avg_pool_forward", &[RW, R
 /// dx, dy
 pub const AVG_POOL_BACKWARD: Kernel = k(Module::Conv, "avg_pool_backward", &[RW, R]);
 
+/// cols, x (v2)
+pub const IM2COL: Kernel = k(Module::Conv, "im2col", &[RW, R]);
+/// dx, dcols (v2)
+pub const COL2IM: Kernel = k(Module::Conv, "col2im", &[RW, R]);
+
 /// Every kernel, for tests that build every pipeline.
-pub const ALL: [Kernel; 64] = [
+pub const ALL: [Kernel; 66] = [
     MATMUL,
     MATMUL_DIRECT,
     MATMUL_VEC4,
@@ -377,6 +382,8 @@ pub const ALL: [Kernel; 64] = [
     MAX_POOL_BACKWARD,
     AVG_POOL_FORWARD,
     AVG_POOL_BACKWARD,
+    IM2COL,
+    COL2IM,
 ];
 
 /// The most storage bindings any kernel has.

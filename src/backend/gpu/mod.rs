@@ -223,6 +223,11 @@ pub struct GpuBackend {
     profiler: Option<Profiler>,
     /// Split-K's slices of a product (grown to the largest asked for).
     split_scratch: Option<GpuTensor>,
+    /// The convolutions' windows as rows (v2, im2col), one per shape `[N·Ho·Wo, kh·kw·C]`
+    /// (a bind group is cached per tensor and size, so each shape has its own).
+    conv_cols: HashMap<(usize, usize), GpuTensor>,
+    /// Whether convolutions run v1 (direct) instead of v2 (im2col and the matmul kernels).
+    conv_direct: bool,
     /// The partial sums of two-pass reductions.
     partials: Option<GpuTensor>,
     /// Whether reductions over a batch's rows take many threads with barriers (see
@@ -318,6 +323,8 @@ impl GpuBackend {
             unguarded,
             profiler: None,
             split_scratch: None,
+            conv_cols: HashMap::new(),
+            conv_direct: false,
             partials: None,
             parallel_reductions: ctx_device_type != "Cpu",
         };
