@@ -310,3 +310,39 @@ fn cnn_a_counts_the_flops_benchmarks_md_gives() {
     let (m, batch) = mlp_model(ReferenceBackend::new(), Workload::MlpA, &[]).unwrap();
     assert_eq!(step_flops(m.layers(), 784, batch), 410_779_648.0);
 }
+
+/// On the GPU a CNN's step is one submission, and a second fit creates no buffer and no bind
+/// group: the windows' buffers (one per shape) and everything else are made while warming up.
+#[test]
+fn a_cnn_is_one_submit_per_step_and_allocates_nothing_after_warm_up() {
+    let Some(g) = common::gpu() else { return };
+    let (x, y) = data::digits();
+    let (x, y) = (x.head(200), y.head(200));
+    let (xv, yv) = (x.head(48), y.head(48));
+    let config = || {
+        FitConfig::epochs(2)
+            .batch_size(32)
+            .validation_data(xv.clone(), yv.clone())
+            .verbose(0)
+    };
+    let mut m = compile(digits_cnn(), g, 3e-3);
+    m.fit(&x, &y, config()).unwrap();
+    let warm = m.backend().stats();
+    m.fit(&x, &y, config()).unwrap();
+    let after = m.backend().stats();
+    assert_eq!(
+        after.buffers_created, warm.buffers_created,
+        "buffers after warm-up"
+    );
+    assert_eq!(
+        after.bind_groups_created, warm.bind_groups_created,
+        "bind groups after warm-up"
+    );
+    // The count tests/layers.rs holds the MLP layer stack to: 7 training and 2 validation
+    // steps an epoch, one submission each, and one more after each set.
+    let (steps, val_steps) = (7, 2);
+    assert_eq!(
+        after.submits - warm.submits,
+        2 * (steps + 1 + val_steps + 1)
+    );
+}
