@@ -139,8 +139,7 @@ impl Kind for Conv2D {
         };
         self.input = Some(image);
         let w = self.window().expect("just bound");
-        w.validate()
-            .map_err(|e| format!("{e} ({})", Shape::Image(image).describe()))?;
+        w.validate()?;
         let [oh, ow] = w.output();
         Ok(Shape::Image([oh, ow, self.filters]))
     }

@@ -75,8 +75,7 @@ impl Pooling {
         let s = image(input, self.input, what)?;
         self.input = Some(s);
         let w = self.window().expect("just bound");
-        w.validate()
-            .map_err(|e| format!("{e} ({})", Shape::Image(s).describe()))?;
+        w.validate()?;
         let [oh, ow] = w.output();
         Ok(Shape::Image([oh, ow, s[2]]))
     }
