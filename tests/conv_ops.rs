@@ -378,29 +378,7 @@ fn a_convolution_worked_by_hand() {
 // ---------------------------------------------------------------------------------------
 // the reference's backwards against finite differences of its forwards
 
-/// Central differences of f32 forwards: a step large enough that f32 rounding of the outputs
-/// stays far below the difference.
-const H: f32 = 1e-2;
-
-fn weighted(y: &[f32], w: &[f64]) -> f64 {
-    y.iter().zip(w).map(|(&a, b)| a as f64 * b).sum()
-}
-
-fn assert_grad(what: &str, analytic: f32, numeric: f64) {
-    let err = (analytic as f64 - numeric).abs();
-    assert!(
-        err <= 2e-3 * (1.0 + numeric.abs()),
-        "{what}: analytic {analytic:e}, finite difference {numeric:e}"
-    );
-}
-
-/// `∂/∂v[i]` of `f` by central differences.
-fn fd(v: &[f32], i: usize, f: impl Fn(&[f32]) -> f64) -> f64 {
-    let (mut plus, mut minus) = (v.to_vec(), v.to_vec());
-    plus[i] += H;
-    minus[i] -= H;
-    (f(&plus) - f(&minus)) / (2.0 * H as f64)
-}
+use common::finite::{assert_grad, fd, weighted, H};
 
 /// Cases small enough to difference every input: the stride-2, 'same' even-kernel,
 /// rectangular and whole-image windows.

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod finite;
 
 use std::io::Write;
 use std::sync::Once;
