@@ -325,7 +325,10 @@ impl GpuContext {
     /// Compiles every kernel's pipeline with default constants, so that start-up cost is paid
     /// up front and any shader error shows at once.
     pub fn precompile_all(&self) -> Result<()> {
-        for kernel in super::kernels::ALL {
+        for kernel in super::kernels::ALL
+            .into_iter()
+            .chain(super::kernels::conv::ALL)
+        {
             self.pipeline(kernel, Constants::default())?;
         }
         self.check_errors("precompile")
