@@ -1,5 +1,6 @@
 //! Convolution GFLOP/s per variant, side by side, on CNN-A's two convolutions (batch 128):
-//! the GPU's v1 (direct) and v2 (im2col and the matmul kernels) on whatever adapter
+//! each of the GPU's variants (v1 direct, v2 im2col and the matmul kernels, v3 and v4 implicit
+//! GEMM; `ConvVariant`) on whatever adapter
 //! `GpuContext` picks (`WGTRAIN_ADAPTER` overrides), the fast CPU backend, and the reference
 //! on a batch of 8. Forward, kernel gradient and input gradient each; criterion's throughput
 //! is their FLOPs (2 per multiply-add), so its "elem/s" reads as FLOP/s. Each result is
@@ -10,7 +11,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::time::Duration;
 use wgtrain::backend::cpu::CpuBackend;
-use wgtrain::backend::gpu::GpuBackend;
+use wgtrain::backend::gpu::{ConvVariant, GpuBackend};
 use wgtrain::backend::reference::{self, ReferenceBackend};
 use wgtrain::backend::{Backend, Padding, Window};
 
@@ -105,10 +106,11 @@ fn bench(c: &mut Criterion) {
         Ok(mut g) => {
             eprintln!("GPU: {}", g.describe());
             for l in LAYERS {
-                g.set_conv_direct(false);
-                layer(c, &mut g, "gpu-v2-im2col", l, 128);
-                g.set_conv_direct(true);
-                layer(c, &mut g, "gpu-v1-direct", l, 128);
+                for v in ConvVariant::ALL {
+                    g.set_conv_variant(Some(v));
+                    let who = format!("gpu-{}", v.name().replace(' ', "-"));
+                    layer(c, &mut g, &who, l, 128);
+                }
             }
         }
         Err(e) => eprintln!("no GPU backend ({e}); the CPU backends only"),

@@ -6,60 +6,12 @@
 // v1, direct: one invocation per output element, each a loop over what it sums, every
 // gradient written as a gather (no atomics, so the sums run in a fixed order): the structure
 // that runs every shape. v2 lays the windows out as rows (im2col, and col2im for the input
-// gradient) for the tuned matmul kernels: the default. Implicit GEMM (the gather folded into
-// the matmul's loads) is to replace it where it wins.
+// gradient) for the tuned matmul kernels. v3 and v4, implicit GEMM (the gather folded into
+// the product's loads, no buffer of windows), are in conv_gemm.wgsl.
 //
 // Each entry point binds its outputs first, then its inputs, as the kernel table lists them.
 
-struct Params {
-    // images in the batch
-    rows: u32,
-    in_h: u32,
-    in_w: u32,
-    in_c: u32,
-    k_h: u32,
-    k_w: u32,
-    s_h: u32,
-    s_w: u32,
-    // padding above and to the left
-    pad_t: u32,
-    pad_l: u32,
-    out_h: u32,
-    out_w: u32,
-    // output channels: the convolution's filters, pooling's in_c
-    filters: u32,
-    // 1 where the convolution adds a bias
-    has_bias: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-
-fn in_len() -> u32 {
-    return p.in_h * p.in_w * p.in_c;
-}
-
-fn out_len() -> u32 {
-    return p.out_h * p.out_w * p.filters;
-}
-
-// The input row of tap (i, j) of output row oy (or column: pass the column's numbers), or -1
-// in the padding.
-fn tap(o: u32, t: u32, s: u32, pad: u32, size: u32) -> i32 {
-    let v = i32(o * s + t) - i32(pad);
-    return select(-1, v, v >= 0 && v < i32(size));
-}
-
-// For input row y and kernel row i: the output row whose tap i reads it, or -1 if none does.
-fn reader(y: u32, i: u32, s: u32, pad: u32, out: u32) -> i32 {
-    let v = i32(y + pad) - i32(i);
-    if (v < 0 || v % i32(s) != 0) {
-        return -1;
-    }
-    let o = v / i32(s);
-    return select(-1, o, o < i32(out));
-}
+// The uniform and the window arithmetic are in conv_common.wgsl.
 
 // ---- the convolution. Forward bindings: z, x, kernel, bias (the kernel again where there
 // is no bias).

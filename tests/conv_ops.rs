@@ -11,7 +11,8 @@ mod common;
 use common::{assert_close, rng, uniform, upload};
 use rand::seq::SliceRandom;
 use rand::Rng;
-use wgtrain::backend::{reference, Backend, Padding, Window};
+use wgtrain::backend::gpu::ConvVariant;
+use wgtrain::backend::{reference, Activation, Backend, Padding, Window};
 use wgtrain::tolerance::Tolerance;
 
 /// f32 sums of up to a few hundred products against the reference's f64.
@@ -143,6 +144,24 @@ const CASES: &[Case] = &[
         2,
         "odd image sizes and 17 filters",
     ),
+    case(
+        [5, 5, 64],
+        [3, 3],
+        [1, 1],
+        Valid,
+        64,
+        11,
+        "576 taps × 64 filters over 11 images: implicit GEMM's kernel gradient in uneven slices",
+    ),
+    case(
+        [10, 10, 3],
+        [3, 3],
+        [1, 1],
+        Same,
+        33,
+        9,
+        "900 output rows and 33 filters: more than one block each way, partial blocks",
+    ),
 ];
 
 impl Case {
@@ -199,6 +218,22 @@ fn check_conv2d<B: Backend>(b: &mut B) {
                 &got,
                 &want,
             );
+        }
+        // With the activation, fused into the product's epilogue where a backend can.
+        let act = Activation::LeakyRelu { alpha: 0.1 };
+        for with_bias in [true, false] {
+            let (mut z, mut a) = (b.zeros(n, out).unwrap(), b.zeros(n, out).unwrap());
+            let bias_t = with_bias.then_some(&bias);
+            b.conv2d_forward(&x, &k, bias_t, &w, act, &mut z, &mut a)
+                .unwrap();
+            let mut want = vec![0.0; n * out];
+            let bias_data = with_bias.then_some(b_data.as_slice());
+            reference::conv2d_forward(&x_data, &k_data, bias_data, &w, f, &mut want);
+            let mut want_a = vec![0.0; n * out];
+            reference::activation_forward(act, &want, &mut want_a, out);
+            let what = format!("conv2d_forward leaky relu, bias {with_bias}, {what}");
+            assert_close(&format!("z of {what}"), SUMS, &b.read(&z).unwrap(), &want);
+            assert_close(&format!("a of {what}"), SUMS, &b.read(&a).unwrap(), &want_a);
         }
         let mut dx = b.zeros(n, len).unwrap();
         b.conv2d_backward_input(&dz, &k, &w, &mut dx).unwrap();
@@ -338,7 +373,7 @@ fn check_bad_operands<B: Backend>(b: &mut B) {
         b.zeros(2, 45).unwrap(),
         b.zeros(2, 45).unwrap(),
     );
-    let softmax = wgtrain::backend::Activation::Softmax;
+    let softmax = Activation::Softmax;
     let e = b
         .conv2d_forward(&x, &k, None, &w, softmax, &mut z, &mut a)
         .unwrap_err()
@@ -471,12 +506,16 @@ fn pooling_backwards_are_the_gradients_of_their_forwards() {
     }
 }
 
-/// The GPU's v1 convolution kernels (direct, one invocation per output) against the
-/// reference too: the default is v2 (im2col and the matmul kernels).
+/// Each of the GPU's convolution variants fixed in turn against the reference (the default,
+/// autotuned per shape, runs in `conv2d::gpu`): v1 direct, v2 im2col and the
+/// matmul kernels, v3 and v4 implicit GEMM.
 #[test]
-fn conv2d_direct_on_the_gpu() {
+fn every_gpu_conv_variant() {
     if let Some(mut b) = common::gpu() {
-        b.set_conv_direct(true);
-        check_conv2d(&mut b);
+        for v in ConvVariant::ALL {
+            b.set_conv_variant(Some(v));
+            eprintln!("{}", v.name());
+            check_conv2d(&mut b);
+        }
     }
 }

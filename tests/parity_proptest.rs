@@ -1,10 +1,12 @@
-//! Property-based shapes: random M, N, K and transposes, random row counts and widths, the GPU
-//! held to the reference. Few cases each, so the suite stays fast on a software adapter.
+//! Property-based shapes: random M, N, K and transposes, random row counts and widths, random
+//! convolution windows, the GPU (and for convolutions the fast CPU backend) held to the
+//! reference. Few cases each, so the suite stays fast on a software adapter.
 
 mod common;
 
 use proptest::prelude::*;
-use wgtrain::backend::{reference, Activation, Backend, DropoutMask, Loss};
+use wgtrain::backend::gpu::ConvVariant;
+use wgtrain::backend::{reference, Activation, Backend, DropoutMask, Loss, Padding, Window};
 use wgtrain::tolerance::Tolerance;
 
 fn cfg() -> ProptestConfig {
@@ -14,8 +16,78 @@ fn cfg() -> ProptestConfig {
     }
 }
 
+/// A convolution's three products on `b` against the reference, for `rows` images through
+/// `w` with `f` filters.
+fn conv_products<B: Backend>(
+    b: &mut B,
+    w: &Window,
+    f: usize,
+    rows: usize,
+    seed: u64,
+) -> Result<(), String> {
+    let mut r = common::rng(seed);
+    let (len, out) = (w.input_len(), w.positions() * f);
+    let taps = w.kernel[0] * w.kernel[1] * w.input[2];
+    let xd = common::uniform(&mut r, rows * len, -1.0, 1.0);
+    let kd = common::uniform(&mut r, taps * f, -1.0, 1.0);
+    let bd = common::uniform(&mut r, f, -1.0, 1.0);
+    let dzd = common::uniform(&mut r, rows * out, -1.0, 1.0);
+    let up =
+        |b: &mut B, r: usize, c: usize, d: &[f32]| b.upload(r, c, d).map_err(|e| e.to_string());
+    let (x, k, bias, dz) = (
+        up(b, rows, len, &xd)?,
+        up(b, taps, f, &kd)?,
+        up(b, 1, f, &bd)?,
+        up(b, rows, out, &dzd)?,
+    );
+    let tol = Tolerance::new(1e-5, 1e-4);
+    let (mut z, mut a) = (b.zeros(rows, out).unwrap(), b.zeros(rows, out).unwrap());
+    b.conv2d_forward(&x, &k, Some(&bias), w, Activation::Tanh, &mut z, &mut a)
+        .map_err(|e| e.to_string())?;
+    let mut want = vec![0.0; rows * out];
+    reference::conv2d_forward(&xd, &kd, Some(&bd), w, f, &mut want);
+    tol.compare(&b.read(&z).unwrap(), &want)
+        .map_err(|e| format!("forward: {e}"))?;
+    let mut dx = b.zeros(rows, len).unwrap();
+    b.conv2d_backward_input(&dz, &k, w, &mut dx)
+        .map_err(|e| e.to_string())?;
+    let mut want = vec![0.0; rows * len];
+    reference::conv2d_backward_input(&dzd, &kd, w, f, &mut want);
+    tol.compare(&b.read(&dx).unwrap(), &want)
+        .map_err(|e| format!("input grad: {e}"))?;
+    let (mut dk, mut db) = (b.zeros(taps, f).unwrap(), b.zeros(1, f).unwrap());
+    b.conv2d_backward_kernel(&x, &dz, w, &mut dk, Some(&mut db))
+        .map_err(|e| e.to_string())?;
+    let (mut want, mut want_b) = (vec![0.0; taps * f], vec![0.0; f]);
+    reference::conv2d_backward_kernel(&xd, &dzd, w, f, &mut want, Some(&mut want_b));
+    tol.compare(&b.read(&dk).unwrap(), &want)
+        .map_err(|e| format!("kernel grad: {e}"))?;
+    tol.compare(&b.read(&db).unwrap(), &want_b)
+        .map_err(|e| format!("bias grad: {e}"))
+}
+
 proptest! {
     #![proptest_config(cfg())]
+
+    #[test]
+    fn conv2d_random_windows(h in 1usize..12, wd in 1usize..12, c in 1usize..6, kh in 1usize..5,
+                             kw in 1usize..5, sh in 1usize..4, sw in 1usize..4, same in any::<bool>(),
+                             f in 1usize..7, rows in 1usize..4, seed in any::<u64>()) {
+        let padding = if same { Padding::Same } else { Padding::Valid };
+        let w = Window { input: [h, wd, c], kernel: [kh, kw], strides: [sh, sw], padding };
+        // A window larger than a 'valid' image has no output: an error, checked elsewhere.
+        prop_assume!(w.validate().is_ok());
+        let what = format!("{h}×{wd}×{c}, {kh}×{kw}/{sh}×{sw} {}, {f} filters, batch {rows}", padding.name());
+        conv_products(&mut common::cpu(), &w, f, rows, seed)
+            .map_err(|e| TestCaseError::fail(format!("cpu, {what}: {e}")))?;
+        if let Some(mut g) = common::gpu() {
+            for v in [ConvVariant::Im2col, ConvVariant::Implicit, ConvVariant::ImplicitTiled] {
+                g.set_conv_variant(Some(v));
+                conv_products(&mut g, &w, f, rows, seed)
+                    .map_err(|e| TestCaseError::fail(format!("gpu {}, {what}: {e}", v.name())))?;
+            }
+        }
+    }
 
     #[test]
     fn matmul_random_shapes(m in 1usize..150, n in 1usize..150, k in 1usize..300,

@@ -119,9 +119,29 @@ impl Window {
 /// The [`Backend`](super::Backend) methods of the convolution and pooling ops, each calling
 /// the function of the same name in `$ops` with the backend first (the function checks its
 /// operands): one list of the seven signatures for every backend, whose tensors are `$t`.
+/// With `fused`, also `conv2d_forward` (the convolution with its activation), for backends
+/// whose `$ops` fuses it.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! window_ops {
+    ($t:ty, $ops:path, fused) => {
+        $crate::window_ops!($t, $ops);
+
+        #[allow(clippy::too_many_arguments)]
+        fn conv2d_forward(
+            &mut self,
+            x: &$t,
+            kernel: &$t,
+            bias: Option<&$t>,
+            window: &$crate::backend::Window,
+            act: $crate::backend::Activation,
+            z: &mut $t,
+            a: &mut $t,
+        ) -> $crate::Result<()> {
+            use $ops as ops;
+            ops::conv2d_forward(self, x, kernel, bias, window, act, z, a)
+        }
+    };
     ($t:ty, $ops:path) => {
         fn conv2d(
             &mut self,

@@ -91,7 +91,8 @@ impl Workload {
     }
 
     /// Meant for real GPUs only (minutes on a software adapter): run there only when named.
-    /// CNN-A's direct convolution kernels take minutes an epoch on lavapipe.
+    /// CNN-A takes minutes an epoch on lavapipe (its three convolution products each a
+    /// tenth of a second per step there).
     pub fn real_gpu_only(self) -> bool {
         matches!(self, Workload::MmL | Workload::CnnA)
     }

@@ -13,8 +13,9 @@ use wgtrain::{Error, Result};
 #[derive(Args, Debug)]
 pub(crate) struct BenchArgs {
     /// Workloads to run (repeatable): MM-S, MM-M, MM-L, MM-MLP, MLP-A, MLP-A-BN-DROP, MLP-B,
-    /// MNIST-E2E.
-    /// Default: all (MM-L only on a real GPU, MNIST-E2E only where its folder is).
+    /// CNN-A, MNIST-E2E.
+    /// Default: all (MM-L and CNN-A on the GPU backend only on a real GPU, MNIST-E2E only
+    /// where its folder is).
     #[arg(long = "workload")]
     pub(crate) workloads: Vec<String>,
     /// Timed repetitions of each (at least 1); the median is reported.

@@ -11,7 +11,7 @@ use super::{CpuBackend, HostTensor};
 use crate::backend::reference::{self, ReferenceBackend};
 use crate::backend::{
     check, Activation, Backend, DropoutMask, Guard, Loss, Optimizer, PointError, RandomSlopes,
-    StepValues, Window,
+    StepValues,
 };
 use crate::error::Result;
 
@@ -403,20 +403,7 @@ impl Backend for CpuBackend {
         ReferenceBackend.prelu_backward(x, alpha, dy, dx, dalpha)
     }
 
-    crate::window_ops!(HostTensor, super::conv);
-
-    fn conv2d_forward(
-        &mut self,
-        x: &HostTensor,
-        kernel: &HostTensor,
-        bias: Option<&HostTensor>,
-        window: &Window,
-        act: Activation,
-        z: &mut HostTensor,
-        a: &mut HostTensor,
-    ) -> Result<()> {
-        super::conv::conv2d_forward(self, x, kernel, bias, window, act, z, a)
-    }
+    crate::window_ops!(HostTensor, super::conv, fused);
 
     fn maxout_forward(&mut self, z: &HostTensor, pieces: usize, y: &mut HostTensor) -> Result<()> {
         ReferenceBackend.maxout_forward(z, pieces, y)

@@ -1,23 +1,15 @@
 //! The convolution and pooling ops on [`GpuBackend`]: each checked as every backend checks
-//! it, then recorded as dispatches of `shaders/conv.wgsl`. Convolutions have two variants:
-//! v2 (the default) lays the windows out as rows (im2col) and multiplies them with the tuned
-//! matmul kernels, the input gradient folded back by col2im; v1 is direct, one invocation
-//! per output element ([`GpuBackend::set_conv_direct`]). The
-//! [`Backend`](crate::backend::Backend) impl in `ops.rs` calls these through
-//! [`window_ops!`](crate::window_ops).
+//! it, then recorded as dispatches of `shaders/conv.wgsl` and `shaders/conv_gemm.wgsl`. Each
+//! of a convolution's three products runs the variant [`GpuBackend::conv_variant_for`] picks
+//! (`conv_gemm.rs`): v1 direct, v2 im2col and the tuned matmul kernels (the input gradient
+//! folded back by col2im), or v3 and v4, implicit GEMM. The [`Backend`] impl in `ops.rs`
+//! calls these through [`window_ops!`](crate::window_ops).
 
+use super::conv_gemm::{ConvKey, ConvProduct, ConvVariant};
 use super::kernels::{self, Constants, ConvParams};
 use super::{u32_dim, GpuBackend, GpuTensor};
-use crate::backend::{check, Backend, Tensor, Window};
+use crate::backend::{check, Activation, Backend, Tensor, Window};
 use crate::error::Result;
-
-impl GpuBackend {
-    /// Runs convolutions as v1, direct (`true`), or v2, im2col and the matmul kernels
-    /// (`false`, the default): both are held to the reference by the parity suite.
-    pub fn set_conv_direct(&mut self, direct: bool) {
-        self.conv_direct = direct;
-    }
-}
 
 impl GpuTensor {
     /// The same values read as `[rows, cols]` (as many elements): a batch of feature maps
@@ -32,34 +24,51 @@ impl GpuTensor {
     }
 }
 
-/// The windows' buffer of this shape, made on its first use.
-fn scratch(b: &mut GpuBackend, rows: usize, cols: usize) -> Result<GpuTensor> {
-    if !b.conv_cols.contains_key(&(rows, cols)) {
+/// The scratch buffer `use_` of this shape (v2's windows, v3 and v4's split parts), made on
+/// its first use (a bind group is cached per tensor and size, so each shape has its own).
+pub(super) fn scratch(
+    b: &mut GpuBackend,
+    use_: &'static str,
+    rows: usize,
+    cols: usize,
+) -> Result<GpuTensor> {
+    let key = (use_, rows, cols);
+    if !b.conv_scratch.contains_key(&key) {
         let t = b.zeros(rows, cols)?;
-        b.conv_cols.insert((rows, cols), t);
+        b.conv_scratch.insert(key, t);
     }
-    Ok(b.conv_cols[&(rows, cols)].handle())
+    Ok(b.conv_scratch[&key].handle())
+}
+
+/// Records `kernel` with one invocation per element of a `len`-element output.
+fn dispatch(
+    b: &mut GpuBackend,
+    kernel: kernels::Kernel,
+    p: ConvParams,
+    bindings: &[&GpuTensor],
+    len: usize,
+) -> Result<()> {
+    let groups = b.grid_1d(len)?;
+    b.record(kernel, Constants::default(), p, bindings, groups)
 }
 
 /// `x`'s windows as the rows of a `[N·P, kh·kw·C]` buffer (v2).
 fn im2col(b: &mut GpuBackend, op: &'static str, x: &GpuTensor, w: &Window) -> Result<GpuTensor> {
     let taps = w.kernel[0] * w.kernel[1] * w.input[2];
-    let cols = scratch(b, x.rows() * w.positions(), taps)?;
+    let cols = scratch(b, "windows", x.rows() * w.positions(), taps)?;
     let p = params(op, w, x.rows(), 1)?;
     u32_dim(op, cols.len())?;
-    let groups = b.grid_1d(cols.len())?;
-    b.record(
-        kernels::IM2COL,
-        Constants::default(),
-        p,
-        &[&cols, x],
-        groups,
-    )?;
+    dispatch(b, kernels::IM2COL, p, &[&cols, x], cols.len())?;
     Ok(cols)
 }
 
 /// The uniform of `w` over `rows` images with `filters` output channels.
-fn params(op: &'static str, w: &Window, rows: usize, filters: usize) -> Result<ConvParams> {
+pub(super) fn params(
+    op: &'static str,
+    w: &Window,
+    rows: usize,
+    filters: usize,
+) -> Result<ConvParams> {
     let d = |v: usize| u32_dim(op, v);
     let [oh, ow] = w.output();
     let [pt, pl] = w.pad_before();
@@ -86,6 +95,15 @@ fn params(op: &'static str, w: &Window, rows: usize, filters: usize) -> Result<C
     })
 }
 
+fn key(product: ConvProduct, w: &Window, rows: usize, filters: usize) -> ConvKey {
+    ConvKey {
+        product,
+        window: *w,
+        rows,
+        filters,
+    }
+}
+
 pub(super) fn conv2d(
     b: &mut GpuBackend,
     x: &GpuTensor,
@@ -95,29 +113,83 @@ pub(super) fn conv2d(
     z: &mut GpuTensor,
 ) -> Result<()> {
     check::conv2d("conv2d", x, kernel, bias, w, z)?;
-    if !b.conv_direct {
-        let cols = im2col(b, "conv2d", x, w)?;
-        let mut out = z.reshaped(cols.rows(), kernel.cols());
-        b.matmul(&cols, false, kernel, false, &mut out)?;
-        if let Some(bias) = bias {
-            b.bias_add(&mut out, bias)?;
+    let v = b.conv_variant_for(key(ConvProduct::Forward, w, x.rows(), kernel.cols()))?;
+    forward_with(b, v, x, kernel, bias, w, None, z)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn conv2d_forward(
+    b: &mut GpuBackend,
+    x: &GpuTensor,
+    kernel: &GpuTensor,
+    bias: Option<&GpuTensor>,
+    w: &Window,
+    act: Activation,
+    z: &mut GpuTensor,
+    a: &mut GpuTensor,
+) -> Result<()> {
+    let op = "conv2d_forward";
+    check::feature_map_activation(op, act)?;
+    check::conv2d(op, x, kernel, bias, w, z)?;
+    check::same(op, &[("z", &*z), ("a", &*a)])?;
+    let v = b.conv_variant_for(key(ConvProduct::Forward, w, x.rows(), kernel.cols()))?;
+    forward_with(b, v, x, kernel, bias, w, Some((act, a)), z)
+}
+
+/// The forward with variant `v`: `z` = the convolution (+ bias), and `act(z)` where `act`
+/// names it, in the product's epilogue where the variant has one.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn forward_with(
+    b: &mut GpuBackend,
+    v: ConvVariant,
+    x: &GpuTensor,
+    kernel: &GpuTensor,
+    bias: Option<&GpuTensor>,
+    w: &Window,
+    act: Option<(Activation, &mut GpuTensor)>,
+    z: &mut GpuTensor,
+) -> Result<()> {
+    match v {
+        ConvVariant::Direct => {
+            let p = ConvParams {
+                has_bias: bias.is_some() as u32,
+                ..params("conv2d", w, x.rows(), kernel.cols())?
+            };
+            // Without a bias the kernel is bound in its place, and not read there.
+            let bias = bias.unwrap_or(kernel);
+            let bindings = [&*z, x, kernel, bias];
+            dispatch(b, kernels::CONV2D_FORWARD, p, &bindings, z.len())?;
         }
-        return Ok(());
+        ConvVariant::Im2col => {
+            let cols = im2col(b, "conv2d", x, w)?;
+            let mut out = z.reshaped(cols.rows(), kernel.cols());
+            match (bias, act) {
+                (Some(bias), Some((act, a))) => {
+                    let mut a_out = a.reshaped(cols.rows(), kernel.cols());
+                    return b.record_dense_forward(&cols, kernel, bias, act, &mut out, &mut a_out);
+                }
+                (bias, act) => {
+                    b.matmul(&cols, false, kernel, false, &mut out)?;
+                    if let Some(bias) = bias {
+                        b.bias_add(&mut out, bias)?;
+                    }
+                    if let Some((act, a)) = act {
+                        b.activation(act, z, a)?;
+                    }
+                }
+            }
+            return Ok(());
+        }
+        ConvVariant::Implicit | ConvVariant::ImplicitTiled => {
+            let k = key(ConvProduct::Forward, w, x.rows(), kernel.cols());
+            let act = act.map(|(act, a)| (act, &*a));
+            return b.record_conv_gemm(v, &k, z, x, kernel, bias, act);
+        }
     }
-    let p = ConvParams {
-        has_bias: bias.is_some() as u32,
-        ..params("conv2d", w, x.rows(), kernel.cols())?
-    };
-    let groups = b.grid_1d(z.len())?;
-    // Without a bias the kernel is bound in its place, and not read there.
-    let bias = bias.unwrap_or(kernel);
-    b.record(
-        kernels::CONV2D_FORWARD,
-        Constants::default(),
-        p,
-        &[z, x, kernel, bias],
-        groups,
-    )
+    match act {
+        Some((act, a)) => b.activation(act, z, a),
+        None => Ok(()),
+    }
 }
 
 pub(super) fn conv2d_backward_input(
@@ -127,32 +199,41 @@ pub(super) fn conv2d_backward_input(
     w: &Window,
     dx: &mut GpuTensor,
 ) -> Result<()> {
+    check::conv2d("conv2d_backward_input", dx, kernel, None, w, dz)?;
+    let k = key(ConvProduct::InputGrad, w, dx.rows(), kernel.cols());
+    let v = b.conv_variant_for(k)?;
+    input_grad_with(b, v, dz, kernel, w, dx)
+}
+
+/// The input gradient with variant `v`.
+pub(super) fn input_grad_with(
+    b: &mut GpuBackend,
+    v: ConvVariant,
+    dz: &GpuTensor,
+    kernel: &GpuTensor,
+    w: &Window,
+    dx: &mut GpuTensor,
+) -> Result<()> {
     let op = "conv2d_backward_input";
-    check::conv2d(op, dx, kernel, None, w, dz)?;
-    if !b.conv_direct {
-        // dcols [N·P, T] = dz [N·P, F] · Kᵀ, folded back onto the images.
-        let mut dcols = scratch(b, dx.rows() * w.positions(), kernel.rows())?;
-        let grad = dz.reshaped(dcols.rows(), kernel.cols());
-        b.matmul(&grad, false, kernel, true, &mut dcols)?;
-        let p = params(op, w, dx.rows(), 1)?;
-        let groups = b.grid_1d(dx.len())?;
-        return b.record(
-            kernels::COL2IM,
-            Constants::default(),
-            p,
-            &[dx, &dcols],
-            groups,
-        );
+    match v {
+        ConvVariant::Direct => {
+            let p = params(op, w, dx.rows(), kernel.cols())?;
+            let bindings = [&*dx, dz, kernel];
+            dispatch(b, kernels::CONV2D_BACKWARD_INPUT, p, &bindings, dx.len())
+        }
+        ConvVariant::Im2col => {
+            // dcols [N·P, T] = dz [N·P, F] · Kᵀ, folded back onto the images.
+            let mut dcols = scratch(b, "windows", dx.rows() * w.positions(), kernel.rows())?;
+            let grad = dz.reshaped(dcols.rows(), kernel.cols());
+            b.matmul(&grad, false, kernel, true, &mut dcols)?;
+            let p = params(op, w, dx.rows(), 1)?;
+            dispatch(b, kernels::COL2IM, p, &[dx, &dcols], dx.len())
+        }
+        ConvVariant::Implicit | ConvVariant::ImplicitTiled => {
+            let k = key(ConvProduct::InputGrad, w, dx.rows(), kernel.cols());
+            b.record_conv_gemm(v, &k, dx, dz, kernel, None, None)
+        }
     }
-    let p = params(op, w, dx.rows(), kernel.cols())?;
-    let groups = b.grid_1d(dx.len())?;
-    b.record(
-        kernels::CONV2D_BACKWARD_INPUT,
-        Constants::default(),
-        p,
-        &[dx, dz, kernel],
-        groups,
-    )
 }
 
 pub(super) fn conv2d_backward_kernel(
@@ -165,36 +246,54 @@ pub(super) fn conv2d_backward_kernel(
 ) -> Result<()> {
     let op = "conv2d_backward_kernel";
     check::conv2d(op, x, dkernel, dbias.as_deref(), w, dz)?;
-    if !b.conv_direct {
-        // dK [T, F] = colsᵀ · dz [N·P, F]; db the column sums of dz [N·P, F].
-        let cols = im2col(b, op, x, w)?;
-        let grad = dz.reshaped(cols.rows(), dkernel.cols());
-        b.matmul(&cols, true, &grad, false, dkernel)?;
-        if let Some(db) = dbias {
-            b.bias_grad(&grad, db)?;
+    let v = b.conv_variant_for(key(ConvProduct::KernelGrad, w, x.rows(), dkernel.cols()))?;
+    kernel_grad_with(b, v, x, dz, w, dkernel, dbias)
+}
+
+/// The kernel and bias gradients with variant `v`.
+pub(super) fn kernel_grad_with(
+    b: &mut GpuBackend,
+    v: ConvVariant,
+    x: &GpuTensor,
+    dz: &GpuTensor,
+    w: &Window,
+    dkernel: &mut GpuTensor,
+    dbias: Option<&mut GpuTensor>,
+) -> Result<()> {
+    let op = "conv2d_backward_kernel";
+    let grad = dz.reshaped(x.rows() * w.positions(), dkernel.cols());
+    match v {
+        ConvVariant::Direct => {
+            let p = params(op, w, x.rows(), dkernel.cols())?;
+            let bindings = [&*dkernel, x, dz];
+            dispatch(
+                b,
+                kernels::CONV2D_BACKWARD_KERNEL,
+                p,
+                &bindings,
+                dkernel.len(),
+            )?;
+            if let Some(db) = dbias {
+                let bindings = [&*db, dz];
+                dispatch(b, kernels::CONV2D_BACKWARD_BIAS, p, &bindings, db.len())?;
+            }
+            return Ok(());
         }
-        return Ok(());
+        ConvVariant::Im2col => {
+            // dK [T, F] = colsᵀ · dz [N·P, F].
+            let cols = im2col(b, op, x, w)?;
+            b.matmul(&cols, true, &grad, false, dkernel)?;
+        }
+        ConvVariant::Implicit | ConvVariant::ImplicitTiled => {
+            let k = key(ConvProduct::KernelGrad, w, x.rows(), dkernel.cols());
+            b.record_conv_gemm(v, &k, dkernel, x, dz, None, None)?;
+        }
     }
-    let p = params(op, w, x.rows(), dkernel.cols())?;
-    let groups = b.grid_1d(dkernel.len())?;
-    b.record(
-        kernels::CONV2D_BACKWARD_KERNEL,
-        Constants::default(),
-        p,
-        &[dkernel, x, dz],
-        groups,
-    )?;
-    if let Some(db) = dbias {
-        let groups = b.grid_1d(db.len())?;
-        b.record(
-            kernels::CONV2D_BACKWARD_BIAS,
-            Constants::default(),
-            p,
-            &[db, dz],
-            groups,
-        )?;
+    // db: the column sums of dz [N·P, F].
+    match dbias {
+        Some(db) => b.bias_grad(&grad, db),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 pub(super) fn max_pool_forward(
@@ -208,14 +307,7 @@ pub(super) fn max_pool_forward(
     check::pool(op, x, w, y)?;
     check::same(op, &[("y", &*y), ("winners", &*winners)])?;
     let p = params(op, w, x.rows(), w.input[2])?;
-    let groups = b.grid_1d(y.len())?;
-    b.record(
-        kernels::MAX_POOL_FORWARD,
-        Constants::default(),
-        p,
-        &[y, winners, x],
-        groups,
-    )
+    dispatch(b, kernels::MAX_POOL_FORWARD, p, &[y, winners, x], y.len())
 }
 
 pub(super) fn max_pool_backward(
@@ -229,13 +321,12 @@ pub(super) fn max_pool_backward(
     check::pool(op, dx, w, dy)?;
     check::same(op, &[("dy", dy), ("winners", winners)])?;
     let p = params(op, w, dx.rows(), w.input[2])?;
-    let groups = b.grid_1d(dx.len())?;
-    b.record(
+    dispatch(
+        b,
         kernels::MAX_POOL_BACKWARD,
-        Constants::default(),
         p,
         &[dx, dy, winners],
-        groups,
+        dx.len(),
     )
 }
 
@@ -247,14 +338,7 @@ pub(super) fn avg_pool_forward(
 ) -> Result<()> {
     check::pool("avg_pool_forward", x, w, y)?;
     let p = params("avg_pool_forward", w, x.rows(), w.input[2])?;
-    let groups = b.grid_1d(y.len())?;
-    b.record(
-        kernels::AVG_POOL_FORWARD,
-        Constants::default(),
-        p,
-        &[y, x],
-        groups,
-    )
+    dispatch(b, kernels::AVG_POOL_FORWARD, p, &[y, x], y.len())
 }
 
 pub(super) fn avg_pool_backward(
@@ -265,12 +349,5 @@ pub(super) fn avg_pool_backward(
 ) -> Result<()> {
     check::pool("avg_pool_backward", dx, w, dy)?;
     let p = params("avg_pool_backward", w, dx.rows(), w.input[2])?;
-    let groups = b.grid_1d(dx.len())?;
-    b.record(
-        kernels::AVG_POOL_BACKWARD,
-        Constants::default(),
-        p,
-        &[dx, dy],
-        groups,
-    )
+    dispatch(b, kernels::AVG_POOL_BACKWARD, p, &[dx, dy], dx.len())
 }

@@ -19,6 +19,7 @@
 
 mod context;
 mod conv;
+mod conv_gemm;
 pub(crate) mod kernels;
 mod layers;
 mod ops;
@@ -37,6 +38,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub use context::{AdapterDescription, GpuContext};
+use conv_gemm::ConvKey;
+pub use conv_gemm::ConvVariant;
 use kernels::{Access, Constants, Kernel, MAX_BINDINGS, PARAMS_SIZE};
 pub use kernels::{MatmulTiles, MatmulVariant};
 pub use plan::GpuPlan;
@@ -223,11 +226,13 @@ pub struct GpuBackend {
     profiler: Option<Profiler>,
     /// Split-K's slices of a product (grown to the largest asked for).
     split_scratch: Option<GpuTensor>,
-    /// The convolutions' windows as rows (v2, im2col), one per shape `[N·Ho·Wo, kh·kw·C]`
-    /// (a bind group is cached per tensor and size, so each shape has its own).
-    conv_cols: HashMap<(usize, usize), GpuTensor>,
-    /// Whether convolutions run v1 (direct) instead of v2 (im2col and the matmul kernels).
-    conv_direct: bool,
+    /// The convolutions' scratch buffers by use and shape: v2's windows as rows
+    /// `[N·Ho·Wo, kh·kw·C]`, v3 and v4's split parts of a kernel gradient.
+    conv_scratch: HashMap<(&'static str, usize, usize), GpuTensor>,
+    /// The convolution variant fixed by [`GpuBackend::set_conv_variant`] (`None`: autotuned).
+    conv_variant: Option<ConvVariant>,
+    /// The variant each convolution product's shape resolved to.
+    conv_tuned: HashMap<ConvKey, ConvVariant>,
     /// The partial sums of two-pass reductions.
     partials: Option<GpuTensor>,
     /// Whether reductions over a batch's rows take many threads with barriers (see
@@ -323,8 +328,9 @@ impl GpuBackend {
             unguarded,
             profiler: None,
             split_scratch: None,
-            conv_cols: HashMap::new(),
-            conv_direct: false,
+            conv_scratch: HashMap::new(),
+            conv_variant: None,
+            conv_tuned: HashMap::new(),
             partials: None,
             parallel_reductions: ctx_device_type != "Cpu",
         };

@@ -502,7 +502,7 @@ impl Backend for GpuBackend {
         self.record_prelu_backward(x, alpha, dy, dx, dalpha)
     }
 
-    crate::window_ops!(GpuTensor, super::conv);
+    crate::window_ops!(GpuTensor, super::conv, fused);
 
     fn maxout_forward(&mut self, z: &GpuTensor, pieces: usize, y: &mut GpuTensor) -> Result<()> {
         self.record_maxout_forward(z, pieces, y)

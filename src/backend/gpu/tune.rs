@@ -3,7 +3,7 @@
 //! the check that the subgroup variants give the reference's products here.
 
 use super::kernels::{MatmulTiles, MatmulVariant};
-use super::{GpuBackend, GpuTensor};
+use super::GpuBackend;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 
@@ -358,61 +358,63 @@ impl GpuBackend {
             self.zeros(k, n)?
         };
         let mut c = self.zeros(m, n)?;
-        // Timed on the device where the adapter has timestamp queries (a profiler of its own,
-        // the caller's put back after), else by the host clock around a submit and wait.
+        let times = self.time_each(candidates.len(), |g, i| {
+            g.record_matmul(candidates[i], &a, ta, &b, tb, &mut c)
+        })?;
+        Ok(fastest_of(&times, candidates))
+    }
+
+    /// Each of `count` candidates' fastest of [`TUNE_ROUNDS`] runs, in seconds; `run(self, i)`
+    /// records candidate `i` once. Timed on the device where the adapter has timestamp
+    /// queries (a profiler of its own, the caller's put back after), else by the host clock
+    /// around a submit and wait.
+    pub(super) fn time_each(
+        &mut self,
+        count: usize,
+        mut run: impl FnMut(&mut Self, usize) -> Result<()>,
+    ) -> Result<Vec<f64>> {
+        self.flush()?;
         let device_clock = self.ctx.has_timestamps();
         let callers = self.profiler.take();
         let timed = (|| {
             if device_clock {
                 self.enable_profiling()?;
             }
-            self.time_candidates(&a, ta, &b, tb, &mut c, candidates, device_clock)
+            // One untimed run each (builds the pipelines), then rounds that time one run of
+            // each in turn; a candidate's time is its fastest run, so a burst of load on a
+            // shared machine during one run cannot pick the loser.
+            for i in 0..count {
+                run(self, i)?;
+                self.finish()?;
+            }
+            let mut fastest = vec![f64::INFINITY; count];
+            for _ in 0..TUNE_ROUNDS {
+                for (i, best) in fastest.iter_mut().enumerate() {
+                    self.reset_kernel_times();
+                    let start = std::time::Instant::now();
+                    run(self, i)?;
+                    self.finish()?;
+                    let seconds = if device_clock {
+                        self.kernel_times().iter().map(|t| t.nanos).sum::<f64>() / 1e9
+                    } else {
+                        start.elapsed().as_secs_f64()
+                    };
+                    *best = best.min(seconds);
+                }
+            }
+            Ok(fastest)
         })();
         self.profiler = callers;
-        let fastest = timed?;
-        let best = fastest
-            .iter()
-            .zip(candidates)
-            .min_by(|x, y| x.0.total_cmp(y.0))
-            .map(|(&t, &tiles)| (t, tiles))
-            .expect("at least two candidates");
-        Ok(best.1)
+        timed
     }
+}
 
-    /// Each candidate's fastest of [`TUNE_ROUNDS`] runs, in seconds.
-    #[allow(clippy::too_many_arguments)]
-    fn time_candidates(
-        &mut self,
-        a: &GpuTensor,
-        ta: bool,
-        b: &GpuTensor,
-        tb: bool,
-        c: &mut GpuTensor,
-        candidates: &[MatmulTiles],
-        device_clock: bool,
-    ) -> Result<Vec<f64>> {
-        // One untimed run each (builds the pipelines), then rounds that time one run of each
-        // in turn; a candidate's time is its fastest run, so a burst of load on a shared
-        // machine during one run cannot pick the loser.
-        for &tiles in candidates {
-            self.record_matmul(tiles, a, ta, b, tb, c)?;
-            self.finish()?;
-        }
-        let mut fastest = vec![f64::INFINITY; candidates.len()];
-        for _ in 0..TUNE_ROUNDS {
-            for (&tiles, best) in candidates.iter().zip(&mut fastest) {
-                self.reset_kernel_times();
-                let start = std::time::Instant::now();
-                self.record_matmul(tiles, a, ta, b, tb, c)?;
-                self.finish()?;
-                let seconds = if device_clock {
-                    self.kernel_times().iter().map(|t| t.nanos).sum::<f64>() / 1e9
-                } else {
-                    start.elapsed().as_secs_f64()
-                };
-                *best = best.min(seconds);
-            }
-        }
-        Ok(fastest)
-    }
+/// The candidate with the least time (the first of equals).
+pub(super) fn fastest_of<T: Copy>(times: &[f64], candidates: &[T]) -> T {
+    times
+        .iter()
+        .zip(candidates)
+        .min_by(|x, y| x.0.total_cmp(y.0))
+        .map(|(_, &c)| c)
+        .expect("at least one candidate")
 }

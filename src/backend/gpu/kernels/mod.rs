@@ -41,8 +41,10 @@ pub enum Module {
     Layers,
     /// `shaders/data.wgsl`
     Data,
-    /// `shaders/conv.wgsl`
+    /// `shaders/conv_common.wgsl` + `shaders/conv.wgsl`
     Conv,
+    /// `shaders/conv_common.wgsl` + `shaders/conv_gemm.wgsl`
+    ConvGemm,
 }
 
 /// `shaders/common.wgsl` followed by the named files, in order.
@@ -77,7 +79,8 @@ impl Module {
             Module::Optim => shader!("optim.wgsl"),
             Module::Layers => shader!("layers.wgsl"),
             Module::Data => shader!("data.wgsl"),
-            Module::Conv => shader!("conv.wgsl"),
+            Module::Conv => shader!("conv_common.wgsl", "conv.wgsl"),
+            Module::ConvGemm => shader!("act_math.wgsl", "conv_common.wgsl", "conv_gemm.wgsl"),
         }
     }
 
@@ -105,6 +108,7 @@ impl Module {
             Module::Layers => "layers.wgsl",
             Module::Data => "data.wgsl",
             Module::Conv => "conv.wgsl",
+            Module::ConvGemm => "conv_gemm.wgsl",
         }
     }
 }
@@ -402,7 +406,7 @@ impl Constants {
 pub use super::tiles::{MatmulTiles, MatmulVariant};
 
 /// The size every `Params` is padded to and bound with: one uniform window per dispatch.
-pub const PARAMS_SIZE: usize = 64;
+pub const PARAMS_SIZE: usize = 80;
 
 /// `matmul.wgsl`
 #[repr(C)]
