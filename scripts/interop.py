@@ -20,6 +20,12 @@ Usage: interop.py WGTRAIN_BINARY WORK_DIR
    kind), gives `wgtrain predict`'s probabilities; where torch is importable, the same model as
    `nn.Linear`, `nn.PReLU`, `nn.BatchNorm1d` and `nn.Dropout` in eval mode does too.
 
+5. Where `torch` is importable, convolutional networks both ways: a CNN trained by wgtrain
+   (Conv2D 'same' and strided 'valid', max pooling, Flatten, Dense) rebuilt as `nn.Conv2d`,
+   `nn.MaxPool2d`, `nn.Flatten` and `nn.Linear` gives `wgtrain predict`'s probabilities; and
+   a torch network of that shape with its own initial weights, converted into a wgtrain
+   checkpoint, gives torch's outputs from `wgtrain predict`.
+
 The name mapping from a PyTorch `nn.Linear` stack to wgtrain:
     dense_{i}.weight = <linear i>.weight.T      ([in, out]: wgtrain computes x @ W + b)
     dense_{i}.bias   = <linear i>.bias
@@ -30,7 +36,15 @@ PyTorch's `nn.BatchNorm1d(units, eps=1e-3, momentum=0.01)`:
 (Keras' momentum 0.99 weighs the old value, PyTorch's 0.1 default the new batch, so 0.99 is
 PyTorch's 0.01; PyTorch's eps defaults to 1e-5, Keras' to 1e-3; and PyTorch averages the
 unbiased batch variance where Keras averages the biased one, which matters only in training.)
-A PReLU is `nn.PReLU(units)` with `prelu_{k}.alpha = .weight`.
+A PReLU is `nn.PReLU(units)` with `prelu_{k}.alpha = .weight`. A Conv2D is `nn.Conv2d(in,
+filters, kernel, stride, padding)` on channels-first images (wgtrain's rows are channels-last
+images, `(y, x, c)` in row-major order):
+    conv2d_{k}.kernel = .weight.permute(2, 3, 1, 0)   ([kh, kw, in, filters] from [out, in, kh, kw])
+    conv2d_{k}.bias   = .bias
+'same' with an odd kernel and stride 1 is `padding=kh // 2`; other 'same' windows pad more
+after than before (TensorFlow's rule), which `nn.Conv2d` cannot say: pad with `F.pad` first.
+A Dense after Flatten reads the features in (y, x, c) order, torch's `nn.Flatten` in
+(c, y, x): its weight's rows are permuted accordingly (see `flatten_order` below).
 plus the metadata `wgtrain.config` (JSON: input width, layers with activations, loss,
 optimizer), `wgtrain.epoch` and `wgtrain.step`; see src/checkpoint.rs.
 """
@@ -163,6 +177,7 @@ def main():
     else:
         torch_checks(wgtrain, work, x, model, tensors, config_of(model))
         torch_stack_check(stack_config, stack_tensors, inputs, stack_predicted)
+        torch_cnn_checks(wgtrain, work, rng)
     print("interop OK")
 
 
@@ -305,6 +320,126 @@ def torch_checks(wgtrain, work, x, model_path, tensors, config):
         want = torch.softmax(net.double()(torch.from_numpy(x[:50])), dim=1).numpy()
     check("torch: state_dict (0.weight, 0.bias, 2.weight, ...) read by wgtrain predict", out["predictions"], want)
     print(f"torch {torch.__version__}: the PyTorch checks ran")
+
+
+def flatten_order(shape):
+    """For a (h, w, c) feature map: the channels-last index of each channels-first feature."""
+    h, w, c = shape
+    return np.arange(h * w * c).reshape(h, w, c).transpose(2, 0, 1).reshape(-1)
+
+
+def torch_cnn(config, tensors):
+    """A wgtrain CNN config and its tensors as torch modules, with the mapping above."""
+    import torch
+
+    acts = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "sigmoid": torch.nn.Sigmoid}
+    modules, shape, flattened = [], None, None
+    for layer, name in named(config):
+        t = lambda p: torch.from_numpy(np.ascontiguousarray(tensors[f"{name}.{p}"]))
+        kind = layer["kind"]
+        if kind == "conv2d":
+            k = t("kernel")  # [kh, kw, in, filters]
+            kh, kw, cin, f = k.shape
+            if layer["padding"] == "same":
+                assert layer["strides"] == [1, 1] and kh % 2 == 1 and kw % 2 == 1, layer
+                padding = (kh // 2, kw // 2)
+            else:
+                padding = (0, 0)
+            m = torch.nn.Conv2d(cin, f, (kh, kw), stride=tuple(layer["strides"]), padding=padding)
+            with torch.no_grad():
+                m.weight.copy_(k.permute(3, 2, 0, 1))
+                m.bias.copy_(t("bias"))
+            modules.append(m)
+            if layer["activation"] != "linear":
+                modules.append(acts[layer["activation"]]())
+            h, w, _ = layer["input"]
+            sh, sw = layer["strides"]
+            shape = ((h + 2 * padding[0] - kh) // sh + 1, (w + 2 * padding[1] - kw) // sw + 1, f)
+        elif kind == "max_pooling2d":
+            modules.append(torch.nn.MaxPool2d(tuple(layer["pool_size"]), tuple(layer["strides"])))
+            h, w, c = layer["input"]
+            (ph, pw), (sh, sw) = layer["pool_size"], layer["strides"]
+            shape = ((h - ph) // sh + 1, (w - pw) // sw + 1, c)
+        elif kind == "flatten":
+            modules.append(torch.nn.Flatten())
+            flattened = shape
+        elif kind == "dense":
+            w = tensors[f"{name}.weight"]
+            if flattened is not None:
+                w, flattened = w[flatten_order(flattened)], None
+            m = torch.nn.Linear(w.shape[0], w.shape[1])
+            with torch.no_grad():
+                m.weight.copy_(torch.from_numpy(np.ascontiguousarray(w.T)))
+                m.bias.copy_(t("bias"))
+            modules.append(m)
+            if layer["activation"] != "linear":
+                modules.append(acts[layer["activation"]]())
+        else:
+            sys.exit(f"FAILED: no torch module for layer kind {kind}")
+    return torch.nn.Sequential(*modules).double().eval()
+
+
+def channels_first(rows, shape):
+    """Rows of channels-last images as a torch batch [N, C, H, W]."""
+    import torch
+
+    h, w, c = shape
+    return torch.from_numpy(np.ascontiguousarray(rows.reshape(-1, h, w, c).transpose(0, 3, 1, 2)))
+
+
+def torch_cnn_checks(wgtrain, work, rng):
+    import torch
+
+    # 10×10 one-channel images; the label is the largest of three linear scores.
+    shape = (10, 10, 1)
+    x = rng.uniform(size=(240, 100))
+    y = np.argmax(x @ rng.normal(size=(100, 3)), axis=1)
+    header = ",".join(f"p{i}" for i in range(100))
+    np.savetxt(work / "images.csv", np.column_stack([x, y]), delimiter=",", header=header + ",label",
+               comments="", fmt=["%.8f"] * 100 + ["%d"])
+    np.savetxt(work / "image_features.csv", x[:40], delimiter=",", header=header, comments="", fmt="%.8f")
+
+    # a. wgtrain -> torch.
+    cnn = work / "cnn.safetensors"
+    run(wgtrain, "train", "--data", str(work / "images.csv"), "--input-shape", "10,10,1", "--layers",
+        "conv:4:3:same:relu,maxpool:2,conv:6:3:s2:valid:tanh,flatten,5:relu", "--epochs", "3",
+        "--backend", "cpu", "--verbose", "0", "--save", str(cnn))
+    run(wgtrain, "predict", "--model", str(cnn), "--data", str(work / "image_features.csv"),
+        "--out", str(work / "cnn_predictions.csv"), "--backend", "cpu")
+    config = config_of(cnn)
+    with safe_open(str(cnn), framework="numpy") as f:
+        tensors = {name: f.get_tensor(name) for name in f.keys() if not name.startswith("optimizer.")}
+    net = torch_cnn(config, tensors)
+    with torch.no_grad():
+        probs = torch.softmax(net(channels_first(x[:40], shape)), dim=1).numpy()
+    predicted = np.loadtxt(work / "cnn_predictions.csv", delimiter=",", skiprows=1)[:, 1:]
+    check("torch: wgtrain CNN as Conv2d/MaxPool2d/Flatten/Linear vs wgtrain predict", predicted, probs)
+
+    # b. torch -> wgtrain: the same shape of network with torch's own initial weights.
+    torch.manual_seed(1)
+    convs = [torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.Conv2d(4, 6, 3, stride=2)]
+    linears = [torch.nn.Linear(24, 5), torch.nn.Linear(5, 3)]
+    net = torch.nn.Sequential(convs[0], torch.nn.ReLU(), torch.nn.MaxPool2d(2), convs[1], torch.nn.Tanh(),
+                              torch.nn.Flatten(), linears[0], torch.nn.ReLU(), linears[1]).double().eval()
+    converted = {}
+    for i, m in enumerate(convs):
+        converted[f"conv2d_{i}.kernel"] = m.weight.detach().float().permute(2, 3, 1, 0).contiguous().numpy()
+        converted[f"conv2d_{i}.bias"] = m.bias.detach().float().numpy()
+    # The first Linear reads torch's (c, y, x) features: its columns back in (y, x, c) order.
+    back = np.argsort(flatten_order((2, 2, 6)))
+    for i, m in enumerate(linears):
+        w = m.weight.detach().float().numpy().T
+        converted[f"dense_{i}.weight"] = np.ascontiguousarray(w[back] if i == 0 else w)
+        converted[f"dense_{i}.bias"] = m.bias.detach().float().numpy()
+    # Plain SGD: a converted model has no optimizer state (Adam's moments) to carry.
+    config = dict(config, optimizer={"sgd": {"lr": 0.01}})
+    metadata = {"wgtrain.config": json.dumps(config), "wgtrain.epoch": "0", "wgtrain.step": "0"}
+    save_file(converted, str(work / "cnn_from_torch.safetensors"), metadata=metadata)
+    out = json.loads(run(wgtrain, "predict", "--model", str(work / "cnn_from_torch.safetensors"),
+                         "--data", str(work / "image_features.csv"), "--backend", "cpu", "--json"))
+    with torch.no_grad():
+        want = torch.softmax(net(channels_first(x[:40], shape)), dim=1).numpy()
+    check("torch: nn.Conv2d network converted to a wgtrain checkpoint, wgtrain predict vs torch", out["predictions"], want)
 
 
 if __name__ == "__main__":
