@@ -464,7 +464,13 @@ fn bad_layer_configs_are_errors_naming_the_layer() {
 /// of the best epoch: those `ModelCheckpoint::best_only` saved at that epoch, bit for bit.
 fn check_restore_best_keeps_the_layer_state<B: Backend>(backend: impl Fn() -> B) {
     use wgtrain::train::{EarlyStopping, ModelCheckpoint};
-    let dir = temp_dir("best");
+    // One folder per backend: the three run at once, in threads of one process, and two
+    // saves to one path at the same moment collide on its temporary file.
+    let kind = std::any::type_name::<B>()
+        .rsplit("::")
+        .next()
+        .unwrap_or("backend");
+    let dir = temp_dir(&format!("best-{kind}"));
     let path = dir.join("best.safetensors");
     // 60 training rows and many epochs: the validation loss turns up, so the best epoch is
     // not the last.
