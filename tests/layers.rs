@@ -22,8 +22,16 @@ fn digits(n: usize) -> (Matrix, Matrix) {
     (x.head(n), y.head(n))
 }
 
+/// A fresh folder for one test: each call its own, since a check's reference, cpu and gpu
+/// variants run at once in threads of one process (sharing one, two saves to a path collided
+/// on its temporary file, and one variant's clean-up removed another's checkpoint).
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wgtrain-layers-{name}-{}", std::process::id()));
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "wgtrain-layers-{name}-{}-{call}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -464,13 +472,7 @@ fn bad_layer_configs_are_errors_naming_the_layer() {
 /// of the best epoch: those `ModelCheckpoint::best_only` saved at that epoch, bit for bit.
 fn check_restore_best_keeps_the_layer_state<B: Backend>(backend: impl Fn() -> B) {
     use wgtrain::train::{EarlyStopping, ModelCheckpoint};
-    // One folder per backend: the three run at once, in threads of one process, and two
-    // saves to one path at the same moment collide on its temporary file.
-    let kind = std::any::type_name::<B>()
-        .rsplit("::")
-        .next()
-        .unwrap_or("backend");
-    let dir = temp_dir(&format!("best-{kind}"));
+    let dir = temp_dir("best");
     let path = dir.join("best.safetensors");
     // 60 training rows and many epochs: the validation loss turns up, so the best epoch is
     // not the last.

@@ -125,6 +125,8 @@ impl GpuBackend {
                 self.matmul_tiles = tiles;
                 self.autotune = false;
                 self.resolved_tiles.clear();
+                // Convolutions then run v2 on these tiles (see `conv_variant_for`).
+                self.conv_tuned.clear();
                 // Plans keep the pipelines they were recorded with.
                 self.plan_generation += 1;
                 Ok(())
@@ -133,10 +135,12 @@ impl GpuBackend {
     }
 
     /// Turns per-shape autotuning of the matmul tiling on or off (on by default; off after
-    /// [`GpuBackend::set_matmul_tiles`]). Off, every product uses the current tiling.
+    /// [`GpuBackend::set_matmul_tiles`]). Off, every product uses the current tiling, and
+    /// every convolution v2 (unless [`GpuBackend::set_conv_variant`] fixes another).
     pub fn set_autotune(&mut self, on: bool) {
         self.autotune = on;
         self.resolved_tiles.clear();
+        self.conv_tuned.clear();
         self.plan_generation += 1;
     }
 }
