@@ -11,7 +11,8 @@
 //! - [`nn`]: layers, initializers, losses, and the network math over any backend;
 //! - [`metrics`]: the Keras metrics and how each is summed on the device;
 //! - [`train`]: compiled models with `fit`, `evaluate`, `predict`, metrics and callbacks;
-//! - [`data`]: datasets in host memory.
+//! - [`data`]: datasets in host memory;
+//! - [`dist`]: data-parallel runs: the ranks, their slices of each batch, what they exchange.
 //!
 //! ```
 //! use wgtrain::backend::{reference::ReferenceBackend, Backend, Activation};
@@ -33,6 +34,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod console;
 pub mod data;
+pub mod dist;
 pub mod error;
 pub mod fs;
 pub mod host;
