@@ -188,6 +188,76 @@ mod tests {
         assert!(same.into_iter().all(|r| r.is_ok()));
     }
 
+    /// This rank's slice of the `len` rows of `x` (3 features) and `labels`, through a small
+    /// MLP on the reference backend with weights drawn from seed 3: its gradient, averaged
+    /// over the ranks.
+    fn slice_grads(
+        comm: &dyn Communicator,
+        x: &[f32],
+        labels: &[f32],
+        len: usize,
+    ) -> Result<Vec<f32>> {
+        use crate::backend::reference::ReferenceBackend;
+        use crate::backend::{Activation, Backend, Loss, Optimizer};
+        use crate::nn::{Dense, Mode, Network, Sequential};
+        use rand::SeedableRng;
+        let (features, opt) = (3, Optimizer::Sgd { lr: 0.1 });
+        let spec = Sequential::new()
+            .add(Dense::new(5, Activation::Tanh))
+            .add(Dense::new(4, Activation::Linear));
+        let mut b = ReferenceBackend::new();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let mut net = Network::build(&mut b, &spec, features, opt, &mut rng)?;
+        let rows = slice(len, comm.rank(), comm.size());
+        let n = rows.len();
+        let xs = b.upload(n, features, &x[rows.start * features..rows.end * features])?;
+        let ys = b.upload(n, 1, &labels[rows.clone()])?;
+        let mut acts = net.activations(&mut b, n)?;
+        let mode = Mode::Train { seed: 0, step: 1 };
+        net.forward(&mut b, &xs, &mut acts, mode)?;
+        let site = net.loss_site(true);
+        let mut row_loss = b.zeros(n, 1)?;
+        let (pred, grad) = net.loss_io(&xs, &mut acts, site, mode);
+        b.loss(
+            Loss::SparseSoftmaxCrossEntropy,
+            pred,
+            &ys,
+            grad,
+            &mut row_loss,
+        )?;
+        net.backward(&mut b, &xs, &mut acts, site, mode)?;
+        let mut flat = Vec::new();
+        let w = weight(len, comm.rank(), comm.size());
+        net.average_grads(&mut b, comm, w, &mut flat)?;
+        Ok(flat)
+    }
+
+    /// Slices of 7 rows on 1, 2 and 3 ranks (uneven), their gradients averaged by weight:
+    /// the gradient of the whole batch's mean loss, up to the order of the sums.
+    #[test]
+    fn averaged_slice_gradients_are_the_batch_gradient() {
+        let len = 7;
+        let x: Vec<f32> = (0..len * 3)
+            .map(|i| ((i * 37 % 11) as f32 - 5.0) / 4.0)
+            .collect();
+        let labels: Vec<f32> = (0..len).map(|i| (i % 4) as f32).collect();
+        let whole = slice_grads(&Single, &x, &labels, len).unwrap();
+        assert!(whole.iter().any(|&g| g.abs() > 1e-3));
+        for size in [2, 3] {
+            let ranks = ThreadGroup::run(size, |comm| slice_grads(comm, &x, &labels, len));
+            for r in ranks {
+                let g = r.unwrap();
+                assert_eq!(g.len(), whole.len());
+                for (a, b) in g.iter().zip(&whole) {
+                    assert!(
+                        (a - b).abs() <= 1e-6 * (1.0 + b.abs()),
+                        "{size} ranks: {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn thread_ranks_sum_and_broadcast() {
         let results = ThreadGroup::run(4, |comm| -> Result<(Vec<f32>, Vec<f64>, Vec<u8>)> {

@@ -139,4 +139,30 @@ impl<T: Tensor> Network<T> {
         }
         Ok(())
     }
+
+    /// Averages the gradients of the last backward pass over the ranks of `comm`: each rank's
+    /// are scaled by `weight` (its slice's share of the global batch, [`crate::dist::weight`])
+    /// and summed over the ranks as one flat buffer, bottom layer first: one read-back, one
+    /// allreduce, one write per tensor. After it every rank holds the gradient of the global
+    /// batch's mean loss. `flat` is scratch, kept between steps.
+    pub fn average_grads<B: Backend<Tensor = T>>(
+        &mut self,
+        b: &mut B,
+        comm: &dyn crate::dist::Communicator,
+        weight: f32,
+        flat: &mut Vec<f32>,
+    ) -> Result<()> {
+        flat.clear();
+        for g in &self.grads {
+            flat.extend(b.read(g)?.into_iter().map(|v| v * weight));
+        }
+        comm.all_reduce_sum(flat)?;
+        let mut at = 0;
+        for g in &mut self.grads {
+            let n = g.len();
+            b.write(g, &flat[at..at + n])?;
+            at += n;
+        }
+        Ok(())
+    }
 }
