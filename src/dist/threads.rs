@@ -22,6 +22,16 @@ impl Payload {
             Payload::Bytes(v) => v.len(),
         }
     }
+
+    /// "3 f32 values", for errors.
+    fn describe(&self) -> String {
+        let kind = match self {
+            Payload::F32(_) => "f32 values",
+            Payload::F64(_) => "f64 values",
+            Payload::Bytes(_) => "bytes",
+        };
+        format!("{} {kind}", self.len())
+    }
 }
 
 #[derive(Debug, Default)]
@@ -152,18 +162,34 @@ impl ThreadGroup {
         )))
     }
 
-    /// Every rank's payload, checked to have one length.
+    /// Every rank's payload, checked to have one length and one kind.
     fn gather(&self, payload: Payload) -> Result<Arc<Vec<Payload>>> {
-        let len = payload.len();
+        let (len, kind, mine) = (
+            payload.len(),
+            std::mem::discriminant(&payload),
+            payload.describe(),
+        );
         let all = self.exchange(payload)?;
-        if let Some((r, p)) = all.iter().enumerate().find(|(_, p)| p.len() != len) {
+        let differs = |p: &Payload| p.len() != len || std::mem::discriminant(p) != kind;
+        if let Some((r, p)) = all.iter().enumerate().find(|(_, p)| differs(p)) {
             return Err(Error::Config(format!(
-                "rank {} gave a collective {len} values and rank {r} gave {}: the ranks are not running the same step",
+                "rank {} gave a collective {mine} and rank {r} gave {}: the ranks are not running the same step",
                 self.rank,
-                p.len()
+                p.describe()
             )));
         }
         Ok(all)
+    }
+}
+
+/// `values` = the element-wise sum of `parts`, added in the order given (rank order).
+fn sum_in_rank_order<'a, T>(values: &mut [T], parts: impl Iterator<Item = &'a [T]>)
+where
+    T: Copy + Default + std::ops::AddAssign + 'a,
+{
+    values.fill(T::default());
+    for part in parts {
+        values.iter_mut().zip(part).for_each(|(a, &b)| *a += b);
     }
 }
 
@@ -203,30 +229,33 @@ impl Communicator for ThreadGroup {
     /// Sums in rank order, in `f32`, so that every rank gets the same bits.
     fn all_reduce_sum(&self, values: &mut [f32]) -> Result<()> {
         let all = self.gather(Payload::F32(values.to_vec()))?;
-        values.fill(0.0);
-        for p in all.iter() {
-            if let Payload::F32(v) = p {
-                values.iter_mut().zip(v).for_each(|(a, b)| *a += b);
-            }
-        }
+        sum_in_rank_order(
+            values,
+            all.iter().map(|p| match p {
+                Payload::F32(v) => &v[..],
+                _ => unreachable!("gather checked every rank gave f32"),
+            }),
+        );
         Ok(())
     }
 
     fn all_reduce_sum_f64(&self, values: &mut [f64]) -> Result<()> {
         let all = self.gather(Payload::F64(values.to_vec()))?;
-        values.fill(0.0);
-        for p in all.iter() {
-            if let Payload::F64(v) = p {
-                values.iter_mut().zip(v).for_each(|(a, b)| *a += b);
-            }
-        }
+        sum_in_rank_order(
+            values,
+            all.iter().map(|p| match p {
+                Payload::F64(v) => &v[..],
+                _ => unreachable!("gather checked every rank gave f64"),
+            }),
+        );
         Ok(())
     }
 
     fn broadcast(&self, values: &mut [u8]) -> Result<()> {
         let all = self.gather(Payload::Bytes(values.to_vec()))?;
-        if let Payload::Bytes(root) = &all[0] {
-            values.copy_from_slice(root);
+        match &all[0] {
+            Payload::Bytes(root) => values.copy_from_slice(root),
+            _ => unreachable!("gather checked every rank gave bytes"),
         }
         Ok(())
     }
