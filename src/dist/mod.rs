@@ -177,14 +177,14 @@ mod tests {
     fn a_rank_that_differs_fails_on_every_rank() {
         let results = ThreadGroup::run(3, |comm| {
             let value = if comm.rank() == 2 { 9 } else { 7 };
-            agree(comm, "the training data", value)
+            agree(&comm, "the training data", value)
         });
         for r in results {
             let message = r.unwrap_err().to_string();
             assert!(message.contains("rank 2 differs from rank 0"), "{message}");
             assert!(message.contains("the training data"), "{message}");
         }
-        let same = ThreadGroup::run(3, |comm| agree(comm, "the model", 5));
+        let same = ThreadGroup::run(3, |comm| agree(&comm, "the model", 5));
         assert!(same.into_iter().all(|r| r.is_ok()));
     }
 
@@ -228,7 +228,7 @@ mod tests {
         net.backward(&mut b, &xs, &mut acts, site, mode)?;
         let mut flat = Vec::new();
         let w = weight(len, comm.rank(), comm.size());
-        net.average_grads(&mut b, comm, w, &mut flat)?;
+        net.average_grads(&mut b, comm, Some(w), &mut [], &mut flat)?;
         Ok(flat)
     }
 
@@ -244,7 +244,7 @@ mod tests {
         let whole = slice_grads(&Single, &x, &labels, len).unwrap();
         assert!(whole.iter().any(|&g| g.abs() > 1e-3));
         for size in [2, 3] {
-            let ranks = ThreadGroup::run(size, |comm| slice_grads(comm, &x, &labels, len));
+            let ranks = ThreadGroup::run(size, |comm| slice_grads(&comm, &x, &labels, len));
             for r in ranks {
                 let g = r.unwrap();
                 assert_eq!(g.len(), whole.len());

@@ -55,7 +55,8 @@ struct Shared {
 }
 
 /// Ranks on threads of one process: [`ThreadGroup::run`] calls a function once per rank, each
-/// on its own thread with its own [`Communicator`], and returns their results by rank. A rank
+/// on its own thread with its own [`Communicator`] (which it may keep, in a model say, until
+/// it returns), and returns their results by rank. A rank
 /// that returns or panics while the others wait in a collective makes theirs fail with an
 /// error naming it, as does a collective that waits longer than the timeout; none hangs.
 #[derive(Debug)]
@@ -74,7 +75,7 @@ impl ThreadGroup {
     pub fn run<R, F>(size: usize, f: F) -> Vec<R>
     where
         R: Send,
-        F: Fn(&dyn Communicator) -> R + Sync,
+        F: Fn(ThreadGroup) -> R + Sync,
     {
         Self::run_with_timeout(size, Self::TIMEOUT, f)
     }
@@ -83,7 +84,7 @@ impl ThreadGroup {
     pub fn run_with_timeout<R, F>(size: usize, timeout: Duration, f: F) -> Vec<R>
     where
         R: Send,
-        F: Fn(&dyn Communicator) -> R + Sync,
+        F: Fn(ThreadGroup) -> R + Sync,
     {
         assert!(size > 0, "a group needs at least one rank");
         let shared = Arc::new(Shared {
@@ -103,7 +104,7 @@ impl ThreadGroup {
                         size,
                         shared: Arc::clone(&shared),
                     };
-                    scope.spawn(move || f(&member))
+                    scope.spawn(move || f(member))
                 })
                 .collect();
             let joined: Vec<_> = handles.into_iter().map(|h| h.join()).collect();

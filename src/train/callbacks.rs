@@ -25,7 +25,8 @@ pub trait ModelControl {
     fn keep_weights(&mut self) -> Result<()>;
     /// Goes back to the weights and layer state last kept; false if none were.
     fn restore_kept_weights(&mut self) -> Result<bool>;
-    /// Saves a full checkpoint (weights, optimizer state, epoch) to `path`, atomically.
+    /// Saves a full checkpoint (weights, optimizer state, epoch) to `path`, atomically; in a
+    /// data-parallel run, on rank 0 alone.
     fn save_checkpoint(&mut self, path: &std::path::Path) -> Result<()>;
 }
 

@@ -8,6 +8,7 @@
 
 pub mod callbacks;
 pub mod diagnosis;
+mod distributed;
 pub mod history;
 mod memory;
 /// The metrics, defined beside the models they are compiled into (see [`crate::metrics`]).
@@ -237,6 +238,7 @@ impl<B: Backend> Model<B> {
         self.check_data(x, Some(y), "training data")?;
         self.check_memory(x.cols(), config.batch_size.min(x.rows()))?;
         self.record_run(x, y, &config)?;
+        self.start_distributed(x, y, &config)?;
 
         // Keras holds out the *last* fraction, before any shuffling.
         let (x_train, y_train, validation) = match config.validation_data.take() {
@@ -304,7 +306,9 @@ impl<B: Backend> Model<B> {
     ) -> Result<()> {
         let n = x_train.rows();
         let mut order: Vec<usize> = (0..n).collect();
-        let mut progress = Progress::new(config.verbose);
+        // In a data-parallel run rank 0 alone reports.
+        let verbose = if self.rank() == 0 { config.verbose } else { 0 };
+        let mut progress = Progress::new(verbose);
         let kind = StepKind::Train;
         // The rows are prepared already (fit standardized them).
         let resident = self.make_resident(kind, x_train, Some(y_train), false)?;
@@ -324,18 +328,27 @@ impl<B: Backend> Model<B> {
             let swaps_before = self.net.as_ref().map_or(0, |n| n.swaps());
             progress.begin_epoch(epoch, config.epochs, steps);
             let lr = self.optimizer.lr();
+            // The rows this rank has trained on this epoch (all of them without a run).
+            let mut seen = 0;
             for (s, idx) in order.chunks(config.batch_size).enumerate() {
-                let source = if resident {
-                    Source::Resident
-                } else {
-                    Source::Host(x_train, Some(y_train), idx)
-                };
-                let offset = s * config.batch_size;
+                // This rank's slice of the global batch (the whole batch without a run).
+                let mine = self.take_slice(idx.len());
                 let guard = config.terminate_on_nan;
-                self.run_step(kind, source, offset, idx.len(), Some(&mut *acc), guard)?;
-                // The bar's running loss and metrics: the sums so far, read twice a second.
+                if mine.is_empty() {
+                    self.empty_step(acc, guard)?;
+                } else {
+                    let source = if resident {
+                        Source::Resident
+                    } else {
+                        Source::Host(x_train, Some(y_train), &idx[mine.clone()])
+                    };
+                    let offset = s * config.batch_size + mine.start;
+                    self.run_step(kind, source, offset, mine.len(), Some(&mut *acc), guard)?;
+                }
+                seen += mine.len();
+                // The bar's running loss and metrics: the sums so far, read twice a second
+                // (this rank's alone in a data-parallel run: the ranks read at other times).
                 let running = if progress.wants_refresh() {
-                    let seen = ((s + 1) * config.batch_size).min(n);
                     let sums = self.backend.read(acc)?;
                     let mut logs = Logs::default();
                     self.finish_logs(&sums, seen, "", &mut logs);
@@ -345,8 +358,9 @@ impl<B: Backend> Model<B> {
                 };
                 progress.step(s + 1, running.as_ref());
             }
-            // The one read-back of the epoch.
-            let sums = self.backend.read(acc)?;
+            // The one read-back of the epoch, summed over the ranks of a data-parallel run.
+            let mut sums = self.backend.read(acc)?;
+            self.reduce_sums(&mut sums)?;
             let mut logs = Logs::default();
             self.finish_logs(&sums, n, "", &mut logs);
             let slots = self.guard_slots();

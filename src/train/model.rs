@@ -108,6 +108,7 @@ impl Sequential {
             run: None,
             resumed: None,
             data_split: None,
+            dist: None,
         })
     }
 }
@@ -151,6 +152,8 @@ pub struct Model<B: Backend> {
     pub(crate) resumed: Option<RunRecord>,
     /// The test split made before `fit`, and the data it split, as the caller described them.
     pub(crate) data_split: Option<(f32, DataRecord)>,
+    /// Its part in a data-parallel run, if it has one.
+    pub(crate) dist: Option<super::distributed::Dist>,
 }
 
 /// The result of [`Model::evaluate`].
@@ -525,6 +528,10 @@ impl<B: Backend> ModelControl for Model<B> {
     }
 
     fn save_checkpoint(&mut self, path: &Path) -> Result<()> {
+        // Every rank of a data-parallel run holds the same weights: rank 0 alone writes.
+        if self.rank() > 0 {
+            return Ok(());
+        }
         self.save(path)
     }
 

@@ -262,7 +262,10 @@ impl<B: Backend> Model<B> {
             lr: self.optimizer.lr(),
             offset,
         };
-        if resident && self.plans.enabled {
+        // A distributed training step exchanges its gradients between its backward pass and
+        // its update, on the host: it runs unrecorded.
+        let plans = self.plans.enabled && !(kind == StepKind::Train && self.is_distributed());
+        if resident && plans {
             if let Some(plan) = self.plans.recorded.get_mut(&key) {
                 if self.backend.replay(plan, values)? {
                     self.after_replay(kind, guard);
@@ -272,10 +275,8 @@ impl<B: Backend> Model<B> {
             }
         }
         let attempts = self.plans.failures.get(&key).copied().unwrap_or(0);
-        let recording = resident
-            && self.plans.enabled
-            && attempts < PLAN_ATTEMPTS
-            && self.backend.begin_plan()?;
+        let recording =
+            resident && plans && attempts < PLAN_ATTEMPTS && self.backend.begin_plan()?;
         let ran = self.record_step(kind, source, i, offset, rows, acc, guard);
         if recording {
             // Ended even when the step failed, so that the next one can record.

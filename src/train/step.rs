@@ -105,6 +105,7 @@ impl<B: Backend> Model<B> {
             optimizer,
             step,
             seed,
+            dist,
             ..
         } = self;
         let net = net.as_mut().expect("check_data builds the network");
@@ -156,6 +157,9 @@ impl<B: Backend> Model<B> {
         plan.record(b, outputs, &batch.y, acc)?;
         if train {
             net.backward(b, &batch.x, &mut batch.acts, site, mode)?;
+            if let Some(d) = dist.as_mut().filter(|d| d.comm.size() > 1) {
+                super::distributed::exchange(b, net, d, acc, guard, true)?;
+            }
             *step += 1;
             let guarded = guard.then_some((&mut *acc, slots));
             net.update(b, *optimizer, *step, &batch.acts, guarded)?;

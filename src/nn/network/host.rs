@@ -144,19 +144,30 @@ impl<T: Tensor> Network<T> {
     /// are scaled by `weight` (its slice's share of the global batch, [`crate::dist::weight`])
     /// and summed over the ranks as one flat buffer, bottom layer first: one read-back, one
     /// allreduce, one write per tensor. After it every rank holds the gradient of the global
-    /// batch's mean loss. `flat` is scratch, kept between steps.
+    /// batch's mean loss. A rank whose slice is empty gives `None`: it adds zeros (its
+    /// gradients are not read, being stale). `tail` rides along in the same allreduce (the
+    /// training loop's flags) and is replaced by its sum. `flat` is scratch, kept between steps.
     pub fn average_grads<B: Backend<Tensor = T>>(
         &mut self,
         b: &mut B,
         comm: &dyn crate::dist::Communicator,
-        weight: f32,
+        weight: Option<f32>,
+        tail: &mut [f32],
         flat: &mut Vec<f32>,
     ) -> Result<()> {
         flat.clear();
-        for g in &self.grads {
-            flat.extend(b.read(g)?.into_iter().map(|v| v * weight));
+        match weight {
+            Some(weight) => {
+                for g in &self.grads {
+                    flat.extend(b.read(g)?.into_iter().map(|v| v * weight));
+                }
+            }
+            None => flat.resize(self.grads.iter().map(|g| g.len()).sum(), 0.0),
         }
+        let n_grads = flat.len();
+        flat.extend_from_slice(tail);
         comm.all_reduce_sum(flat)?;
+        tail.copy_from_slice(&flat[n_grads..]);
         let mut at = 0;
         for g in &mut self.grads {
             let n = g.len();
