@@ -52,24 +52,33 @@ fn main() -> ExitCode {
     remove_temporary_files_on_signals();
     let started = Instant::now();
     let cli = Cli::parse();
+    // Joined first: an MPI launcher's ranks agree on everything else later.
+    let ranks = match cli::ranks::join() {
+        Ok(r) => r,
+        Err(e) => {
+            wgtrain::stderr_line!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let prefix = cli::ranks::prefix(&ranks);
     let result = match cli.command {
-        Command::Train(args) => {
-            prepare_training(&args, started).and_then(|job| dispatch(args.common.backend, job))
-        }
-        Command::Evaluate(args) => args
-            .input
-            .check()
+        Command::Train(args) => prepare_training(&args, started, ranks.clone())
+            .and_then(|job| dispatch(args.common.backend, job)),
+        Command::Evaluate(args) => cli::ranks::refuse(&ranks, "evaluate")
+            .and_then(|()| args.input.check())
             .and_then(|()| dispatch(args.common.backend, Evaluate(&args))),
-        Command::Predict(args) => {
-            check_predict(&args).and_then(|()| dispatch(args.common.backend, Predict(&args)))
-        }
-        Command::Bench(args) => bench(&args, started),
+        Command::Predict(args) => cli::ranks::refuse(&ranks, "predict")
+            .and_then(|()| check_predict(&args))
+            .and_then(|()| dispatch(args.common.backend, Predict(&args))),
+        Command::Bench(args) => bench(&args, started, ranks.clone()),
         Command::Summary(args) => cli::summary::summary(&args),
     };
+    // The last holder of the job finalizes MPI.
+    drop(ranks);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            wgtrain::stderr_line!("error: {e}");
+            wgtrain::stderr_line!("error: {prefix}{e}");
             ExitCode::FAILURE
         }
     }

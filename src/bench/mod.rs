@@ -150,6 +150,17 @@ pub struct BenchResult {
     /// ones because profiling waits for every submit.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub kernels: Vec<KernelShare>,
+    /// The ranks that trained it data-parallel ([`run_data_parallel`]); `samples_per_sec` is
+    /// then all of theirs together, and each rank's is that over `ranks`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ranks: Option<usize>,
+    /// Microseconds per step rank 0 spent exchanging gradients (read-back, allreduce, upload)
+    /// in a data-parallel run: [`crate::train::Model::exchange_us_per_step`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exchange_us_per_step: Option<f64>,
+    /// The bytes each rank gives each step's allreduce (the flat gradient buffer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allreduce_bytes: Option<usize>,
 }
 
 /// One kernel's share of a training step, from [`GpuBackend::kernel_times`].
@@ -192,7 +203,7 @@ pub fn run<B: Backend>(
     }
     match w {
         Workload::MlpA | Workload::MlpABnDrop | Workload::MlpB | Workload::CnnA => {
-            run_mlp(b, w, repeats, inputs.started)
+            run_mlp(b, w, repeats, inputs.started, None)
         }
         Workload::MnistE2e => run_mnist(b, inputs),
         _ => matmul::run_matmul(b, w, repeats),
@@ -216,6 +227,9 @@ fn empty_result(w: Workload, backend: String) -> BenchResult {
         wall_s: None,
         flops_per_step: 0.0,
         kernels: Vec::new(),
+        ranks: None,
+        exchange_us_per_step: None,
+        allreduce_bytes: None,
     }
 }
 
@@ -483,9 +497,40 @@ pub fn profile(mut b: GpuBackend, w: Workload) -> Result<Vec<KernelShare>> {
         .collect())
 }
 
-fn run_mlp<B: Backend>(b: B, w: Workload, repeats: usize, started: Instant) -> Result<BenchResult> {
+/// An MLP workload trained data-parallel on the ranks of `comm`, each on its slice of every
+/// batch (the workload's batch is the global one): as [`run`], with the ranks, the time spent
+/// exchanging gradients, and the bytes exchanged per step. Every rank must call it alike.
+pub fn run_data_parallel<B: Backend>(
+    b: B,
+    w: Workload,
+    repeats: usize,
+    started: Instant,
+    comm: std::rc::Rc<dyn crate::dist::Communicator>,
+) -> Result<BenchResult> {
+    if !matches!(w, Workload::MlpA | Workload::MlpB | Workload::CnnA) {
+        return Err(Error::Config(format!(
+            "{} does not run data-parallel: under mpirun, bench MLP-A, MLP-B or CNN-A",
+            w.name()
+        )));
+    }
+    let ranks = comm.size();
+    let mut r = run_mlp(b, w, repeats, started, Some(comm))?;
+    r.ranks = Some(ranks);
+    Ok(r)
+}
+
+fn run_mlp<B: Backend>(
+    b: B,
+    w: Workload,
+    repeats: usize,
+    started: Instant,
+    comm: Option<std::rc::Rc<dyn crate::dist::Communicator>>,
+) -> Result<BenchResult> {
     let backend = b.describe();
     let mut run = MlpRun::new(b, w)?;
+    if let Some(comm) = comm {
+        run.model.set_communicator(comm);
+    }
     let (warmup, startup) = run.warm_up(started)?;
     run.model.reset_host_time();
     let (times, last) = run.epochs(repeats)?;
@@ -510,6 +555,9 @@ fn run_mlp<B: Backend>(b: B, w: Workload, repeats: usize, started: Instant) -> R
         final_loss: Some(last),
         startup_s: Some(startup),
         flops_per_step: flops,
+        exchange_us_per_step: run.model.exchange_us_per_step(),
+        allreduce_bytes: (run.model.ranks() > 1)
+            .then(|| run.model.parameter_count().unwrap_or(0) * 4),
         ..empty_result(w, backend)
     })
 }

@@ -12,8 +12,15 @@ use wgtrain::Result;
 use super::args::{BackendChoice, BenchArgs};
 
 /// `wgtrain bench`: each workload on the chosen backend, then the small ones on the reference.
-pub(crate) fn bench(args: &BenchArgs, process_start: Instant) -> Result<()> {
+pub(crate) fn bench(
+    args: &BenchArgs,
+    process_start: Instant,
+    ranks: super::ranks::Ranks,
+) -> Result<()> {
     use wgtrain::bench::{profile, run, BenchInputs, Workload};
+    if let Some(comm) = ranks {
+        return bench_ranks(args, process_start, comm);
+    }
     let explicit = !args.workloads.is_empty();
     let workloads: Vec<Workload> = if explicit {
         args.workloads
@@ -165,6 +172,84 @@ pub(crate) fn bench(args: &BenchArgs, process_start: Instant) -> Result<()> {
                 );
             }
         }
+    }
+    Ok(())
+}
+
+/// `mpirun -np N wgtrain bench`: MLP-A and MLP-B (or the workloads named) trained
+/// data-parallel on the chosen backend, one adapter per rank; rank 0 prints the total and
+/// per-rank samples/s and the share of each step spent exchanging gradients.
+fn bench_ranks(
+    args: &BenchArgs,
+    started: Instant,
+    comm: std::rc::Rc<dyn wgtrain::dist::Communicator>,
+) -> Result<()> {
+    use wgtrain::bench::{run_data_parallel, Workload};
+    let workloads: Vec<Workload> = if args.workloads.is_empty() {
+        vec![Workload::MlpA, Workload::MlpB]
+    } else {
+        args.workloads
+            .iter()
+            .map(|w| Workload::from_name(w))
+            .collect::<Result<_>>()?
+    };
+    let (rank, size) = (comm.rank(), comm.size());
+    let speaks = rank == 0;
+    let repeats = args.repeats as usize;
+    let mut results = Vec::new();
+    let mut clock = started;
+    for w in workloads {
+        if speaks {
+            wgtrain::stderr_line!("running {} on {size} ranks...", w.name());
+        }
+        let c = comm.clone();
+        let r = match args.common.backend {
+            BackendChoice::Cpu => run_data_parallel(CpuBackend::new()?, w, repeats, clock, c)?,
+            BackendChoice::Reference => {
+                run_data_parallel(ReferenceBackend::new(), w, repeats, clock, c)?
+            }
+            BackendChoice::Gpu => run_data_parallel(GpuBackend::new()?, w, repeats, clock, c)?,
+            BackendChoice::Auto => match choose_auto()?.0 {
+                AutoChoice::Gpu(g) => run_data_parallel(*g, w, repeats, clock, c)?,
+                AutoChoice::Cpu(cpu) => run_data_parallel(cpu, w, repeats, clock, c)?,
+            },
+        };
+        results.push(r);
+        clock = Instant::now();
+    }
+    if !speaks {
+        return Ok(());
+    }
+    if args.common.json {
+        outln!("{}", json!({ "ranks": size, "results": results }));
+        return Ok(());
+    }
+    outln!(
+        "{:<9} {:>5} {:>10} {:>10} {:>10} {:>11} {:>7} {:>8}  backend (rank 0)",
+        "workload",
+        "ranks",
+        "samples/s",
+        "per rank",
+        "ms/step",
+        "exchange µs",
+        "comm %",
+        "MB/step"
+    );
+    for r in &results {
+        let total = r.samples_per_sec.unwrap_or(f64::NAN);
+        let exchange = r.exchange_us_per_step.unwrap_or(f64::NAN);
+        outln!(
+            "{:<9} {:>5} {:>10.0} {:>10.0} {:>10.3} {:>11.1} {:>7.1} {:>8.2}  {}",
+            r.workload,
+            size,
+            total,
+            total / size as f64,
+            r.ms_per_step,
+            exchange,
+            100.0 * exchange / 1e3 / r.ms_per_step,
+            r.allreduce_bytes.unwrap_or(0) as f64 / 1e6,
+            r.backend
+        );
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ pub(crate) mod data;
 pub(crate) mod evaluate;
 pub(crate) mod output;
 pub(crate) mod predict;
+pub(crate) mod ranks;
 pub(crate) mod summary;
 pub(crate) mod train;
 pub(crate) mod train_run;

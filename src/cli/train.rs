@@ -47,6 +47,8 @@ pub(crate) struct Train<'a> {
     /// Said on stderr before training.
     pub(crate) warnings: Vec<String>,
     pub(crate) started: Instant,
+    /// The data-parallel job this process is a rank of, if any: rank 0 alone writes.
+    pub(crate) ranks: super::ranks::Ranks,
 }
 
 /// `model.safetensors` → `model.last-good.safetensors`: where a diverged run keeps its last
@@ -66,7 +68,9 @@ pub(crate) fn last_good_path(save: &Path) -> PathBuf {
 const LAST_GOOD: &str = "--save (its .last-good copy)";
 
 /// Every output checked before anything is read: see `wgtrain::fs::check_outputs`.
-fn check_train_outputs(args: &TrainArgs, last_good: Option<&Path>) -> Result<()> {
+/// A rank other than 0 of a data-parallel job writes nothing (`writes` false): its outputs
+/// are not checked (they may name folders of rank 0's machine).
+fn check_train_outputs(args: &TrainArgs, last_good: Option<&Path>, writes: bool) -> Result<()> {
     let mut read: Vec<(&str, PathBuf, &[&str])> = Vec::new();
     for (flag, path) in [
         ("--data", &args.data),
@@ -96,7 +100,7 @@ fn check_train_outputs(args: &TrainArgs, last_good: Option<&Path>) -> Result<()>
         ("--history", args.history.as_deref(), &["csv", "json"][..]),
         ("--plot", args.plot.as_deref(), &["png", "svg"][..]),
     ] {
-        if let Some(path) = path {
+        if let (Some(path), true) = (path, writes) {
             outputs.push(Output {
                 flag,
                 path,
@@ -108,7 +112,11 @@ fn check_train_outputs(args: &TrainArgs, last_good: Option<&Path>) -> Result<()>
     check_outputs(&outputs, &inputs)
 }
 
-pub(crate) fn prepare_training(args: &TrainArgs, started: Instant) -> Result<Train<'_>> {
+pub(crate) fn prepare_training(
+    args: &TrainArgs,
+    started: Instant,
+    ranks: super::ranks::Ranks,
+) -> Result<Train<'_>> {
     args.check()?;
     let hidden = hidden_activation(&args.activation)?;
     let init = Initializer::from_name(&args.kernel_initializer)
@@ -126,7 +134,8 @@ pub(crate) fn prepare_training(args: &TrainArgs, started: Instant) -> Result<Tra
         .map_err(|e| flag_error("--layers", args.layers.join(","), &e))?;
     let opt = optimizer(&args.optimizer, args.lr())?;
     let last_good = args.save.as_deref().map(last_good_path);
-    check_train_outputs(args, last_good.as_deref())?;
+    let writes = super::ranks::rank(&ranks) == 0;
+    check_train_outputs(args, last_good.as_deref(), writes)?;
     let resume = match &args.resume {
         Some(p) => Some(Checkpoint::load(p).map_err(|e| about("--resume", p, e))?),
         None => None,
@@ -331,6 +340,7 @@ pub(crate) fn prepare_training(args: &TrainArgs, started: Instant) -> Result<Tra
         last_good,
         warnings,
         started,
+        ranks,
     })
 }
 

@@ -20,8 +20,16 @@ impl Job for Train<'_> {
         let args = self.args;
         let adapter = backend.describe();
         let mut model = self.model.compile(backend, self.compile)?;
+        // In a data-parallel job every rank trains; rank 0 alone reports and writes.
+        let rank = super::ranks::rank(&self.ranks);
+        if let Some(ranks) = &self.ranks {
+            model.set_communicator(ranks.clone());
+        }
+        let speaks = rank == 0;
         for w in model.warnings().iter().chain(&self.warnings) {
-            wgtrain::stderr_line!("warning: {w}");
+            if speaks {
+                wgtrain::stderr_line!("warning: {w}");
+            }
         }
         let layers = &args.layers;
         // A batch is at most the whole training set.
@@ -57,9 +65,17 @@ impl Job for Train<'_> {
         if let Some((split, source)) = &self.data_split {
             model.set_data_split(*split, source.clone());
         }
-        if !args.common.json && args.verbose > 0 {
+        if !args.common.json && args.verbose > 0 && speaks {
+            let ranks = match model.ranks() {
+                1 => String::new(),
+                n => format!(
+                    " and {} more ranks (a global batch of {}, each rank its slice)",
+                    n - 1,
+                    self.batch_size
+                ),
+            };
             wgtrain::stderr_line!(
-                "training on {adapter}\ndata: {} ({} train, {} test samples, {} features){}\nloss: {} ({})",
+                "training on {adapter}{ranks}\ndata: {} ({} train, {} test samples, {} features){}\nloss: {} ({})",
                 self.source,
                 self.x_train.rows(),
                 self.x_test.rows(),
@@ -100,6 +116,10 @@ impl Job for Train<'_> {
         let fit_start = Instant::now();
         let history = model.fit(&self.x_train, &self.y_train, config)?;
         let fit_seconds = fit_start.elapsed().as_secs_f64();
+        if !speaks {
+            // Its weights are rank 0's, which reports on them.
+            return Ok(());
+        }
         if let Some(reason) = &history.stopped_early {
             wgtrain::stderr_line!("{reason}");
         }
@@ -165,6 +185,7 @@ impl Job for Train<'_> {
             "train_loss": history.last("loss"),
             "test_loss": test.loss,
             "samples_per_sec": trained / fit_seconds,
+            "ranks": model.ranks(),
             "train_seconds": fit_seconds,
             "seconds": self.started.elapsed().as_secs_f64(),
         });

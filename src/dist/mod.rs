@@ -9,14 +9,19 @@
 //!
 //! What the ranks exchange goes through a [`Communicator`]: [`Single`] for one process,
 //! [`ThreadGroup`] for ranks on threads of one process (tests, and machines with several
-//! adapters and no MPI). Before a run starts the ranks check that they agree on what decides
+//! adapters and no MPI), and, with the `mpi` feature, `Mpi` for the processes of an MPI job.
+//! Before a run starts the ranks check that they agree on what decides
 //! it ([`agree`]), so that a rank given other flags, data or model fails at once, on every
 //! rank, rather than training something else.
 
+#[cfg(feature = "mpi")]
+mod mpi;
 mod threads;
 
 use std::ops::Range;
 
+#[cfg(feature = "mpi")]
+pub use self::mpi::Mpi;
 pub use threads::ThreadGroup;
 
 use crate::error::{Error, Result};
@@ -39,6 +44,59 @@ pub trait Communicator {
 
     /// Replaces `values` on every rank by rank 0's.
     fn broadcast(&self, values: &mut [u8]) -> Result<()>;
+}
+
+/// A communicator behind a pointer is one too (a model may own one, or share it).
+macro_rules! through_pointer {
+    ($($pointer:ident)::+) => {
+        impl<C: Communicator + ?Sized> Communicator for $($pointer)::+<C> {
+            fn rank(&self) -> usize {
+                (**self).rank()
+            }
+
+            fn size(&self) -> usize {
+                (**self).size()
+            }
+
+            fn all_reduce_sum(&self, values: &mut [f32]) -> Result<()> {
+                (**self).all_reduce_sum(values)
+            }
+
+            fn all_reduce_sum_f64(&self, values: &mut [f64]) -> Result<()> {
+                (**self).all_reduce_sum_f64(values)
+            }
+
+            fn broadcast(&self, values: &mut [u8]) -> Result<()> {
+                (**self).broadcast(values)
+            }
+        }
+    };
+}
+
+through_pointer!(Box);
+through_pointer!(std::rc::Rc);
+
+/// This process's rank among those of its machine, where its launcher says (Open MPI's
+/// `OMPI_COMM_WORLD_LOCAL_RANK`, MPICH's `MPI_LOCALRANKID`, Slurm's `SLURM_LOCALID`): it
+/// picks which of the machine's GPUs the rank opens (see
+/// [`crate::backend::gpu::GpuContext::new`]).
+pub fn local_rank() -> Option<usize> {
+    [
+        "OMPI_COMM_WORLD_LOCAL_RANK",
+        "MPI_LOCALRANKID",
+        "SLURM_LOCALID",
+    ]
+    .iter()
+    .find_map(|v| std::env::var(v).ok()?.trim().parse().ok())
+}
+
+/// How many ranks of this process's job run on its machine, where its launcher says (Open
+/// MPI's `OMPI_COMM_WORLD_LOCAL_SIZE`, MPICH's `MPI_LOCALNRANKS`): they share its cores.
+pub fn local_ranks() -> Option<usize> {
+    ["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok()?.trim().parse().ok())
+        .filter(|&n: &usize| n > 0)
 }
 
 /// One process, one rank: every collective is the identity.

@@ -26,7 +26,7 @@ use crate::nn::{Layer, Network};
 
 /// A model's part in a data-parallel run.
 pub(crate) struct Dist {
-    pub(crate) comm: Box<dyn Communicator + Send>,
+    pub(crate) comm: Box<dyn Communicator>,
     /// This rank's weight in the mean of the step under way (its rows over the batch's).
     weight: f32,
     /// The flat gradient buffer, kept between steps.
@@ -34,6 +34,13 @@ pub(crate) struct Dist {
     /// Exchanges made and the nanoseconds spent in them (read-back, allreduce, upload).
     exchanges: u64,
     exchange_ns: u64,
+}
+
+impl Dist {
+    pub(crate) fn reset_counts(&mut self) {
+        self.exchanges = 0;
+        self.exchange_ns = 0;
+    }
 }
 
 impl fmt::Debug for Dist {
@@ -57,7 +64,7 @@ impl<B: Backend> Model<B> {
     /// Layers whose training step depends on the whole batch or draws per row
     /// (BatchNormalization, Dropout, RReLU) are refused at `fit` for now: each rank would see
     /// only its slice, and the run would no longer be the one big batch's.
-    pub fn set_communicator(&mut self, comm: impl Communicator + Send + 'static) {
+    pub fn set_communicator(&mut self, comm: impl Communicator + 'static) {
         self.dist = Some(Dist {
             comm: Box::new(comm),
             weight: 1.0,
@@ -80,8 +87,8 @@ impl<B: Backend> Model<B> {
     }
 
     /// The microseconds per training step spent exchanging gradients (their read-back, the
-    /// allreduce, and their upload), over the steps since the communicator was set; `None`
-    /// before any exchange.
+    /// allreduce, and their upload), over the steps since the communicator was set or
+    /// [`Model::reset_host_time`]; `None` before any exchange.
     pub fn exchange_us_per_step(&self) -> Option<f64> {
         let d = self.dist.as_ref()?;
         (d.exchanges > 0).then(|| d.exchange_ns as f64 / d.exchanges as f64 / 1e3)

@@ -201,7 +201,11 @@ impl<B: Backend> Model<B> {
     }
 
     /// Starts counting [`Model::host_us_per_step`] again (after a warm-up, say).
+    /// Also starts counting [`Model::exchange_us_per_step`] again.
     pub fn reset_host_time(&mut self) {
+        if let Some(d) = self.dist.as_mut() {
+            d.reset_counts();
+        }
         self.plans.host_steps = 0;
         self.plans.host_ns = 0;
         self.plans.submit_ns = 0;

@@ -58,7 +58,8 @@ impl std::fmt::Debug for CpuBackend {
 pub const THREADS_VAR: &str = "WGTRAIN_THREADS";
 
 impl CpuBackend {
-    /// The fast CPU backend on every thread of the machine, or on `WGTRAIN_THREADS` threads
+    /// The fast CPU backend on every thread of the machine (its share of them, for a rank of
+    /// a data-parallel job: [`crate::dist::local_ranks`]), or on `WGTRAIN_THREADS` threads
     /// when it is set (a positive integer, else an error).
     pub fn new() -> Result<CpuBackend> {
         Ok(CpuBackend::with_threads(default_threads()?))
@@ -93,7 +94,11 @@ pub fn default_threads() -> Result<usize> {
                 ),
             }),
         },
-        Err(_) => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+        Err(_) => {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            // The ranks of a data-parallel job on this machine share its cores.
+            Ok((cores / crate::dist::local_ranks().unwrap_or(1)).max(1))
+        }
     }
 }
 

@@ -109,7 +109,9 @@ impl GpuContext {
 
     /// A new context on the best adapter: discrete > integrated > virtual > software. Set
     /// `WGTRAIN_ADAPTER` to part of an adapter's name to pick that one instead, and wgpu's
-    /// `WGPU_BACKEND` (e.g. `vulkan`, `gl`) to restrict the APIs searched.
+    /// `WGPU_BACKEND` (e.g. `vulkan`, `gl`) to restrict the APIs searched. A rank of an MPI job
+    /// ([`crate::dist::local_rank`]) takes the best kind's adapters in turn: local rank `r` of
+    /// a machine with `n` of them opens adapter `r mod n`.
     pub fn new() -> Result<GpuContext> {
         let filter = std::env::var("WGTRAIN_ADAPTER")
             .ok()
@@ -150,9 +152,20 @@ impl GpuContext {
             })
             .collect();
         candidates.sort_by_key(|a| rank(&a.get_info()));
+        // One rank per GPU: the ranks of a data-parallel job on this machine take the best
+        // kind's adapters in turn, by their local rank (unless WGTRAIN_ADAPTER picks one).
+        let best = candidates.first().map(|a| rank(&a.get_info()));
+        let peers = candidates
+            .iter()
+            .take_while(|a| Some(rank(&a.get_info())) == best)
+            .count();
+        let turn = match (filter, crate::dist::local_rank()) {
+            (None, Some(local)) if peers > 0 => local % peers,
+            _ => 0,
+        };
         candidates
             .into_iter()
-            .next()
+            .nth(turn)
             .ok_or_else(|| Error::NoAdapter {
                 wanted: filter
                     .map(|f| format!(" matching WGTRAIN_ADAPTER={f}"))
