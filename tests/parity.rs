@@ -604,20 +604,6 @@ fn check_roc_histogram_edges<B: Backend>(b: &mut B) {
 }
 backend_test!(roc_histogram_edges, check_roc_histogram_edges);
 
-/// Work recorded before a `write` must see the old contents; work after it, the new.
-fn check_write_orders_after_recorded_work<B: Backend>(b: &mut B) {
-    let mut x = upload(b, 1, 4, &[1.0, 2.0, 3.0, 4.0]);
-    let mut acc = b.zeros(1, 2).unwrap();
-    b.sum_into(&x, &mut acc, 0).unwrap();
-    b.write(&mut x, &[10.0, 20.0, 30.0, 40.0]).unwrap();
-    b.sum_into(&x, &mut acc, 1).unwrap();
-    assert_eq!(b.read(&acc).unwrap(), vec![10.0, 100.0]);
-}
-backend_test!(
-    write_orders_after_recorded_work,
-    check_write_orders_after_recorded_work
-);
-
 /// Bad calls are errors that name the op and the shapes, on every backend.
 fn check_shape_errors<B: Backend>(b: &mut B) {
     let a = b.zeros(2, 3).unwrap();

@@ -67,6 +67,15 @@ pub trait Backend {
     /// point in the API that waits.
     fn read(&mut self, t: &Self::Tensor) -> Result<Vec<f32>>;
 
+    /// Appends the values of every tensor of `ts` to `out`, in order: on the GPU one copy,
+    /// one submit and one wait for all of them.
+    fn read_all(&mut self, ts: &[&Self::Tensor], out: &mut Vec<f32>) -> Result<()> {
+        for t in ts {
+            out.extend(self.read(t)?);
+        }
+        Ok(())
+    }
+
     /// Submits the recorded work without waiting for it.
     fn flush(&mut self) -> Result<()>;
 

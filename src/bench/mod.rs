@@ -158,6 +158,14 @@ pub struct BenchResult {
     /// in a data-parallel run: [`crate::train::Model::exchange_us_per_step`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exchange_us_per_step: Option<f64>,
+    /// Of `exchange_us_per_step`, the microseconds in the allreduce itself (transfer, sum, and
+    /// the wait for the slowest rank): [`crate::train::Model::allreduce_us_per_step`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allreduce_us_per_step: Option<f64>,
+    /// The median microseconds of an allreduce of the same buffer with no training around it
+    /// (the ranks start it together): the transport's own time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allreduce_alone_us: Option<f64>,
     /// The bytes each rank gives each step's allreduce (the flat gradient buffer).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allreduce_bytes: Option<usize>,
@@ -229,6 +237,8 @@ fn empty_result(w: Workload, backend: String) -> BenchResult {
         kernels: Vec::new(),
         ranks: None,
         exchange_us_per_step: None,
+        allreduce_us_per_step: None,
+        allreduce_alone_us: None,
         allreduce_bytes: None,
     }
 }
@@ -514,9 +524,29 @@ pub fn run_data_parallel<B: Backend>(
         )));
     }
     let ranks = comm.size();
-    let mut r = run_mlp(b, w, repeats, started, Some(comm))?;
+    let mut r = run_mlp(b, w, repeats, started, Some(comm.clone()))?;
     r.ranks = Some(ranks);
+    if let Some(bytes) = r.allreduce_bytes {
+        r.allreduce_alone_us = Some(allreduce_alone_us(comm.as_ref(), bytes / 4 + 1)?);
+    }
     Ok(r)
+}
+
+/// The median microseconds of an allreduce of `len` floats over the ranks of `comm`, each
+/// started together (after a one-float allreduce that lines the ranks up), after two warm-ups.
+fn allreduce_alone_us(comm: &dyn crate::dist::Communicator, len: usize) -> Result<f64> {
+    const TIMED: usize = 20;
+    let mut values = vec![1.0f32; len];
+    let mut times = Vec::with_capacity(TIMED);
+    for i in 0..TIMED + 2 {
+        comm.all_reduce_sum(&mut [0.0])?;
+        let t = Instant::now();
+        comm.all_reduce_sum(&mut values)?;
+        if i >= 2 {
+            times.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    Ok(median(times))
 }
 
 fn run_mlp<B: Backend>(
@@ -556,6 +586,7 @@ fn run_mlp<B: Backend>(
         startup_s: Some(startup),
         flops_per_step: flops,
         exchange_us_per_step: run.model.exchange_us_per_step(),
+        allreduce_us_per_step: run.model.allreduce_us_per_step(),
         allreduce_bytes: (run.model.ranks() > 1)
             .then(|| run.model.parameter_count().unwrap_or(0) * 4),
         ..empty_result(w, backend)

@@ -225,13 +225,15 @@ fn bench_ranks(
         return Ok(());
     }
     outln!(
-        "{:<9} {:>5} {:>10} {:>10} {:>10} {:>11} {:>7} {:>8}  backend (rank 0)",
+        "{:<9} {:>5} {:>10} {:>9} {:>8} {:>11} {:>12} {:>9} {:>7} {:>8}  backend (rank 0)",
         "workload",
         "ranks",
         "samples/s",
         "per rank",
         "ms/step",
         "exchange µs",
+        "allreduce µs",
+        "alone µs",
         "comm %",
         "MB/step"
     );
@@ -239,18 +241,24 @@ fn bench_ranks(
         let total = r.samples_per_sec.unwrap_or(f64::NAN);
         let exchange = r.exchange_us_per_step.unwrap_or(f64::NAN);
         outln!(
-            "{:<9} {:>5} {:>10.0} {:>10.0} {:>10.3} {:>11.1} {:>7.1} {:>8.2}  {}",
+            "{:<9} {:>5} {:>10.0} {:>9.0} {:>8.3} {:>11.1} {:>12.1} {:>9.1} {:>7.1} {:>8.2}  {}",
             r.workload,
             size,
             total,
             total / size as f64,
             r.ms_per_step,
             exchange,
+            r.allreduce_us_per_step.unwrap_or(f64::NAN),
+            r.allreduce_alone_us.unwrap_or(f64::NAN),
             100.0 * exchange / 1e3 / r.ms_per_step,
             r.allreduce_bytes.unwrap_or(0) as f64 / 1e6,
             r.backend
         );
     }
+    outln!(
+        "exchange: the gradients' read-back, allreduce and upload per step; allreduce: the part in the allreduce, \
+         waiting for the slowest rank included; alone: the same allreduce with no training around it"
+    );
     Ok(())
 }
 

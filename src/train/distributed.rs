@@ -31,15 +31,18 @@ pub(crate) struct Dist {
     weight: f32,
     /// The flat gradient buffer, kept between steps.
     flat: Vec<f32>,
-    /// Exchanges made and the nanoseconds spent in them (read-back, allreduce, upload).
+    /// Exchanges made and the nanoseconds spent in them (read-back, allreduce, upload), and
+    /// in their allreduces alone.
     exchanges: u64,
     exchange_ns: u64,
+    allreduce_ns: u64,
 }
 
 impl Dist {
     pub(crate) fn reset_counts(&mut self) {
         self.exchanges = 0;
         self.exchange_ns = 0;
+        self.allreduce_ns = 0;
     }
 }
 
@@ -71,6 +74,7 @@ impl<B: Backend> Model<B> {
             flat: Vec::new(),
             exchanges: 0,
             exchange_ns: 0,
+            allreduce_ns: 0,
         });
         // Recorded training steps end in an update with no exchange before it.
         self.set_step_plans(self.plans.enabled);
@@ -92,6 +96,13 @@ impl<B: Backend> Model<B> {
     pub fn exchange_us_per_step(&self) -> Option<f64> {
         let d = self.dist.as_ref()?;
         (d.exchanges > 0).then(|| d.exchange_ns as f64 / d.exchanges as f64 / 1e3)
+    }
+
+    /// Of [`Model::exchange_us_per_step`], the microseconds in the allreduce itself: the
+    /// transfer and sum, and the wait for the slowest rank to reach it.
+    pub fn allreduce_us_per_step(&self) -> Option<f64> {
+        let d = self.dist.as_ref()?;
+        (d.exchanges > 0).then(|| d.allreduce_ns as f64 / d.exchanges as f64 / 1e3)
     }
 
     /// Whether training steps exchange gradients (a communicator of more than one rank).
@@ -246,6 +257,9 @@ pub(crate) fn exchange<B: Backend>(
     guard: bool,
     has_rows: bool,
 ) -> Result<()> {
+    // The step's work is done before the clock starts: on a GPU the read-back would
+    // otherwise wait for the backward pass, and its time would count as the exchange's.
+    b.finish()?;
     let started = Instant::now();
     let mut local = if guard { b.read(acc)? } else { Vec::new() };
     let mut tail = [0.0f32];
@@ -253,7 +267,8 @@ pub(crate) fn exchange<B: Backend>(
         tail[0] = 1.0;
     }
     let weight = has_rows.then_some(d.weight);
-    net.average_grads(b, d.comm.as_ref(), weight, &mut tail, &mut d.flat)?;
+    let reduced = net.average_grads(b, d.comm.as_ref(), weight, &mut tail, &mut d.flat)?;
+    d.allreduce_ns += reduced.as_nanos() as u64;
     if guard && tail[0] > 0.0 && local[LOSS_SLOT].is_finite() {
         local[LOSS_SLOT] = f32::NAN;
         b.write(acc, &local)?;

@@ -43,6 +43,13 @@ impl Backend for CpuBackend {
         Ok(t.data.clone())
     }
 
+    fn read_all(&mut self, ts: &[&HostTensor], out: &mut Vec<f32>) -> Result<()> {
+        for t in ts {
+            out.extend_from_slice(&t.data);
+        }
+        Ok(())
+    }
+
     fn flush(&mut self) -> Result<()> {
         Ok(())
     }

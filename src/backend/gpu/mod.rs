@@ -9,7 +9,8 @@
 //!   dynamic offset, so no uniform buffer is ever created per op;
 //! - bind groups are cached by (layout, buffers), so a loop that reuses its tensors creates
 //!   none after its first iteration;
-//! - readback goes through one staging buffer that only grows;
+//! - readback goes through one staging buffer that only grows, every tensor of a read in one
+//!   copy, submit and wait (readback.rs);
 //! - a step recorded once as a plan ([`GpuPlan`], `plan.rs`) is replayed with all of that
 //!   resolved: a few patched parameters, one copy, one pass, one submit;
 //! - at most two submissions are in flight: the host waits for the oldest before a third.
@@ -27,6 +28,7 @@ mod optim;
 mod plan;
 mod products;
 mod profile;
+mod readback;
 mod reduce;
 #[cfg(test)]
 mod spirv;

@@ -8,7 +8,7 @@ use crate::backend::{
     check, Activation, Backend, DeviceTime, DropoutMask, Guard, Loss, Optimizer, PointError,
     RandomSlopes, StepValues, Tensor,
 };
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 impl Backend for GpuBackend {
     type Tensor = GpuTensor;
@@ -102,41 +102,13 @@ impl Backend for GpuBackend {
     }
 
     fn read(&mut self, t: &GpuTensor) -> Result<Vec<f32>> {
-        let bytes = t.bytes();
-        if self.staging.as_ref().is_none_or(|s| s.size() < bytes) {
-            self.staging = Some(self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("wgtrain readback"),
-                size: bytes,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            }));
-            self.stats.buffers_created += 1;
-        }
-        let mut encoder = self.encode(None);
-        self.break_capture("a read-back inside the step");
-        let staging = self
-            .staging
-            .clone()
-            .expect("staging buffer was just created");
-        encoder.copy_buffer_to_buffer(&t.buffer, t.offset, &staging, 0, Some(bytes));
-        self.submit(encoder)?;
-
-        let (tx, rx) = std::sync::mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
-            let _ = tx.send(r);
-        });
-        self.wait()?;
-        rx.recv()
-            .map_err(|_| Error::DeviceLost("the readback callback never ran".into()))?
-            .map_err(|e| Error::DeviceLost(format!("mapping the readback buffer failed: {e}")))?;
-        let view = staging
-            .slice(0..bytes)
-            .get_mapped_range()
-            .map_err(|e| Error::DeviceLost(format!("reading the readback buffer failed: {e}")))?;
-        let out = bytemuck::cast_slice::<u8, f32>(&view).to_vec();
-        drop(view);
-        staging.unmap();
+        let mut out = Vec::with_capacity(t.len());
+        self.read_back(&[t], &mut out)?;
         Ok(out)
+    }
+
+    fn read_all(&mut self, ts: &[&GpuTensor], out: &mut Vec<f32>) -> Result<()> {
+        self.read_back(ts, out)
     }
 
     fn flush(&mut self) -> Result<()> {

@@ -147,6 +147,7 @@ impl<T: Tensor> Network<T> {
     /// batch's mean loss. A rank whose slice is empty gives `None`: it adds zeros (its
     /// gradients are not read, being stale). `tail` rides along in the same allreduce (the
     /// training loop's flags) and is replaced by its sum. `flat` is scratch, kept between steps.
+    /// Gives the time spent in the allreduce itself (the rest is read-back and upload).
     pub fn average_grads<B: Backend<Tensor = T>>(
         &mut self,
         b: &mut B,
@@ -154,19 +155,21 @@ impl<T: Tensor> Network<T> {
         weight: Option<f32>,
         tail: &mut [f32],
         flat: &mut Vec<f32>,
-    ) -> Result<()> {
+    ) -> Result<std::time::Duration> {
         flat.clear();
         match weight {
             Some(weight) => {
-                for g in &self.grads {
-                    flat.extend(b.read(g)?.into_iter().map(|v| v * weight));
-                }
+                let grads: Vec<&T> = self.grads.iter().collect();
+                b.read_all(&grads, flat)?;
+                flat.iter_mut().for_each(|v| *v *= weight);
             }
             None => flat.resize(self.grads.iter().map(|g| g.len()).sum(), 0.0),
         }
         let n_grads = flat.len();
         flat.extend_from_slice(tail);
+        let reducing = std::time::Instant::now();
         comm.all_reduce_sum(flat)?;
+        let reduced = reducing.elapsed();
         tail.copy_from_slice(&flat[n_grads..]);
         let mut at = 0;
         for g in &mut self.grads {
@@ -174,6 +177,6 @@ impl<T: Tensor> Network<T> {
             b.write(g, &flat[at..at + n])?;
             at += n;
         }
-        Ok(())
+        Ok(reduced)
     }
 }

@@ -1,0 +1,69 @@
+//! Moving values between the host and a backend, on every backend: a `write` is ordered after
+//! the work recorded before it; `read_all` gives every tensor's values in order, after the
+//! work recorded so far, appended to what its buffer holds (the gradient exchange of a
+//! data-parallel step reads all of a model's gradients with it).
+
+mod common;
+
+use common::{rng, uniform, upload};
+use wgtrain::backend::Backend;
+
+/// Work recorded before a `write` must see the old contents; work after it, the new.
+fn check_write_orders_after_recorded_work<B: Backend>(b: &mut B) {
+    let mut x = upload(b, 1, 4, &[1.0, 2.0, 3.0, 4.0]);
+    let mut acc = b.zeros(1, 2).unwrap();
+    b.sum_into(&x, &mut acc, 0).unwrap();
+    b.write(&mut x, &[10.0, 20.0, 30.0, 40.0]).unwrap();
+    b.sum_into(&x, &mut acc, 1).unwrap();
+    assert_eq!(b.read(&acc).unwrap(), vec![10.0, 100.0]);
+}
+backend_test!(
+    write_orders_after_recorded_work,
+    check_write_orders_after_recorded_work
+);
+
+/// `read_all` is the tensors' reads one after another, appended to `out`, and sees the work
+/// recorded before it; a larger read after a smaller one (the GPU's staging buffer grows)
+/// and a read of no tensors are reads too.
+fn check_read_all<B: Backend>(b: &mut B) {
+    let mut r = rng(7);
+    let shapes = [(1, 3), (17, 33), (2, 1), (64, 130)];
+    let data: Vec<Vec<f32>> = shapes
+        .iter()
+        .map(|&(rows, cols)| uniform(&mut r, rows * cols, -1.0, 1.0))
+        .collect();
+    let tensors: Vec<B::Tensor> = shapes
+        .iter()
+        .zip(&data)
+        .map(|(&(rows, cols), d)| upload(b, rows, cols, d))
+        .collect();
+    // Recorded work the read must wait for: the first tensor's sum into a fresh one.
+    let mut acc = b.zeros(1, 1).unwrap();
+    b.sum_into(&tensors[0], &mut acc, 0).unwrap();
+
+    let mut out = vec![-7.0];
+    b.read_all(&[&tensors[0]], &mut out).unwrap();
+    assert_eq!(out[1..], data[0][..], "one small tensor");
+
+    let mut out = vec![-7.0];
+    let mut all: Vec<&B::Tensor> = tensors.iter().collect();
+    all.push(&acc);
+    b.read_all(&all, &mut out).unwrap();
+    let mut want = vec![-7.0];
+    for (t, d) in tensors.iter().zip(&data) {
+        assert_eq!(b.read(t).unwrap(), *d);
+        want.extend_from_slice(d);
+    }
+    let sum: f64 = data[0].iter().map(|&v| f64::from(v)).sum();
+    let got_sum = *out.last().unwrap();
+    assert!(
+        (f64::from(got_sum) - sum).abs() < 1e-5,
+        "the sum recorded before the read: {got_sum} vs {sum}"
+    );
+    assert_eq!(out[..out.len() - 1], want[..], "every tensor, in order");
+
+    let before = out.clone();
+    b.read_all(&[], &mut out).unwrap();
+    assert_eq!(out, before, "a read of no tensors appends nothing");
+}
+backend_test!(read_all, check_read_all);
