@@ -77,6 +77,7 @@ fn run_ranks<B, F>(
     ranks: usize,
     epochs: usize,
     batch: usize,
+    buckets: Option<usize>,
 ) -> Vec<(Vec<Vec<f32>>, History)>
 where
     B: Backend,
@@ -86,6 +87,7 @@ where
     ThreadGroup::run(ranks, |comm| {
         let mut m = model(make());
         m.set_communicator(comm);
+        m.set_gradient_buckets(buckets).unwrap();
         let h = m.fit(&x, &y, config(epochs, batch)).unwrap();
         (flat(&mut m), h)
     })
@@ -99,8 +101,9 @@ fn matches_one_batch<B: Backend, F: Fn() -> B + Sync>(make: F, tolerance: f64) {
         let mut one = model(make());
         let h1 = one.fit(&x, &y, config(epochs, batch)).unwrap();
         let w1 = flat(&mut one);
-        for ranks in [2, 3] {
-            let results = run_ranks(&make, ranks, epochs, batch);
+        // Whole, one bucket per layer with parameters, and buckets of at least 16 KB.
+        for (ranks, buckets) in [(2, None), (3, None), (2, Some(0)), (3, Some(16_384))] {
+            let results = run_ranks(&make, ranks, epochs, batch, buckets);
             for (rank, (w, h)) in results.iter().enumerate() {
                 assert_eq!(
                     w, &results[0].0,
@@ -109,7 +112,7 @@ fn matches_one_batch<B: Backend, F: Fn() -> B + Sync>(make: F, tolerance: f64) {
                 let gap = relative_gap(w, &w1);
                 assert!(
                     gap <= tolerance,
-                    "{ranks} ranks, batch {batch}: weights {gap:e} from one process's"
+                    "{ranks} ranks, buckets {buckets:?}, batch {batch}: weights {gap:e} from one process's"
                 );
                 for name in ["loss", "accuracy", "val_loss", "val_accuracy"] {
                     let (a, b) = (h.get(name).unwrap(), h1.get(name).unwrap());

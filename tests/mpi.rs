@@ -120,14 +120,15 @@ fn gap(a: &[Vec<f32>], b: &[Vec<f32>]) -> f64 {
         .fold(0.0, f64::max)
 }
 
-fn two_ranks_match_one(backend: &str, tolerance: f64) {
+/// `--backend backend` on 2 ranks (with `extra` flags) against one process.
+fn two_ranks_match_one(backend: &str, extra: &[&str], tolerance: f64) {
     if mpirun().is_none() {
         return;
     }
-    let dir = Scratch::new(&format!("mpi-match-{backend}"));
+    let dir = Scratch::new(&format!("mpi-match-{backend}{}", extra.concat()));
     let flags = ["--backend", backend, "--epochs", "3"];
     let one = train_args(&[&flags[..], &["--save", "one.safetensors"]].concat());
-    let two = train_args(&[&flags[..], &["--save", "two.safetensors", "--json"]].concat());
+    let two = train_args(&[&flags[..], &["--save", "two.safetensors", "--json"], extra].concat());
     run(None, &dir.0, &one);
     let out = run(Some(2), &dir.0, &two);
     // Rank 0 alone reports: one JSON line.
@@ -140,19 +141,21 @@ fn two_ranks_match_one(backend: &str, tolerance: f64) {
     );
     assert!(
         g <= tolerance,
-        "{backend}: 2 ranks' weights {g:e} from one process's"
+        "{backend} {extra:?}: 2 ranks' weights {g:e} from one process's"
     );
 }
 
 #[test]
 fn two_ranks_train_as_one_process_cpu() {
-    two_ranks_match_one("cpu", 1e-6);
+    two_ranks_match_one("cpu", &[], 1e-6);
 }
 
 #[test]
 fn two_ranks_train_as_one_process_gpu() {
     if common::gpu().is_some() {
-        two_ranks_match_one("gpu", 1e-4);
+        two_ranks_match_one("gpu", &[], 1e-4);
+        // In buckets (each layer its own), each read back while the layer below it runs.
+        two_ranks_match_one("gpu", &["--bucket-mb", "0"], 1e-4);
     }
 }
 

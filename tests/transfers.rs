@@ -1,12 +1,13 @@
 //! Moving values between the host and a backend, on every backend: a `write` is ordered after
 //! the work recorded before it; `read_all` gives every tensor's values in order, after the
 //! work recorded so far, appended to what its buffer holds (the gradient exchange of a
-//! data-parallel step reads all of a model's gradients with it).
+//! data-parallel step reads all of a model's gradients with it); `read_start`/`read_finish` read
+//! while later work is recorded (its buckets).
 
 mod common;
 
 use common::{rng, uniform, upload};
-use wgtrain::backend::Backend;
+use wgtrain::backend::{Backend, ReadTicket};
 
 /// Work recorded before a `write` must see the old contents; work after it, the new.
 fn check_write_orders_after_recorded_work<B: Backend>(b: &mut B) {
@@ -67,3 +68,67 @@ fn check_read_all<B: Backend>(b: &mut B) {
     assert_eq!(out, before, "a read of no tensors appends nothing");
 }
 backend_test!(read_all, check_read_all);
+
+/// `read_start`/`read_finish`: a read started gives the values as they were when it started,
+/// though the tensors are written and summed into after it; several reads may be under way
+/// and be finished in any order; a ticket is ended once, on its backend.
+fn check_read_start_finish<B: Backend>(b: &mut B) {
+    let mut r = rng(11);
+    let a_data = uniform(&mut r, 5 * 7, -1.0, 1.0);
+    let c_data = uniform(&mut r, 40 * 33, -1.0, 1.0);
+    let mut a = upload(b, 5, 7, &a_data);
+    let c = upload(b, 40, 33, &c_data);
+    let mut acc = b.zeros(1, 1).unwrap();
+    // Work recorded before the first start, which it must see.
+    b.sum_into(&c, &mut acc, 0).unwrap();
+
+    let mut first = vec![-1.0];
+    let t1 = b.read_start(&[&a, &acc], &mut first).unwrap();
+    // Writes and work recorded while the first read is under way.
+    let a_new: Vec<f32> = a_data.iter().map(|v| v * 3.0 + 1.0).collect();
+    b.write(&mut a, &a_new).unwrap();
+    b.sum_into(&a, &mut acc, 0).unwrap();
+    let mut second = Vec::new();
+    let t2 = b.read_start(&[&c, &a, &acc], &mut second).unwrap();
+    b.write(&mut a, &a_data).unwrap();
+
+    // Finished out of order: the second first.
+    b.read_finish(t2, &mut second).unwrap();
+    b.read_finish(t1, &mut first).unwrap();
+
+    let c_sum: f64 = c_data.iter().map(|&v| f64::from(v)).sum();
+    let a_sum: f64 = a_new.iter().map(|&v| f64::from(v)).sum();
+    assert_eq!(first.len(), 1 + a_data.len() + 1);
+    assert_eq!(first[0], -1.0, "appended to what the buffer held");
+    assert_eq!(
+        first[1..=a_data.len()],
+        a_data[..],
+        "a, as at the first start"
+    );
+    let got = f64::from(first[a_data.len() + 1]);
+    assert!(
+        (got - c_sum).abs() < 1e-4,
+        "acc at the first start: {got} vs {c_sum}"
+    );
+
+    assert_eq!(second.len(), c_data.len() + a_new.len() + 1);
+    assert_eq!(second[..c_data.len()], c_data[..], "c");
+    assert_eq!(
+        second[c_data.len()..c_data.len() + a_new.len()],
+        a_new[..],
+        "a as written after the first start, not as written after the second"
+    );
+    let got = f64::from(*second.last().unwrap());
+    assert!(
+        (got - (c_sum + a_sum)).abs() < 1e-3,
+        "acc with the sum recorded between the starts: {got} vs {}",
+        c_sum + a_sum
+    );
+    assert_eq!(b.read(&a).unwrap(), a_data, "the last write is in place");
+
+    // A ticket this backend did not give (or one ended already) is an error, not a panic.
+    let mut v = Vec::new();
+    let foreign = b.read_finish(ReadTicket::on_device(1000), &mut v);
+    assert!(foreign.is_err() && v.is_empty(), "{foreign:?}");
+}
+backend_test!(read_start_finish, check_read_start_finish);

@@ -27,7 +27,7 @@ pub use ops::{
 pub use auto::{choose_auto, on_default_backend, AutoChoice, BackendJob};
 pub use guard::{Guard, GuardSlots};
 pub use step::{DeviceTime, StepValues};
-pub use tensor::{HostTensor, MemoryLimits, Tensor};
+pub use tensor::{HostTensor, MemoryLimits, ReadTicket, Tensor};
 pub use window::{Padding, Window};
 
 use crate::error::Result;
@@ -74,6 +74,27 @@ pub trait Backend {
             out.extend(self.read(t)?);
         }
         Ok(())
+    }
+
+    /// Starts reading every tensor of `ts` back, as [`Backend::read_all`] would, and returns
+    /// without waiting where the device works apart from the host: the values are appended
+    /// to the `out` given [`Backend::read_finish`]. A host backend appends them to `out` now.
+    /// Work recorded after the start does not change them; several reads may be under way.
+    fn read_start(&mut self, ts: &[&Self::Tensor], out: &mut Vec<f32>) -> Result<ReadTicket> {
+        self.read_all(ts, out)?;
+        Ok(ReadTicket::done())
+    }
+
+    /// Ends a read started by [`Backend::read_start`] on this backend, appending its values to
+    /// `out` unless they are there already.
+    fn read_finish(&mut self, ticket: ReadTicket, _out: &mut Vec<f32>) -> Result<()> {
+        match ticket.slot() {
+            None => Ok(()),
+            Some(slot) => Err(crate::error::Error::Config(format!(
+                "read ticket {slot} is not a read under way on this backend ({})",
+                self.describe()
+            ))),
+        }
     }
 
     /// Submits the recorded work without waiting for it.

@@ -83,3 +83,26 @@ impl Tensor for HostTensor {
         self.cols
     }
 }
+
+/// A read-back under way ([`Backend::read_start`](super::Backend::read_start)), ended by
+/// [`Backend::read_finish`](super::Backend::read_finish) on the backend that started it.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "a read started is ended by read_finish, which gives its values"]
+pub struct ReadTicket(Option<usize>);
+
+impl ReadTicket {
+    /// A read whose values are given already (a host backend's, or one of no tensors).
+    pub fn done() -> ReadTicket {
+        ReadTicket(None)
+    }
+
+    /// A read under way on a device, in the backend's slot `slot`.
+    pub fn on_device(slot: usize) -> ReadTicket {
+        ReadTicket(Some(slot))
+    }
+
+    /// The backend's slot for a read under way; `None` for one done already.
+    pub fn slot(&self) -> Option<usize> {
+        self.0
+    }
+}

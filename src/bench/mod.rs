@@ -169,6 +169,13 @@ pub struct BenchResult {
     /// The bytes each rank gives each step's allreduce (the flat gradient buffer).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allreduce_bytes: Option<usize>,
+    /// The least bytes of a gradient bucket, when the exchange ran bucket by bucket
+    /// ([`crate::train::Model::set_gradient_buckets`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bucket_bytes: Option<usize>,
+    /// The buckets each step's exchange ran in (1 for the whole gradient at once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buckets: Option<usize>,
 }
 
 /// One kernel's share of a training step, from [`GpuBackend::kernel_times`].
@@ -240,6 +247,8 @@ fn empty_result(w: Workload, backend: String) -> BenchResult {
         allreduce_us_per_step: None,
         allreduce_alone_us: None,
         allreduce_bytes: None,
+        bucket_bytes: None,
+        buckets: None,
     }
 }
 
@@ -509,13 +518,15 @@ pub fn profile(mut b: GpuBackend, w: Workload) -> Result<Vec<KernelShare>> {
 
 /// An MLP workload trained data-parallel on the ranks of `comm`, each on its slice of every
 /// batch (the workload's batch is the global one): as [`run`], with the ranks, the time spent
-/// exchanging gradients, and the bytes exchanged per step. Every rank must call it alike.
+/// exchanging gradients, and the bytes exchanged per step; with `bucket_bytes`, exchanged in
+/// buckets of at least that many bytes. Every rank must call it alike.
 pub fn run_data_parallel<B: Backend>(
     b: B,
     w: Workload,
     repeats: usize,
     started: Instant,
     comm: std::rc::Rc<dyn crate::dist::Communicator>,
+    bucket_bytes: Option<usize>,
 ) -> Result<BenchResult> {
     if !matches!(w, Workload::MlpA | Workload::MlpB | Workload::CnnA) {
         return Err(Error::Config(format!(
@@ -524,8 +535,9 @@ pub fn run_data_parallel<B: Backend>(
         )));
     }
     let ranks = comm.size();
-    let mut r = run_mlp(b, w, repeats, started, Some(comm.clone()))?;
+    let mut r = run_mlp(b, w, repeats, started, Some((comm.clone(), bucket_bytes)))?;
     r.ranks = Some(ranks);
+    r.bucket_bytes = bucket_bytes;
     if let Some(bytes) = r.allreduce_bytes {
         r.allreduce_alone_us = Some(allreduce_alone_us(comm.as_ref(), bytes / 4 + 1)?);
     }
@@ -554,12 +566,13 @@ fn run_mlp<B: Backend>(
     w: Workload,
     repeats: usize,
     started: Instant,
-    comm: Option<std::rc::Rc<dyn crate::dist::Communicator>>,
+    ranks: Option<(std::rc::Rc<dyn crate::dist::Communicator>, Option<usize>)>,
 ) -> Result<BenchResult> {
     let backend = b.describe();
     let mut run = MlpRun::new(b, w)?;
-    if let Some(comm) = comm {
+    if let Some((comm, bucket_bytes)) = ranks {
         run.model.set_communicator(comm);
+        run.model.set_gradient_buckets(bucket_bytes)?;
     }
     let (warmup, startup) = run.warm_up(started)?;
     run.model.reset_host_time();
@@ -587,6 +600,7 @@ fn run_mlp<B: Backend>(
         flops_per_step: flops,
         exchange_us_per_step: run.model.exchange_us_per_step(),
         allreduce_us_per_step: run.model.allreduce_us_per_step(),
+        buckets: (run.model.ranks() > 1).then(|| run.model.gradient_buckets()),
         allreduce_bytes: (run.model.ranks() > 1)
             .then(|| run.model.parameter_count().unwrap_or(0) * 4),
         ..empty_result(w, backend)

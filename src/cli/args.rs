@@ -32,6 +32,13 @@ pub(crate) struct BenchArgs {
     /// driver overhead).
     #[arg(long)]
     pub(crate) profile: bool,
+    /// Under mpirun: exchange the gradients of each step in buckets of at least MB megabytes
+    /// (1e6 bytes), from the top layer down, each allreduced while the device runs the
+    /// backward pass of the layers below it; 0 makes every layer with weights a bucket of its
+    /// own. Default: the whole gradient at once, after the backward pass. The weights are the
+    /// same either way; which is faster depends on the machine (docs/SCALING.md).
+    #[arg(long, value_name = "MB", value_parser = bucket_mb)]
+    pub(crate) bucket_mb: Option<f64>,
     #[command(flatten)]
     pub(crate) common: Common,
 }
@@ -139,6 +146,13 @@ pub(crate) struct TrainArgs {
     /// as BENCHMARKS.md's MNIST workload).
     #[arg(long)]
     pub(crate) batch_size: Option<usize>,
+    /// Under mpirun: exchange the gradients of each step in buckets of at least MB megabytes
+    /// (1e6 bytes), from the top layer down, each allreduced while the device runs the
+    /// backward pass of the layers below it; 0 makes every layer with weights a bucket of its
+    /// own. Default: the whole gradient at once, after the backward pass. The weights are the
+    /// same either way; which is faster depends on the machine (docs/SCALING.md).
+    #[arg(long, value_name = "MB", value_parser = bucket_mb)]
+    pub(crate) bucket_mb: Option<f64>,
     /// Fraction of the training data held out (its last rows) to validate after each epoch;
     /// unused with --validation-data.
     #[arg(long, default_value_t = 0.1, value_parser = f32_value)]
@@ -271,6 +285,35 @@ fn f32_value(s: &str) -> std::result::Result<f32, String> {
         ));
     }
     Ok(f)
+}
+
+/// `--bucket-mb`: a finite number of megabytes, 0 or more.
+fn bucket_mb(s: &str) -> std::result::Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{}` is not a number of megabytes", quote(s)))?;
+    if v.is_finite() && v >= 0.0 && v * 1e6 < usize::MAX as f64 {
+        Ok(v)
+    } else {
+        Err(format!(
+            "{s} is not a bucket size: give the megabytes of gradients per bucket, 0 or more (such as 25); 0 makes each layer its own bucket"
+        ))
+    }
+}
+
+/// The bytes of `--bucket-mb` (rounded), refused outside a data-parallel job, where there is
+/// no exchange to split.
+pub(crate) fn bucket_bytes(mb: Option<f64>, ranks: &super::ranks::Ranks) -> Result<Option<usize>> {
+    match (mb, ranks) {
+        (None, _) => Ok(None),
+        (Some(mb), Some(_)) => Ok(Some((mb * 1e6).round() as usize)),
+        (Some(mb), None) => Err(flag_error(
+            "--bucket-mb",
+            mb,
+            "gradient buckets split the exchange between the ranks of a data-parallel job: run under `mpirun -np N` (N of 2 or more, a build with --features mpi), or leave the flag out",
+        )),
+    }
 }
 
 /// `--flag value: what is wrong`.

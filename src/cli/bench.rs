@@ -18,8 +18,9 @@ pub(crate) fn bench(
     ranks: super::ranks::Ranks,
 ) -> Result<()> {
     use wgtrain::bench::{profile, run, BenchInputs, Workload};
+    let bucket_bytes = super::args::bucket_bytes(args.bucket_mb, &ranks)?;
     if let Some(comm) = ranks {
-        return bench_ranks(args, process_start, comm);
+        return bench_ranks(args, process_start, comm, bucket_bytes);
     }
     let explicit = !args.workloads.is_empty();
     let workloads: Vec<Workload> = if explicit {
@@ -183,6 +184,7 @@ fn bench_ranks(
     args: &BenchArgs,
     started: Instant,
     comm: std::rc::Rc<dyn wgtrain::dist::Communicator>,
+    buckets: Option<usize>,
 ) -> Result<()> {
     use wgtrain::bench::{run_data_parallel, Workload};
     let workloads: Vec<Workload> = if args.workloads.is_empty() {
@@ -204,14 +206,18 @@ fn bench_ranks(
         }
         let c = comm.clone();
         let r = match args.common.backend {
-            BackendChoice::Cpu => run_data_parallel(CpuBackend::new()?, w, repeats, clock, c)?,
-            BackendChoice::Reference => {
-                run_data_parallel(ReferenceBackend::new(), w, repeats, clock, c)?
+            BackendChoice::Cpu => {
+                run_data_parallel(CpuBackend::new()?, w, repeats, clock, c, buckets)?
             }
-            BackendChoice::Gpu => run_data_parallel(GpuBackend::new()?, w, repeats, clock, c)?,
+            BackendChoice::Reference => {
+                run_data_parallel(ReferenceBackend::new(), w, repeats, clock, c, buckets)?
+            }
+            BackendChoice::Gpu => {
+                run_data_parallel(GpuBackend::new()?, w, repeats, clock, c, buckets)?
+            }
             BackendChoice::Auto => match choose_auto()?.0 {
-                AutoChoice::Gpu(g) => run_data_parallel(*g, w, repeats, clock, c)?,
-                AutoChoice::Cpu(cpu) => run_data_parallel(cpu, w, repeats, clock, c)?,
+                AutoChoice::Gpu(g) => run_data_parallel(*g, w, repeats, clock, c, buckets)?,
+                AutoChoice::Cpu(cpu) => run_data_parallel(cpu, w, repeats, clock, c, buckets)?,
             },
         };
         results.push(r);
@@ -259,6 +265,15 @@ fn bench_ranks(
         "exchange: the gradients' read-back, allreduce and upload per step; allreduce: the part in the allreduce, \
          waiting for the slowest rank included; alone: the same allreduce with no training around it"
     );
+    let split = match buckets {
+        None => "the whole gradient at once, after the backward pass".to_string(),
+        Some(bytes) => format!(
+            "in {} buckets of at least {} MB, each while the backward pass of the layers below it runs",
+            results.iter().map(|r| r.buckets.unwrap_or(0).to_string()).collect::<Vec<_>>().join("/"),
+            bytes as f64 / 1e6
+        ),
+    };
+    outln!("gradients exchanged {split}");
     Ok(())
 }
 

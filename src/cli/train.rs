@@ -49,6 +49,8 @@ pub(crate) struct Train<'a> {
     pub(crate) started: Instant,
     /// The data-parallel job this process is a rank of, if any: rank 0 alone writes.
     pub(crate) ranks: super::ranks::Ranks,
+    /// `--bucket-mb` in bytes: the gradient buckets of the data-parallel exchange.
+    pub(crate) bucket_bytes: Option<usize>,
 }
 
 /// `model.safetensors` → `model.last-good.safetensors`: where a diverged run keeps its last
@@ -118,6 +120,7 @@ pub(crate) fn prepare_training(
     ranks: super::ranks::Ranks,
 ) -> Result<Train<'_>> {
     args.check()?;
+    let bucket_bytes = super::args::bucket_bytes(args.bucket_mb, &ranks)?;
     let hidden = hidden_activation(&args.activation)?;
     let init = Initializer::from_name(&args.kernel_initializer)
         .map_err(|e| flag_error("--kernel-initializer", &args.kernel_initializer, &e))?;
@@ -341,6 +344,7 @@ pub(crate) fn prepare_training(
         warnings,
         started,
         ranks,
+        bucket_bytes,
     })
 }
 

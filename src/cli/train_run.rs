@@ -24,6 +24,7 @@ impl Job for Train<'_> {
         let rank = super::ranks::rank(&self.ranks);
         if let Some(ranks) = &self.ranks {
             model.set_communicator(ranks.clone());
+            model.set_gradient_buckets(self.bucket_bytes)?;
         }
         let speaks = rank == 0;
         for w in model.warnings().iter().chain(&self.warnings) {

@@ -19,7 +19,7 @@ pub use layers::{
     GlobalAveragePooling2D, Layer, MaxPooling2D, Maxout, Mode, PRelu, RRelu, Regularizer, Shape,
 };
 pub use loss::{Head, LossFn, Task};
-pub use network::{Activations, LossSite, Network};
+pub use network::{Activations, GradBucket, LossSite, Network};
 pub use summary::{thousands, Summary, SummaryRow};
 
 use crate::backend::Activation;

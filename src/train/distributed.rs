@@ -13,16 +13,16 @@
 //! every rank, so callbacks decide the same on every rank.
 
 use std::fmt;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::metrics::LOSS_SLOT;
 use super::model::Model;
 use super::FitConfig;
-use crate::backend::Backend;
+use crate::backend::{Backend, ReadTicket};
 use crate::data::Matrix;
 use crate::dist::{agree, digest, Communicator};
 use crate::error::{Error, Result};
-use crate::nn::{Layer, Network};
+use crate::nn::{Activations, GradBucket, Layer, LossSite, Mode, Network};
 
 /// A model's part in a data-parallel run.
 pub(crate) struct Dist {
@@ -31,6 +31,12 @@ pub(crate) struct Dist {
     weight: f32,
     /// The flat gradient buffer, kept between steps.
     flat: Vec<f32>,
+    /// With buckets ([`Model::set_gradient_buckets`]): their least size in bytes, the
+    /// buckets of the network, a buffer per bucket, and the accumulator's values.
+    bucket_bytes: Option<usize>,
+    buckets: Vec<GradBucket>,
+    bucket_values: Vec<Vec<f32>>,
+    local: Vec<f32>,
     /// Exchanges made and the nanoseconds spent in them (read-back, allreduce, upload), and
     /// in their allreduces alone.
     exchanges: u64,
@@ -72,12 +78,37 @@ impl<B: Backend> Model<B> {
             comm: Box::new(comm),
             weight: 1.0,
             flat: Vec::new(),
+            bucket_bytes: None,
+            buckets: Vec::new(),
+            bucket_values: Vec::new(),
+            local: Vec::new(),
             exchanges: 0,
             exchange_ns: 0,
             allreduce_ns: 0,
         });
         // Recorded training steps end in an update with no exchange before it.
         self.set_step_plans(self.plans.enabled);
+    }
+
+    /// Splits the gradient exchange of each data-parallel step into buckets of at least
+    /// `bytes` of gradients each, from the top layer down ([`Network::grad_buckets`]): a
+    /// bucket is read back as soon as the backward pass has finished its layers, and is
+    /// allreduced while the device runs the backward of the layers below it. `None` (the
+    /// default) exchanges the whole gradient at once, after the backward pass. The result is
+    /// the same either way; which is faster depends on the machine (`wgtrain bench
+    /// --bucket-mb` measures it): on a device that works apart from the host, buckets can
+    /// hide the exchange of the upper layers behind the compute of the lower ones, at the
+    /// cost of a read-back per bucket. Every rank must set the same; a run whose ranks differ
+    /// fails at the start. Call it after [`Model::set_communicator`], which resets it.
+    pub fn set_gradient_buckets(&mut self, bytes: Option<usize>) -> Result<()> {
+        let d = self.dist.as_mut().ok_or_else(|| {
+            Error::Config(
+                "gradient buckets split a data-parallel exchange: set a communicator first (Model::set_communicator)"
+                    .into(),
+            )
+        })?;
+        d.bucket_bytes = bytes;
+        Ok(())
     }
 
     /// This model's rank in its data-parallel run (0 when it has none).
@@ -103,6 +134,16 @@ impl<B: Backend> Model<B> {
     pub fn allreduce_us_per_step(&self) -> Option<f64> {
         let d = self.dist.as_ref()?;
         (d.exchanges > 0).then(|| d.allreduce_ns as f64 / d.exchanges as f64 / 1e3)
+    }
+
+    /// The buckets of the last data-parallel step's exchange: 1 for the whole gradient at
+    /// once ([`Model::set_gradient_buckets`]), 0 before the first.
+    pub fn gradient_buckets(&self) -> usize {
+        match &self.dist {
+            Some(d) if d.exchanges > 0 && d.bucket_bytes.is_some() => d.buckets.len(),
+            Some(d) if d.exchanges > 0 => 1,
+            _ => 0,
+        }
     }
 
     /// Whether training steps exchange gradients (a communicator of more than one rank).
@@ -175,7 +216,7 @@ impl<B: Backend> Model<B> {
             json(&self.metrics)?,
             format!(
                 "threshold {} seed {} input {:?} data {}x{} crc {:08x} validation {:?} split {} \
-                 batch {} epochs {} from {} shuffle {} nan {} done {} step {}",
+                 batch {} epochs {} from {} shuffle {} nan {} done {} step {} buckets {:?}",
                 self.threshold,
                 self.seed,
                 self.input_dim(),
@@ -191,6 +232,7 @@ impl<B: Backend> Model<B> {
                 config.terminate_on_nan,
                 self.epochs_done,
                 self.step,
+                self.dist.as_ref().and_then(|d| d.bucket_bytes),
             ),
             json(&self.standardizer.as_ref().map(|s| (&s.mean, &s.std)))?,
         ];
@@ -232,7 +274,7 @@ impl<B: Backend> Model<B> {
         let d = dist
             .as_mut()
             .expect("only a distributed fit has empty slices");
-        exchange(b, net, d, acc, guard, false)?;
+        backward_exchange(b, net, d, acc, guard, None)?;
         *step += 1;
         let acts = &batches[i].acts;
         let guarded = guard.then_some((&mut *acc, slots));
@@ -242,6 +284,135 @@ impl<B: Backend> Model<B> {
         }
         Ok(())
     }
+}
+
+/// A training step's backward pass, for the exchange to run (whole, or bucket by bucket).
+pub(crate) struct Pass<'a, T> {
+    pub(crate) x: &'a T,
+    pub(crate) acts: &'a mut Activations<T>,
+    pub(crate) site: LossSite,
+    pub(crate) mode: Mode,
+}
+
+/// The backward pass of a distributed step (`pass`; `None` for a rank whose slice is empty),
+/// and the exchange that averages its gradients over the ranks: after the whole pass
+/// ([`exchange`]), or bucket by bucket while it runs ([`exchange_buckets`]).
+pub(crate) fn backward_exchange<B: Backend>(
+    b: &mut B,
+    net: &mut Network<B::Tensor>,
+    d: &mut Dist,
+    acc: &mut B::Tensor,
+    guard: bool,
+    pass: Option<Pass<'_, B::Tensor>>,
+) -> Result<()> {
+    if let Some(bytes) = d.bucket_bytes {
+        return exchange_buckets(b, net, d, acc, guard, pass, bytes);
+    }
+    let has_rows = pass.is_some();
+    if let Some(p) = pass {
+        net.backward(b, p.x, p.acts, p.site, p.mode)?;
+    }
+    exchange(b, net, d, acc, guard, has_rows)
+}
+
+/// Runs `pass` bucket by bucket from the top ([`Network::grad_buckets`]), starting each
+/// bucket's read-back as its layers are done; while the device runs the next bucket's
+/// backward, the host finishes the last read, scales it by this rank's weight, allreduces it
+/// and uploads it. The first (top) bucket's allreduce carries the guard's flag, as
+/// [`exchange`]'s one does. The time counted as the exchange's is the host's in these calls,
+/// waits for the device in the read-backs included.
+fn exchange_buckets<B: Backend>(
+    b: &mut B,
+    net: &mut Network<B::Tensor>,
+    d: &mut Dist,
+    acc: &mut B::Tensor,
+    guard: bool,
+    mut pass: Option<Pass<'_, B::Tensor>>,
+    bytes: usize,
+) -> Result<()> {
+    let mut buckets = std::mem::take(&mut d.buckets);
+    net.grad_buckets(bytes, &mut buckets);
+    d.bucket_values.resize_with(buckets.len(), Vec::new);
+    let has_rows = pass.is_some();
+    let mut spent = Duration::ZERO;
+    let mut last: Option<(usize, ReadTicket)> = None;
+    for (k, bucket) in buckets.iter().enumerate() {
+        let ticket = match pass.as_mut() {
+            Some(p) => {
+                net.backward_layers(b, p.x, p.acts, p.site, p.mode, bucket.layers.clone())?;
+                let started = Instant::now();
+                let values = &mut d.bucket_values[k];
+                values.clear();
+                // The accumulator rides with the top bucket: the guard's flag needs its loss.
+                let extra = (k == 0 && guard).then_some(&*acc);
+                let ticket = net.read_bucket_start(b, bucket, extra, values)?;
+                spent += started.elapsed();
+                ticket
+            }
+            None => ReadTicket::done(),
+        };
+        if let Some((j, ticket)) = last.replace((k, ticket)) {
+            spent += reduce_bucket(b, net, d, &buckets[j], j, ticket, acc, guard, has_rows)?;
+        }
+    }
+    if let Some((j, ticket)) = last {
+        spent += reduce_bucket(b, net, d, &buckets[j], j, ticket, acc, guard, has_rows)?;
+    }
+    d.buckets = buckets;
+    d.exchanges += 1;
+    d.exchange_ns += spent.as_nanos() as u64;
+    Ok(())
+}
+
+/// Finishes bucket `j`'s read (zeros on a rank with no rows, `d.weight` being for the rows it
+/// has), allreduces it and writes it back; gives the time it took.
+#[allow(clippy::too_many_arguments)]
+fn reduce_bucket<B: Backend>(
+    b: &mut B,
+    net: &mut Network<B::Tensor>,
+    d: &mut Dist,
+    bucket: &GradBucket,
+    j: usize,
+    ticket: ReadTicket,
+    acc: &mut B::Tensor,
+    guard: bool,
+    has_rows: bool,
+) -> Result<Duration> {
+    let started = Instant::now();
+    let n = net.bucket_len(bucket);
+    let values = &mut d.bucket_values[j];
+    if has_rows {
+        b.read_finish(ticket, values)?;
+        if j == 0 && guard {
+            d.local.clear();
+            d.local.extend_from_slice(&values[n..]);
+            values.truncate(n);
+        }
+        let weight = d.weight;
+        values.iter_mut().for_each(|v| *v *= weight);
+    } else {
+        values.clear();
+        values.resize(n, 0.0);
+        if j == 0 && guard {
+            d.local = b.read(acc)?;
+        }
+    }
+    let local_finite = !guard || d.local[LOSS_SLOT].is_finite();
+    if j == 0 {
+        values.push(if local_finite { 0.0 } else { 1.0 });
+    }
+    let reducing = Instant::now();
+    d.comm.all_reduce_sum(values)?;
+    d.allreduce_ns += reducing.elapsed().as_nanos() as u64;
+    if j == 0 {
+        let flag = values.pop().expect("the flag pushed above");
+        if guard && flag > 0.0 && local_finite {
+            d.local[LOSS_SLOT] = f32::NAN;
+            b.write(acc, &d.local)?;
+        }
+    }
+    net.write_bucket(b, bucket, values)?;
+    Ok(started.elapsed())
 }
 
 /// Averages the gradients of the step under way over the ranks (see

@@ -156,9 +156,17 @@ impl<B: Backend> Model<B> {
         };
         plan.record(b, outputs, &batch.y, acc)?;
         if train {
-            net.backward(b, &batch.x, &mut batch.acts, site, mode)?;
-            if let Some(d) = dist.as_mut().filter(|d| d.comm.size() > 1) {
-                super::distributed::exchange(b, net, d, acc, guard, true)?;
+            match dist.as_mut().filter(|d| d.comm.size() > 1) {
+                Some(d) => {
+                    let pass = super::distributed::Pass {
+                        x: &batch.x,
+                        acts: &mut batch.acts,
+                        site,
+                        mode,
+                    };
+                    super::distributed::backward_exchange(b, net, d, acc, guard, Some(pass))?;
+                }
+                None => net.backward(b, &batch.x, &mut batch.acts, site, mode)?,
             }
             *step += 1;
             let guarded = guard.then_some((&mut *acc, slots));

@@ -9,8 +9,8 @@
 //!   dynamic offset, so no uniform buffer is ever created per op;
 //! - bind groups are cached by (layout, buffers), so a loop that reuses its tensors creates
 //!   none after its first iteration;
-//! - readback goes through one staging buffer that only grows, every tensor of a read in one
-//!   copy, submit and wait (readback.rs);
+//! - readback goes through staging buffers that only grow, every tensor of a read in one
+//!   copy and submit, waited for at once or started and ended apart (readback.rs);
 //! - a step recorded once as a plan ([`GpuPlan`], `plan.rs`) is replayed with all of that
 //!   resolved: a few patched parameters, one copy, one pass, one submit;
 //! - at most two submissions are in flight: the host waits for the oldest before a third.
@@ -212,7 +212,7 @@ pub struct GpuBackend {
     params_stride: usize,
     /// Keyed by layout and the bound tensors' ids (0 for unused slots; ids start at 1).
     bind_groups: HashMap<(&'static [Access], [u64; MAX_BINDINGS]), wgpu::BindGroup>,
-    staging: Option<wgpu::Buffer>,
+    readbacks: readback::Readbacks,
     stats: GpuStats,
     last_op: &'static str,
     matmul_tiles: MatmulTiles,
@@ -318,7 +318,7 @@ impl GpuBackend {
             in_flight: VecDeque::new(),
             params_stride,
             bind_groups: HashMap::new(),
-            staging: None,
+            readbacks: readback::Readbacks::default(),
             stats: GpuStats {
                 buffers_created: 5,
                 ..GpuStats::default()

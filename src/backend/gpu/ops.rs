@@ -6,7 +6,7 @@ use super::kernels::{self, Constants};
 use super::{u32_dim, GpuBackend, GpuPlan, GpuTensor};
 use crate::backend::{
     check, Activation, Backend, DeviceTime, DropoutMask, Guard, Loss, Optimizer, PointError,
-    RandomSlopes, StepValues, Tensor,
+    RandomSlopes, ReadTicket, StepValues, Tensor,
 };
 use crate::error::Result;
 
@@ -109,6 +109,14 @@ impl Backend for GpuBackend {
 
     fn read_all(&mut self, ts: &[&GpuTensor], out: &mut Vec<f32>) -> Result<()> {
         self.read_back(ts, out)
+    }
+
+    fn read_start(&mut self, ts: &[&GpuTensor], _out: &mut Vec<f32>) -> Result<ReadTicket> {
+        self.read_back_start(ts)
+    }
+
+    fn read_finish(&mut self, ticket: ReadTicket, out: &mut Vec<f32>) -> Result<()> {
+        self.read_back_finish(ticket, out)
     }
 
     fn flush(&mut self) -> Result<()> {

@@ -1,9 +1,12 @@
 //! A [`Network`]'s tensors to and from the host: each layer's weights and state, and the
 //! optimizer's state, read back or replaced (checkpoints, `restore_best_weights`,
-//! `set_weights`), with the shapes checked layer by layer.
+//! `set_weights`), with the shapes checked layer by layer; and the gradients of a
+//! data-parallel step, averaged over the ranks whole or bucket by bucket.
+
+use std::ops::{Range, RangeInclusive};
 
 use super::Network;
-use crate::backend::{Backend, Tensor};
+use crate::backend::{Backend, ReadTicket, Tensor};
 use crate::error::{Error, Result};
 use crate::nn::{HostTensor, LayerState, LayerWeights};
 
@@ -179,4 +182,85 @@ impl<T: Tensor> Network<T> {
         }
         Ok(reduced)
     }
+
+    /// The layers split into buckets whose gradients hold at least `bytes` each (the last
+    /// may hold fewer), from the top down: the order the backward pass finishes them in, so
+    /// that a bucket can be exchanged while the backward of the layers below it runs. Every
+    /// layer is in one bucket; a bucket ends at a layer with parameters. Into `out`, cleared.
+    pub fn grad_buckets(&self, bytes: usize, out: &mut Vec<GradBucket>) {
+        out.clear();
+        let mut hi = self.layers.len() - 1;
+        let mut held = 0;
+        for i in (0..self.layers.len()).rev() {
+            held += self.grads[self.param_at[i].clone()]
+                .iter()
+                .map(|g| 4 * g.len())
+                .sum::<usize>();
+            if i == 0 || (held > 0 && held >= bytes) {
+                if held == 0 && i == 0 {
+                    // Layers with no parameters at the bottom: the bucket above runs them.
+                    if let Some(last) = out.last_mut() {
+                        last.layers = 0..=*last.layers.end();
+                        break;
+                    }
+                }
+                out.push(GradBucket {
+                    layers: i..=hi,
+                    grads: self.param_at[i].start..self.param_at[hi].end,
+                });
+                held = 0;
+                hi = i.saturating_sub(1);
+            }
+        }
+    }
+
+    /// How many gradient values `bucket` holds.
+    pub fn bucket_len(&self, bucket: &GradBucket) -> usize {
+        self.grads[bucket.grads.clone()]
+            .iter()
+            .map(|g| g.len())
+            .sum()
+    }
+
+    /// Starts reading `bucket`'s gradients back, bottom layer first, and then `extra` if
+    /// given ([`Backend::read_start`]).
+    pub fn read_bucket_start<B: Backend<Tensor = T>>(
+        &self,
+        b: &mut B,
+        bucket: &GradBucket,
+        extra: Option<&T>,
+        out: &mut Vec<f32>,
+    ) -> Result<ReadTicket> {
+        let ts: Vec<&T> = self.grads[bucket.grads.clone()]
+            .iter()
+            .chain(extra)
+            .collect();
+        b.read_start(&ts, out)
+    }
+
+    /// Replaces `bucket`'s gradients by `values`, bottom layer first (as they were read).
+    pub fn write_bucket<B: Backend<Tensor = T>>(
+        &mut self,
+        b: &mut B,
+        bucket: &GradBucket,
+        values: &[f32],
+    ) -> Result<()> {
+        let mut at = 0;
+        for g in &mut self.grads[bucket.grads.clone()] {
+            let n = g.len();
+            b.write(g, &values[at..at + n])?;
+            at += n;
+        }
+        Ok(())
+    }
+}
+
+/// Consecutive layers whose gradients a data-parallel step exchanges together
+/// ([`Network::grad_buckets`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GradBucket {
+    /// The layers, by index.
+    pub layers: RangeInclusive<usize>,
+    /// Their parameters' gradients, by index in the network's list.
+    pub grads: Range<usize>,
 }

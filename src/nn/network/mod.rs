@@ -12,7 +12,9 @@
 mod build;
 mod host;
 
-use std::ops::Range;
+pub use host::GradBucket;
+
+use std::ops::{Range, RangeInclusive};
 
 use super::{Layer, Mode, Regularizer};
 use crate::backend::{Backend, Guard, GuardSlots, Optimizer, Tensor};
@@ -309,7 +311,24 @@ impl<T: Tensor> Network<T> {
         site: LossSite,
         mode: Mode,
     ) -> Result<()> {
+        let layers = 0..=self.layers.len() - 1;
+        self.backward_layers(b, x, acts, site, mode, layers)
+    }
+
+    /// [`Network::backward`] of the layers `layers` alone, their penalties' gradients
+    /// included: their parameters' gradients are final after it. Run over consecutive ranges
+    /// from the top down (as [`Network::grad_buckets`] gives them), it is the whole pass.
+    pub fn backward_layers<B: Backend<Tensor = T>>(
+        &mut self,
+        b: &mut B,
+        x: &T,
+        acts: &mut Activations<T>,
+        site: LossSite,
+        mode: Mode,
+        layers: RangeInclusive<usize>,
+    ) -> Result<()> {
         let top = self.layers.len() - 1;
+        let (lo, hi) = (*layers.start(), (*layers.end()).min(top));
         let start = if site == LossSite::Below {
             top - 1
         } else {
@@ -323,7 +342,7 @@ impl<T: Tensor> Network<T> {
             d_input,
             ..
         } = acts;
-        for i in (0..=start).rev() {
+        for i in (lo..=start.min(hi)).rev() {
             let input = if i == 0 { x } else { &out[i - 1] };
             let (below, rest) = dout.split_at_mut(i);
             let dx = if i == 0 {
@@ -348,7 +367,8 @@ impl<T: Tensor> Network<T> {
                 index: i,
             })?;
         }
-        for &(j, r) in &self.regularized {
+        let params = self.param_at[lo].start..self.param_at[hi].end;
+        for &(j, r) in self.regularized.iter().filter(|(j, _)| params.contains(j)) {
             b.penalty_backward(&self.params[j], r.l1, r.l2, &mut self.grads[j])?;
         }
         Ok(())
