@@ -32,7 +32,8 @@ pub(crate) struct Dist {
     /// The flat gradient buffer, kept between steps.
     flat: Vec<f32>,
     /// With buckets ([`Model::set_gradient_buckets`]): their least size in bytes, the
-    /// buckets of the network, a buffer per bucket, and the accumulator's values.
+    /// buckets of the network (made once, by the first step), a buffer per bucket, and the
+    /// accumulator's values.
     bucket_bytes: Option<usize>,
     buckets: Vec<GradBucket>,
     bucket_values: Vec<Vec<f32>>,
@@ -108,6 +109,8 @@ impl<B: Backend> Model<B> {
             )
         })?;
         d.bucket_bytes = bytes;
+        // Made by the first step that exchanges in buckets (the layers do not change).
+        d.buckets.clear();
         Ok(())
     }
 
@@ -331,7 +334,9 @@ fn exchange_buckets<B: Backend>(
     bytes: usize,
 ) -> Result<()> {
     let mut buckets = std::mem::take(&mut d.buckets);
-    net.grad_buckets(bytes, &mut buckets);
+    if buckets.is_empty() {
+        net.grad_buckets(bytes, &mut buckets);
+    }
     d.bucket_values.resize_with(buckets.len(), Vec::new);
     let has_rows = pass.is_some();
     let mut spent = Duration::ZERO;
